@@ -1,0 +1,69 @@
+"""What every adapter shares: a loaded dataset, CSV reading with clear errors, safe path resolution."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mammosynth.datasets.schema import Record
+from mammosynth.errors import InputError
+
+IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".pgm"}
+
+
+@dataclass
+class Dataset:
+    """Records of one dataset; ``Record.path`` is relative to ``root``."""
+
+    root: Path
+    name: str
+    records: list[Record]
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def image_path(self, record: Record) -> Path:
+        return self.root / record.path
+
+
+def read_csv(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
+    """Rows of a CSV as dicts (stripped strings); one error naming every missing required column."""
+    if not path.is_file():
+        raise InputError(path, "CSV file not found")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise InputError(path, f"missing required column(s): {', '.join(missing)}")
+            return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    except UnicodeDecodeError:
+        raise InputError(path, "not a UTF-8 text CSV") from None
+    except csv.Error as exc:
+        raise InputError(path, f"malformed CSV ({exc})") from None
+
+
+def resolve_inside(root: Path, relative: str, where: str | Path) -> Path:
+    """``root / relative``, refusing absolute paths and ``..`` that leave the dataset root."""
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root.resolve()):
+        raise InputError(where, f"path {relative!r} points outside the dataset root {root}")
+    return candidate
+
+
+def check_unique(ids: Iterable[str], where: str | Path) -> None:
+    duplicates = sorted(k for k, n in Counter(ids).items() if n > 1)
+    if duplicates:
+        shown = ", ".join(duplicates[:5]) + (" …" if len(duplicates) > 5 else "")
+        raise InputError(where, f"duplicate image ids: {shown}")
+
+
+def require_images(dataset: Dataset) -> Dataset:
+    if not dataset.records:
+        raise InputError(dataset.root, "no images found in this dataset")
+    return dataset

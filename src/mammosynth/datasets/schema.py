@@ -1,0 +1,135 @@
+"""The one record schema every dataset adapter produces and every later stage reads.
+
+A dataset on disk is a folder with ``manifest.jsonl``: one JSON object per line, one line per image,
+paths relative to the folder. Geometry is in pixels of the image the record points to (x right, y down,
+origin at the top-left pixel's corner).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mammosynth.errors import InputError
+from mammosynth.io.atomic import atomic_write
+
+MANIFEST = "manifest.jsonl"
+VIEWS = ("CC", "MLO", "other")
+LATERALITIES = ("L", "R")
+DENSITIES = ("A", "B", "C", "D")
+BIRADS = ("0", "1", "2", "3", "4", "4A", "4B", "4C", "5", "6")
+CATEGORIES = ("mass", "calcification", "architectural_distortion", "asymmetry", "other")
+PATHOLOGIES = ("benign", "malignant", "unknown")
+GEOMETRIES = ("box", "circle", "polygon", "mask")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Finding:
+    """One annotated abnormality.
+
+    ``geometry`` is ``box`` (coords = [xmin, ymin, xmax, ymax]), ``circle`` ([cx, cy, r]), ``polygon``
+    ([x0, y0, x1, y1, …]) or ``mask`` (``mask_path`` relative to the dataset folder); ``None`` when the
+    source gives no location.
+    """
+
+    category: str
+    pathology: str = "unknown"
+    birads: str | None = None
+    geometry: str | None = None
+    coords: list[float] = field(default_factory=list)
+    mask_path: str | None = None
+    attributes: dict = field(default_factory=dict)
+
+    def validate(self, where: str) -> None:
+        if self.category not in CATEGORIES:
+            raise InputError(where, f"unknown finding category {self.category!r}; known: {', '.join(CATEGORIES)}")
+        if self.pathology not in PATHOLOGIES:
+            raise InputError(where, f"unknown pathology {self.pathology!r}; known: {', '.join(PATHOLOGIES)}")
+        if self.geometry is not None and self.geometry not in GEOMETRIES:
+            raise InputError(where, f"unknown geometry {self.geometry!r}")
+        need = {"box": 4, "circle": 3}.get(self.geometry or "")
+        if need and len(self.coords) != need:
+            raise InputError(where, f"{self.geometry} needs {need} coordinates, got {len(self.coords)}")
+
+
+@dataclass
+class Record:
+    """One image. Source identifiers never appear here: ``patient_key`` and ``study_key`` are pseudonyms."""
+
+    image_id: str
+    path: str
+    dataset: str
+    patient_key: str
+    study_key: str | None = None
+    view: str | None = None
+    laterality: str | None = None
+    density: str | None = None
+    birads: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    split: str | None = None
+    spacing_mm: float | None = None
+    width: int | None = None
+    height: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``normal`` or the worst pathology among the findings (malignant > benign > unknown)."""
+        if not self.findings:
+            return "normal"
+        pathologies = {f.pathology for f in self.findings}
+        for name in ("malignant", "benign", "unknown"):
+            if name in pathologies:
+                return name
+        return "unknown"
+
+    def validate(self, where: str | None = None) -> Record:
+        where = where or self.path
+        for name, value, allowed in (
+            ("view", self.view, VIEWS),
+            ("laterality", self.laterality, LATERALITIES),
+            ("density", self.density, DENSITIES),
+            ("birads", self.birads, BIRADS),
+            ("split", self.split, SPLITS),
+        ):
+            if value is not None and value not in allowed:
+                raise InputError(where, f"unknown {name} {value!r}; known: {', '.join(allowed)}")
+        for finding in self.findings:
+            finding.validate(where)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Record:
+        data = dict(data)
+        data["findings"] = [Finding(**f) for f in data.get("findings", [])]
+        return cls(**data)
+
+
+def write_manifest(folder: str | Path, records: Iterable[Record]) -> Path:
+    """Write ``manifest.jsonl`` atomically; returns its path."""
+    path = Path(folder) / MANIFEST
+    with atomic_write(path, "w") as handle:
+        for record in records:
+            handle.write(json.dumps(record.to_dict(), sort_keys=True) + "\n")
+    return path
+
+
+def iter_manifest(folder: str | Path) -> Iterator[Record]:
+    """Stream the records of a dataset folder (memory flat in dataset size)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputError(folder, f"no {MANIFEST} here; not a mammosynth dataset folder")
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                yield Record.from_dict(json.loads(line)).validate(f"{path}:{number}")
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise InputError(f"{path}:{number}", f"malformed record ({exc})") from None
