@@ -79,7 +79,7 @@ def read_dicom(path: str | Path, salt: str | None = None, max_pixels: int = MAX_
     try:
         raw = ds.pixel_array
     except Exception as exc:
-        raise InputError(path, f"cannot decode pixel data ({ds.file_meta.TransferSyntaxUID.name}: {exc})") from None
+        raise InputError(path, f"truncated or corrupt pixel data ({ds.file_meta.TransferSyntaxUID.name}: {exc})") from None
     if raw.ndim != 2:
         raise InputError(path, f"pixel data has shape {raw.shape}; expected one 2-D image")
 

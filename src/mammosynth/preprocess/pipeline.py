@@ -99,7 +99,7 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
     findings: list[Finding] = []
     for k, finding in enumerate(record.findings):
         moved = transform.finding(finding)
-        if finding.geometry == "mask" and finding.mask_path:
+        if finding.mask_path:  # an exact mask beats its box or circle
             source_mask = read_mask(root / finding.mask_path, shape=(height, width))
             lesion = transform.mask(source_mask)
         else:

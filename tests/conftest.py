@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} is absent (it lives beside the repository as ../shared/data)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _private_salt(tmp_path_factory, monkeypatch):
+    """Every test gets its own per-user salt home, so no test reads or writes ~/.mammosynth."""
+    monkeypatch.setenv("MAMMOSYNTH_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.delenv("MAMMOSYNTH_SALT", raising=False)
+
+
+@pytest.fixture
+def gradient() -> np.ndarray:
+    y, x = np.mgrid[0:64, 0:48]
+    return ((x + y) / (47 + 63)).astype(np.float32)

@@ -1,0 +1,118 @@
+"""Small real-format test data: DICOMs written by pydicom, CSVs with the sources' real column names."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+
+def breast_image(width: int = 96, height: int = 128, side: str = "left", seed: int = 0) -> np.ndarray:
+    """A half-ellipse 'breast' against the chest wall on ``side``, with some texture."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    xx = x if side == "left" else width - 1 - x
+    inside = (xx / (0.7 * width)) ** 2 + ((y - height / 2) / (0.45 * height)) ** 2 < 1
+    return np.where(inside, 0.5 + 0.1 * rng.standard_normal((height, width)), 0.02).clip(0, 1).astype(np.float32)
+
+
+def write_raw_dicom(path: Path, pixels: np.ndarray, *, patient_id: str = "PATIENT-123", bits: int = 12,
+                    photometric: str = "MONOCHROME2", view: str = "CC", laterality: str = "L",
+                    window: tuple[float, float] | None = None, frames: int = 1, rgb: bool = False,
+                    pixel_data: bool = True) -> Path:
+    """A 'scanner' DICOM (Digital Mammography For Presentation) carrying a real-looking PatientID."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientID, ds.PatientName = patient_id, "DOE^JANE"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.Manufacturer = "MG", "ACME"
+    ds.ViewPosition, ds.ImageLaterality = view, laterality
+    ds.PixelSpacing = [0.1, 0.1]
+    values = np.clip(pixels, 0, 1)
+    if photometric == "MONOCHROME1":
+        values = 1 - values
+    maxval = 2**bits - 1
+    array = np.round(values * maxval).astype(np.uint16)
+    if rgb:
+        array = np.stack([array] * 3, -1).astype(np.uint8)
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit = 7
+    else:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, bits, bits - 1
+    if frames > 1:
+        array = np.stack([array] * frames)
+        ds.NumberOfFrames = frames
+    ds.Rows, ds.Columns = pixels.shape
+    ds.PixelRepresentation = 0
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    if pixel_data:
+        ds.PixelData = array.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+VINDR_BREAST = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
+                "breast_birads", "breast_density", "split"]
+VINDR_FINDING = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
+                 "breast_birads", "breast_density", "finding_categories", "finding_birads", "xmin", "ymin", "xmax",
+                 "ymax", "split"]
+CBIS_MASS = ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
+             "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
+             "image file path", "cropped image file path", "ROI mask file path"]
+
+
+def vindr_tree(root: Path, density: str = "DENSITY C", category: str = "['Mass']") -> Path:
+    rows, findings = [], []
+    for k, (study, side, view) in enumerate([("s1", "L", "CC"), ("s1", "R", "MLO"), ("s2", "L", "MLO")]):
+        image_id = f"img{k}"
+        pixels = breast_image(side="left" if side == "L" else "right", seed=k)
+        write_raw_dicom(root / "images" / study / f"{image_id}.dicom", pixels, view=view, laterality=side,
+                        patient_id=f"VINDR-{study}")
+        rows.append([study, "ser", image_id, side, view, 128, 96, "BI-RADS 4", density, "training"])
+        cats = category if k == 0 else "['No Finding']"
+        box = [10, 40, 30, 60] if k == 0 else ["", "", "", ""]
+        findings.append([study, "ser", image_id, side, view, 128, 96, "BI-RADS 4", density, cats, "BI-RADS 4", *box,
+                         "training"])
+    write_csv(root / "breast-level_annotations.csv", VINDR_BREAST, rows)
+    write_csv(root / "finding_annotations.csv", VINDR_FINDING, findings)
+    return root
+
+
+def cbis_tree(root: Path, image_path: str | None = None) -> Path:
+    rows = []
+    for k, (patient, side, pathology) in enumerate([("P_00001", "LEFT", "MALIGNANT"), ("P_00004", "RIGHT", "BENIGN")]):
+        folder = f"Mass-Training_{patient}_{side}_CC/1.3.6.1.4.1.9590/1.3.6.1.4.1.9590.{k}"
+        image_rel = image_path or f"{folder}/000000.dcm"
+        mask_rel = f"Mass-Training_{patient}_{side}_CC_1/1.3.6.1.4.1.9590/1.3.6.1.4.1.9590.{k}/000001.dcm"
+        pixels = breast_image(side="left" if side == "LEFT" else "right", seed=k)
+        write_raw_dicom(root / image_rel, pixels, patient_id=patient, laterality=side[0])
+        mask = np.zeros_like(pixels)
+        mask[50:70, 20:40] = 1
+        if side == "RIGHT":
+            mask = mask[:, ::-1]
+        write_raw_dicom(root / mask_rel, mask, patient_id=patient, bits=8)
+        rows.append([patient, 3, side, "CC", 1, "mass", "OVAL", "CIRCUMSCRIBED", 4, pathology, 3, image_rel,
+                     f"{folder}/crop.dcm", mask_rel])
+    write_csv(root / "mass_case_description_train_set.csv", CBIS_MASS, rows)
+    return root

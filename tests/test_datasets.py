@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import shared
+from factories import CBIS_MASS, VINDR_BREAST, breast_image, cbis_tree, vindr_tree, write_csv
+from mammosynth.datasets import count_dataset, load_dataset
+from mammosynth.errors import InputError
+from mammosynth.io import write_png
+
+
+def test_mini_mias_original_format():
+    ds = load_dataset(shared("mini-mias-original"), salt="s")
+    assert ds.name == "mini-mias" and len(ds) == len(list(ds.root.glob("*.pgm")))
+    by_id = {r.image_id: r for r in ds.records}
+    r = by_id["mdb005"]  # Info.txt: mdb005 F CIRC B 477 133 30 (bottom-left origin)
+    assert r.view == "MLO" and r.density == "A" and r.laterality == "R"
+    assert r.findings[0].category == "mass" and r.findings[0].pathology == "benign"
+    assert r.findings[0].coords == [477.0, 1024 - 133.0, 30.0]
+    assert by_id["mdb005"].patient_key != by_id.get("mdb006", r).patient_key or "mdb006" not in by_id
+
+
+def test_mias_coordinates_match_the_derived_copy():
+    original = {r.image_id: r for r in load_dataset(shared("mini-mias-original"), salt="s").records}
+    import csv
+
+    rows = {row["source_id"]: row for row in csv.DictReader(open(shared("mini-mias") / "metadata.csv"))}
+    checked = 0
+    for image_id, record in original.items():
+        if record.findings and record.findings[0].geometry == "circle" and image_id in rows:
+            cx, cy = (float(v.split(";")[0]) for v in (rows[image_id]["lesion_cx"], rows[image_id]["lesion_cy"]))
+            assert record.findings[0].coords[0] * 0.5 == pytest.approx(cx)
+            assert record.findings[0].coords[1] * 0.5 == pytest.approx(cy)
+            checked += 1
+    assert checked >= 3
+
+
+def test_vindr_adapter(tmp_path):
+    ds = load_dataset(vindr_tree(tmp_path), salt="s")
+    assert ds.name == "vindr-mammo" and len(ds) == 3
+    first = next(r for r in ds.records if r.image_id == "img0")
+    assert first.density == "C" and first.birads == "4" and first.split == "train" and first.view == "CC"
+    assert first.findings[0].category == "mass" and first.findings[0].coords == [10, 40, 30, 60]
+    assert sum(len(r.findings) for r in ds.records) == 1
+    assert all("s1" not in r.patient_key for r in ds.records)
+    assert len({r.patient_key for r in ds.records}) == 2
+
+
+def test_vindr_unknown_values_are_listed(tmp_path):
+    with pytest.raises(InputError, match="'DENSITY E'"):
+        load_dataset(vindr_tree(tmp_path / "a", density="DENSITY E"))
+    with pytest.raises(InputError, match="'wobble'"):
+        load_dataset(vindr_tree(tmp_path / "b", category="['Wobble']"))
+
+
+def test_cbis_adapter(tmp_path):
+    ds = load_dataset(cbis_tree(tmp_path), salt="s")
+    assert ds.name == "cbis-ddsm" and len(ds) == 2
+    pathologies = sorted(r.findings[0].pathology for r in ds.records)
+    assert pathologies == ["benign", "malignant"]
+    assert all(r.density == "C" and r.split == "train" and r.findings[0].geometry == "mask" for r in ds.records)
+    assert all("P_0000" not in r.image_id + r.patient_key for r in ds.records)
+
+
+def test_csv_paths_outside_root_and_missing_columns(tmp_path):
+    with pytest.raises(InputError, match="outside the dataset root"):
+        load_dataset(cbis_tree(tmp_path / "a", image_path="../../etc/passwd"))
+    write_csv(tmp_path / "b" / "breast-level_annotations.csv", VINDR_BREAST[:-2], [])
+    with pytest.raises(InputError, match="missing required column.*breast_density, split"):
+        load_dataset(tmp_path / "b")
+    write_csv(tmp_path / "c" / "calc_case_description_test_set.csv", CBIS_MASS[:3], [])
+    with pytest.raises(InputError, match="calc_case_description_test_set.csv: missing required column"):
+        load_dataset(tmp_path / "c")
+
+
+def test_generic_csv_mapping_and_duplicates(tmp_path):
+    for k in range(3):
+        write_png(tmp_path / "img" / f"{k}.png", breast_image(seed=k))
+    rows = [[f"img/{k}.png", f"id{k}", f"pat{k // 2}", "MLO", "L", "G", "CIRC" if k else "NORM", "B", 30, 40, 5]
+            for k in range(3)]
+    header = ["file", "image_id", "patient", "view", "side", "tissue", "klass", "sev", "x", "y", "r"]
+    write_csv(tmp_path / "meta.csv", header, rows)
+    mapping = {"csv": "meta.csv", "dataset": "mine", "columns": {
+        "path": "file", "image_id": "image_id", "patient": "patient", "view": "view", "laterality": "side",
+        "density": "tissue", "category": "klass", "pathology": "sev", "cx": "x", "cy": "y", "radius": "r"},
+        "values": {"density": {"F": "A", "G": "B", "D": "C"}, "category": {"NORM": None, "CIRC": "mass"},
+                   "pathology": {"B": "benign", "M": "malignant"}}}
+    ds = load_dataset(tmp_path, mapping=mapping)
+    assert [len(r.findings) for r in ds.records] == [0, 1, 1]
+    assert ds.records[1].findings[0].coords == [30.0, 40.0, 5.0] and ds.records[1].density == "B"
+    assert ds.records[0].patient_key == ds.records[1].patient_key != ds.records[2].patient_key
+    counts = count_dataset(ds)
+    assert counts["label"]["benign"] == 2 and counts["density"]["B"] == 3
+    rows[2][1] = "id0"
+    write_csv(tmp_path / "meta.csv", header, rows)
+    with pytest.raises(InputError, match="duplicate image ids: id0"):
+        load_dataset(tmp_path, mapping=mapping)
+    rows[2][1], rows[2][6] = "id2", "WEIRD"
+    write_csv(tmp_path / "meta.csv", header, rows)
+    with pytest.raises(InputError, match="'WEIRD'"):
+        load_dataset(tmp_path, mapping=mapping)
+    (tmp_path / "map.yaml").write_text(json.dumps({**mapping, "colums": {}}))
+    with pytest.raises(InputError, match="unknown mapping keys: colums"):
+        load_dataset(tmp_path, mapping=tmp_path / "map.yaml")
+
+
+def test_empty_folder_and_missing_folder(tmp_path):
+    with pytest.raises(InputError, match="no images found"):
+        load_dataset(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        load_dataset(tmp_path / "nope")

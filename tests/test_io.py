@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from factories import write_raw_dicom
+from mammosynth.errors import InputError
+from mammosynth.io import pseudonymise, read_dicom, read_image, write_dicom, write_png
+
+
+@pytest.mark.parametrize("compression", [None, "rle", "jpeg2000"])
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_dicom_roundtrip_16bit(tmp_path, gradient, compression, photometric):
+    path = tmp_path / "x.dcm"
+    write_dicom(path, gradient, view="MLO", laterality="R", patient_key="Pabc", spacing_mm=0.07,
+                photometric=photometric, compression=compression)
+    mammo, header = read_dicom(path)
+    assert header.PhotometricInterpretation == photometric
+    assert mammo.bits_stored == 16 and mammo.view == "MLO" and mammo.laterality == "R"
+    assert mammo.spacing_mm == pytest.approx(0.07)
+    np.testing.assert_allclose(mammo.pixels, gradient, atol=1.5 / 65535)
+    if compression:
+        assert header.file_meta.TransferSyntaxUID.is_compressed
+
+
+def test_written_dicom_is_derived_with_new_uids_and_no_source_identifier(tmp_path, gradient):
+    source = write_raw_dicom(tmp_path / "src.dcm", gradient, patient_id="REAL-ID-42")
+    mammo, src = read_dicom(source, salt="s")
+    assert "REAL-ID-42" not in mammo.patient_key
+    out = tmp_path / "out.dcm"
+    write_dicom(out, mammo.pixels, patient_key=mammo.patient_key, view="CC", laterality="L", synthetic=True)
+    raw = out.read_bytes()
+    assert b"REAL-ID-42" not in raw and b"DOE" not in raw
+    ds = pydicom.dcmread(out)
+    assert list(ds.ImageType)[0] == "DERIVED" and "SYNTHETIC" in ds.SeriesDescription
+    assert ds.StudyInstanceUID != src.StudyInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
+    assert ds.BurnedInAnnotation == "NO"
+
+
+def test_monochrome1_and_12bit_window(tmp_path, gradient):
+    mono1 = write_raw_dicom(tmp_path / "m1.dcm", gradient, photometric="MONOCHROME1", bits=12)
+    np.testing.assert_allclose(read_image(mono1).pixels, gradient, atol=1 / 4095 + 1e-6)
+    windowed = write_raw_dicom(tmp_path / "w.dcm", gradient, bits=14, window=(8191.5, 8192))
+    pixels = read_image(windowed).pixels
+    assert pixels.min() == 0 and pixels.max() == pytest.approx(1, abs=1e-3)
+    narrow = write_raw_dicom(tmp_path / "n.dcm", gradient, bits=14, window=(4096, 2048))
+    assert (read_image(narrow).pixels >= 0.999).sum() > (pixels >= 0.999).sum()  # the window saturates
+
+
+@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm"])
+def test_reads_compressed_reference_files(name):
+    path = get_testdata_file(name)
+    mammo = read_image(path)
+    assert mammo.pixels.shape == (64, 64) and 0 <= mammo.pixels.min() < mammo.pixels.max() <= 1
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_roundtrip(tmp_path, gradient, bits):
+    write_png(tmp_path / "a.png", gradient, bits=bits)
+    mammo = read_image(tmp_path / "a.png")
+    assert mammo.bits_stored == bits
+    np.testing.assert_allclose(mammo.pixels, gradient, atol=1 / (2**bits - 1))
+
+
+def test_tiff_jpeg_and_pgm(tmp_path, gradient):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "a.tif", (gradient * 65535).astype(np.uint16))
+    np.testing.assert_allclose(read_image(tmp_path / "a.tif").pixels, gradient, atol=1e-4)
+    Image.fromarray((gradient * 255).astype(np.uint8)).save(tmp_path / "a.jpg", quality=95)
+    assert np.abs(read_image(tmp_path / "a.jpg").pixels - gradient).mean() < 0.02
+    for maxval, dtype in ((255, ">u1"), (4095, ">u2")):
+        data = np.round(gradient * maxval).astype(dtype)
+        header = f"P5\n# comment\n{gradient.shape[1]} {gradient.shape[0]}\n{maxval}\n".encode()
+        (tmp_path / "a.pgm").write_bytes(header + data.tobytes())
+        np.testing.assert_allclose(read_image(tmp_path / "a.pgm").pixels, gradient, atol=1 / maxval)
+
+
+def test_bad_inputs_name_file_and_problem(tmp_path, gradient):
+    cases = {}
+    write_png(tmp_path / "ok.png", gradient)
+    (tmp_path / "trunc.png").write_bytes((tmp_path / "ok.png").read_bytes()[:200])
+    cases["trunc.png"] = "truncated"
+    (tmp_path / "garbage.png").write_bytes(b"not an image at all" * 10)
+    cases["garbage.png"] = "not a readable image"
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    cases["rgb.png"] = "RGB"
+    write_raw_dicom(tmp_path / "nopix.dcm", gradient, pixel_data=False)
+    cases["nopix.dcm"] = "no pixel data"
+    write_raw_dicom(tmp_path / "multi.dcm", gradient, frames=3)
+    cases["multi.dcm"] = "multi-frame"
+    write_raw_dicom(tmp_path / "rgb.dcm", gradient, rgb=True)
+    cases["rgb.dcm"] = "colour"
+    dicom = write_raw_dicom(tmp_path / "full.dcm", gradient)
+    (tmp_path / "trunc.dcm").write_bytes(dicom.read_bytes()[:-2000])
+    cases["trunc.dcm"] = "truncated or corrupt pixel data"
+    (tmp_path / "bomb.pgm").write_bytes(b"P5\n100000 100000\n255\n" + b"\0" * 100)
+    cases["bomb.pgm"] = "decompression bomb"
+    for name, problem in cases.items():
+        with pytest.raises(InputError) as info:
+            read_image(tmp_path / name)
+        assert name in str(info.value) and problem in str(info.value), str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_png_bomb_refused_before_decoding(tmp_path):
+    Image.new("L", (4000, 3000)).save(tmp_path / "big.png")
+    with pytest.raises(InputError, match="decompression bomb"):
+        read_image(tmp_path / "big.png", max_pixels=1_000_000)
+
+
+def test_pseudonym_is_keyed_and_stable():
+    a = pseudonymise("P_00001", "salt-1")
+    assert a == pseudonymise("P_00001", "salt-1") != pseudonymise("P_00001", "salt-2")
+    assert "00001" not in a
