@@ -20,15 +20,24 @@ TARGET = ROOT / "src" / "mammosynth" / "phantom" / "data" / "cc_outline_stats.js
 
 def summarise(rows: list[dict]) -> dict:
     values = np.array([[float(r[n]) for n in NAMES] for r in rows])
-    return {"count": len(rows), "min": values.min(0).tolist(), "max": values.max(0).tolist(),
-            "median": np.median(values, 0).tolist(), "mean": values.mean(0).tolist(),
-            "cov": np.cov(values, rowvar=False).tolist()}
+    return {
+        "count": len(rows),
+        "min": values.min(0).tolist(),
+        "max": values.max(0).tolist(),
+        "median": np.median(values, 0).tolist(),
+        "mean": values.mean(0).tolist(),
+        "cov": np.cov(values, rowvar=False).tolist(),
+    }
 
 
 def main() -> None:
-    rows = list(csv.DictReader(open(SOURCE)))
-    stats = {"names": NAMES, "source": "Banterle et al. 2025 fitted CC outlines (cc-cesm metadata.csv)",
-             "classes": {"all": summarise(rows)}}
+    with open(SOURCE) as handle:
+        rows = list(csv.DictReader(handle))
+    stats = {
+        "names": NAMES,
+        "source": "Banterle et al. 2025 fitted CC outlines (cc-cesm metadata.csv)",
+        "classes": {"all": summarise(rows)},
+    }
     for name in ("normal", "benign", "malignant"):
         subset = [r for r in rows if r["finding_class"] == name]
         stats["classes"][name] = summarise(subset)

@@ -19,10 +19,20 @@ def breast_image(width: int = 96, height: int = 128, side: str = "left", seed: i
     return np.where(inside, 0.5 + 0.1 * rng.standard_normal((height, width)), 0.02).clip(0, 1).astype(np.float32)
 
 
-def write_raw_dicom(path: Path, pixels: np.ndarray, *, patient_id: str = "PATIENT-123", bits: int = 12,
-                    photometric: str = "MONOCHROME2", view: str = "CC", laterality: str = "L",
-                    window: tuple[float, float] | None = None, frames: int = 1, rgb: bool = False,
-                    pixel_data: bool = True) -> Path:
+def write_raw_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    patient_id: str = "PATIENT-123",
+    bits: int = 12,
+    photometric: str = "MONOCHROME2",
+    view: str = "CC",
+    laterality: str = "L",
+    window: tuple[float, float] | None = None,
+    frames: int = 1,
+    rgb: bool = False,
+    pixel_data: bool = True,
+) -> Path:
     """A 'scanner' DICOM (Digital Mammography For Presentation) carrying a real-looking PatientID."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = FileMetaDataset()
@@ -72,14 +82,52 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
     return path
 
 
-VINDR_BREAST = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
-                "breast_birads", "breast_density", "split"]
-VINDR_FINDING = ["study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
-                 "breast_birads", "breast_density", "finding_categories", "finding_birads", "xmin", "ymin", "xmax",
-                 "ymax", "split"]
-CBIS_MASS = ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id",
-             "abnormality type", "mass shape", "mass margins", "assessment", "pathology", "subtlety",
-             "image file path", "cropped image file path", "ROI mask file path"]
+VINDR_BREAST = [
+    "study_id",
+    "series_id",
+    "image_id",
+    "laterality",
+    "view_position",
+    "height",
+    "width",
+    "breast_birads",
+    "breast_density",
+    "split",
+]
+VINDR_FINDING = [
+    "study_id",
+    "series_id",
+    "image_id",
+    "laterality",
+    "view_position",
+    "height",
+    "width",
+    "breast_birads",
+    "breast_density",
+    "finding_categories",
+    "finding_birads",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "split",
+]
+CBIS_MASS = [
+    "patient_id",
+    "breast_density",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "abnormality type",
+    "mass shape",
+    "mass margins",
+    "assessment",
+    "pathology",
+    "subtlety",
+    "image file path",
+    "cropped image file path",
+    "ROI mask file path",
+]
 
 
 def vindr_tree(root: Path, density: str = "DENSITY C", category: str = "['Mass']") -> Path:
@@ -87,13 +135,19 @@ def vindr_tree(root: Path, density: str = "DENSITY C", category: str = "['Mass']
     for k, (study, side, view) in enumerate([("s1", "L", "CC"), ("s1", "R", "MLO"), ("s2", "L", "MLO")]):
         image_id = f"img{k}"
         pixels = breast_image(side="left" if side == "L" else "right", seed=k)
-        write_raw_dicom(root / "images" / study / f"{image_id}.dicom", pixels, view=view, laterality=side,
-                        patient_id=f"VINDR-{study}")
+        write_raw_dicom(
+            root / "images" / study / f"{image_id}.dicom",
+            pixels,
+            view=view,
+            laterality=side,
+            patient_id=f"VINDR-{study}",
+        )
         rows.append([study, "ser", image_id, side, view, 128, 96, "BI-RADS 4", density, "training"])
         cats = category if k == 0 else "['No Finding']"
         box = [10, 40, 30, 60] if k == 0 else ["", "", "", ""]
-        findings.append([study, "ser", image_id, side, view, 128, 96, "BI-RADS 4", density, cats, "BI-RADS 4", *box,
-                         "training"])
+        findings.append(
+            [study, "ser", image_id, side, view, 128, 96, "BI-RADS 4", density, cats, "BI-RADS 4", *box, "training"]
+        )
     write_csv(root / "breast-level_annotations.csv", VINDR_BREAST, rows)
     write_csv(root / "finding_annotations.csv", VINDR_FINDING, findings)
     return root
@@ -112,7 +166,23 @@ def cbis_tree(root: Path, image_path: str | None = None) -> Path:
         if side == "RIGHT":
             mask = mask[:, ::-1]
         write_raw_dicom(root / mask_rel, mask, patient_id=patient, bits=8)
-        rows.append([patient, 3, side, "CC", 1, "mass", "OVAL", "CIRCUMSCRIBED", 4, pathology, 3, image_rel,
-                     f"{folder}/crop.dcm", mask_rel])
+        rows.append(
+            [
+                patient,
+                3,
+                side,
+                "CC",
+                1,
+                "mass",
+                "OVAL",
+                "CIRCUMSCRIBED",
+                4,
+                pathology,
+                3,
+                image_rel,
+                f"{folder}/crop.dcm",
+                mask_rel,
+            ]
+        )
     write_csv(root / "mass_case_description_train_set.csv", CBIS_MASS, rows)
     return root

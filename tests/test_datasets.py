@@ -26,7 +26,8 @@ def test_mias_coordinates_match_the_derived_copy():
     original = {r.image_id: r for r in load_dataset(shared("mini-mias-original"), salt="s").records}
     import csv
 
-    rows = {row["source_id"]: row for row in csv.DictReader(open(shared("mini-mias") / "metadata.csv"))}
+    with open(shared("mini-mias") / "metadata.csv") as handle:
+        rows = {row["source_id"]: row for row in csv.DictReader(handle)}
     checked = 0
     for image_id, record in original.items():
         if record.findings and record.findings[0].geometry == "circle" and image_id in rows:
@@ -65,28 +66,47 @@ def test_cbis_adapter(tmp_path):
 
 
 def test_csv_paths_outside_root_and_missing_columns(tmp_path):
-    with pytest.raises(InputError, match="outside the dataset root"):
+    with pytest.raises(InputError, match=r"outside the dataset root"):
         load_dataset(cbis_tree(tmp_path / "a", image_path="../../etc/passwd"))
     write_csv(tmp_path / "b" / "breast-level_annotations.csv", VINDR_BREAST[:-2], [])
-    with pytest.raises(InputError, match="missing required column.*breast_density, split"):
+    with pytest.raises(InputError, match=r"missing required column.*breast_density, split"):
         load_dataset(tmp_path / "b")
     write_csv(tmp_path / "c" / "calc_case_description_test_set.csv", CBIS_MASS[:3], [])
-    with pytest.raises(InputError, match="calc_case_description_test_set.csv: missing required column"):
+    with pytest.raises(InputError, match=r"calc_case_description_test_set\.csv: missing required column"):
         load_dataset(tmp_path / "c")
 
 
 def test_generic_csv_mapping_and_duplicates(tmp_path):
     for k in range(3):
         write_png(tmp_path / "img" / f"{k}.png", breast_image(seed=k))
-    rows = [[f"img/{k}.png", f"id{k}", f"pat{k // 2}", "MLO", "L", "G", "CIRC" if k else "NORM", "B", 30, 40, 5]
-            for k in range(3)]
+    rows = [
+        [f"img/{k}.png", f"id{k}", f"pat{k // 2}", "MLO", "L", "G", "CIRC" if k else "NORM", "B", 30, 40, 5]
+        for k in range(3)
+    ]
     header = ["file", "image_id", "patient", "view", "side", "tissue", "klass", "sev", "x", "y", "r"]
     write_csv(tmp_path / "meta.csv", header, rows)
-    mapping = {"csv": "meta.csv", "dataset": "mine", "columns": {
-        "path": "file", "image_id": "image_id", "patient": "patient", "view": "view", "laterality": "side",
-        "density": "tissue", "category": "klass", "pathology": "sev", "cx": "x", "cy": "y", "radius": "r"},
-        "values": {"density": {"F": "A", "G": "B", "D": "C"}, "category": {"NORM": None, "CIRC": "mass"},
-                   "pathology": {"B": "benign", "M": "malignant"}}}
+    mapping = {
+        "csv": "meta.csv",
+        "dataset": "mine",
+        "columns": {
+            "path": "file",
+            "image_id": "image_id",
+            "patient": "patient",
+            "view": "view",
+            "laterality": "side",
+            "density": "tissue",
+            "category": "klass",
+            "pathology": "sev",
+            "cx": "x",
+            "cy": "y",
+            "radius": "r",
+        },
+        "values": {
+            "density": {"F": "A", "G": "B", "D": "C"},
+            "category": {"NORM": None, "CIRC": "mass"},
+            "pathology": {"B": "benign", "M": "malignant"},
+        },
+    }
     ds = load_dataset(tmp_path, mapping=mapping)
     assert [len(r.findings) for r in ds.records] == [0, 1, 1]
     assert ds.records[1].findings[0].coords == [30.0, 40.0, 5.0] and ds.records[1].density == "B"

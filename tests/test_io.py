@@ -15,8 +15,16 @@ from mammosynth.io import pseudonymise, read_dicom, read_image, write_dicom, wri
 @pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
 def test_dicom_roundtrip_16bit(tmp_path, gradient, compression, photometric):
     path = tmp_path / "x.dcm"
-    write_dicom(path, gradient, view="MLO", laterality="R", patient_key="Pabc", spacing_mm=0.07,
-                photometric=photometric, compression=compression)
+    write_dicom(
+        path,
+        gradient,
+        view="MLO",
+        laterality="R",
+        patient_key="Pabc",
+        spacing_mm=0.07,
+        photometric=photometric,
+        compression=compression,
+    )
     mammo, header = read_dicom(path)
     assert header.PhotometricInterpretation == photometric
     assert mammo.bits_stored == 16 and mammo.view == "MLO" and mammo.laterality == "R"
@@ -35,7 +43,7 @@ def test_written_dicom_is_derived_with_new_uids_and_no_source_identifier(tmp_pat
     raw = out.read_bytes()
     assert b"REAL-ID-42" not in raw and b"DOE" not in raw
     ds = pydicom.dcmread(out)
-    assert list(ds.ImageType)[0] == "DERIVED" and "SYNTHETIC" in ds.SeriesDescription
+    assert next(iter(ds.ImageType)) == "DERIVED" and "SYNTHETIC" in ds.SeriesDescription
     assert ds.StudyInstanceUID != src.StudyInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
     assert ds.BurnedInAnnotation == "NO"
 

@@ -12,14 +12,19 @@ from mammosynth.datasets import count_dataset, load_dataset
 from mammosynth.errors import InputError
 from mammosynth.io.atomic import atomic_write, check_output_dir
 from mammosynth.io.images import read_image
-from mammosynth.phantom import PhantomParams, draw_label_map, fit_outline, make_phantom_dataset, render_phantom
+from mammosynth.phantom import (
+    PhantomParams,
+    draw_label_map,
+    fit_outline,
+    make_phantom_dataset,
+    render_phantom,
+)
 from mammosynth.preprocess import breast_mask, chest_wall_side, prepare_dataset
 
 Progress = Callable[[int, int], None] | None
 
 
-def inspect(path: str | Path, format: str = "auto", mapping: str | Path | None = None,
-            salt: str | None = None) -> dict:
+def inspect(path: str | Path, format: str = "auto", mapping: str | Path | None = None, salt: str | None = None) -> dict:
     """Counts by view, laterality, density, label, finding and pathology of any dataset folder."""
     dataset = load_dataset(path, format=format, mapping=mapping, salt=salt)
     table = count_dataset(dataset)
@@ -27,25 +32,61 @@ def inspect(path: str | Path, format: str = "auto", mapping: str | Path | None =
     return table
 
 
-def prepare(path: str | Path, out: str | Path, size: int = 256, format: str = "auto",
-            mapping: str | Path | None = None, salt: str | None = None, workers: int | None = None,
-            overwrite: bool = False, skip_bad: bool = False, seed: int = 0, progress: Progress = None) -> dict:
+def prepare(
+    path: str | Path,
+    out: str | Path,
+    size: int = 256,
+    format: str = "auto",
+    mapping: str | Path | None = None,
+    salt: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    skip_bad: bool = False,
+    seed: int = 0,
+    progress: Progress = None,
+) -> dict:
     """Prepare a dataset (segment, orient, crop, normalise, resize, split) into ``out``."""
     check_output_dir(out, overwrite)
     dataset = load_dataset(path, format=format, mapping=mapping, salt=salt)
     start = time.perf_counter()
-    folder, skipped = prepare_dataset(dataset, out, size=size, salt=salt, workers=workers, overwrite=overwrite,
-                                      skip_bad=skip_bad, seed=seed, progress=progress)
+    folder, skipped = prepare_dataset(
+        dataset,
+        out,
+        size=size,
+        salt=salt,
+        workers=workers,
+        overwrite=overwrite,
+        skip_bad=skip_bad,
+        seed=seed,
+        progress=progress,
+    )
     seconds = time.perf_counter() - start
     prepared = load_dataset(folder)
-    return {"out": str(folder), "images": len(prepared), "skipped": skipped, "seconds": round(seconds, 2),
-            "images_per_second": round(len(prepared) / max(seconds, 1e-9), 2), "counts": count_dataset(prepared)}
+    return {
+        "out": str(folder),
+        "images": len(prepared),
+        "skipped": skipped,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(len(prepared) / max(seconds, 1e-9), 2),
+        "counts": count_dataset(prepared),
+    }
 
 
-def phantom(out: str | Path, n: int = 100, size: int = 256, view: str | None = None, laterality: str | None = None,
-            density: str | None = None, lesion: str = "none", mode: str = "empirical", seed: int = 0,
-            colorset: int = 1, params: str | Path | None = None, overwrite: bool = False,
-            progress: Progress = None) -> dict:
+def phantom(
+    out: str | Path,
+    n: int = 100,
+    size: int = 256,
+    view: str | None = None,
+    laterality: str | None = None,
+    density: str | None = None,
+    lesion: str = "none",
+    mode: str = "empirical",
+    seed: int = 0,
+    colorset: int = 1,
+    params: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> dict:
     """Render ``n`` phantom mammograms (or one from a parameter JSON) with label maps and a manifest."""
     if params is not None:
         path = Path(params)
@@ -55,16 +96,27 @@ def phantom(out: str | Path, n: int = 100, size: int = 256, view: str | None = N
             raise InputError(path, f"cannot read phantom parameters ({exc})") from None
         except InputError as exc:
             raise InputError(path, exc.problem) from None
+        from mammosynth.datasets import write_manifest
         from mammosynth.io.atomic import atomic_output_dir
         from mammosynth.phantom import write_phantom
-        from mammosynth.datasets import write_manifest
 
         with atomic_output_dir(out, overwrite=overwrite) as tmp:
             write_manifest(tmp, [write_phantom(loaded, tmp, "phantom000000", size, colorset)])
         return {"out": str(out), "images": 1}
-    folder = make_phantom_dataset(out, n=n, size=size, view=view, laterality=laterality, density=density,
-                                  lesion=lesion, mode=mode, seed=seed, colorset=colorset, overwrite=overwrite,
-                                  progress=progress)
+    folder = make_phantom_dataset(
+        out,
+        n=n,
+        size=size,
+        view=view,
+        laterality=laterality,
+        density=density,
+        lesion=lesion,
+        mode=mode,
+        seed=seed,
+        colorset=colorset,
+        overwrite=overwrite,
+        progress=progress,
+    )
     return {"out": str(folder), "images": n, "counts": count_dataset(load_dataset(folder))}
 
 
@@ -77,12 +129,18 @@ def fit(image: str | Path) -> dict:
     if chest_wall_side(mask) == "right":
         mask = mask[:, ::-1]
     rows, cols = mask.any(1).nonzero()[0], mask.any(0).nonzero()[0]
-    outline, iou = fit_outline(mask[rows[0]:rows[-1] + 1, : cols[-1] + 1])
+    outline, iou = fit_outline(mask[rows[0] : rows[-1] + 1, : cols[-1] + 1])
     return {"outline": outline.__dict__, "iou": round(iou, 4)}
 
 
-def demo(out: str | Path = "demo-output", n: int = 24, size: int = 256, seed: int = 0, overwrite: bool = False,
-         progress: Progress = None) -> dict:
+def demo(
+    out: str | Path = "demo-output",
+    n: int = 24,
+    size: int = 256,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> dict:
     """The main job on the embedded default: phantom dataset → prepare → contact sheet + summary."""
     out = check_output_dir(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,11 +164,16 @@ def demo(out: str | Path = "demo-output", n: int = 24, size: int = 256, seed: in
     raw_sheet = contact_sheet(load_dataset(merged), out / "phantom_contact_sheet.png")
     example = PhantomParams(density="C")
     labels = draw_label_map(example, size)
-    summary = {"phantom_images": len(load_dataset(merged)), "prepared": result["out"],
-               "contact_sheet": str(sheet), "phantom_contact_sheet": str(raw_sheet),
-               "counts": result["counts"], "seconds": round(time.perf_counter() - start, 2),
-               "prepare_images_per_second": result["images_per_second"],
-               "example_render_mean": float(render_phantom(example, labels).mean())}
+    summary = {
+        "phantom_images": len(load_dataset(merged)),
+        "prepared": result["out"],
+        "contact_sheet": str(sheet),
+        "phantom_contact_sheet": str(raw_sheet),
+        "counts": result["counts"],
+        "seconds": round(time.perf_counter() - start, 2),
+        "prepare_images_per_second": result["images_per_second"],
+        "example_render_mean": float(render_phantom(example, labels).mean()),
+    }
     with atomic_write(out / "summary.json", "w") as handle:
         json.dump(summary, handle, indent=2)
     return summary

@@ -11,7 +11,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from mammosynth import api
@@ -25,8 +32,14 @@ console = Console(stderr=True)
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator:
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=None)
 
@@ -53,11 +66,13 @@ def _counts_table(counts: dict) -> None:
 
 
 @app.command()
-def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo-output"),
-         n: Annotated[int, typer.Option(help="Phantom images to render.")] = 24,
-         size: Annotated[int, typer.Option(help="Prepared image size (px).")] = 256,
-         seed: int = 0,
-         overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False) -> None:
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo-output"),
+    n: Annotated[int, typer.Option(help="Phantom images to render.")] = 24,
+    size: Annotated[int, typer.Option(help="Prepared image size (px).")] = 256,
+    seed: int = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
     """Main job on the embedded default: phantom data → prepare → contact sheet and summary."""
     with progress_bar("demo") as update:
         result = api.demo(out=out, n=n, size=size, seed=seed, overwrite=overwrite, progress=update)
@@ -65,41 +80,68 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo-
 
 
 @app.command()
-def prepare(path: Annotated[Path, typer.Argument(help="Dataset folder (mini-MIAS, VinDr, CBIS-DDSM, CSV, images).")],
-            out: Annotated[Path, typer.Option(help="Prepared dataset folder to write.")],
-            size: Annotated[int, typer.Option(help="Square output size: 64/128/256/512/1024.")] = 256,
-            format: Annotated[str, typer.Option(help="auto, manifest, mini-mias, vindr, cbis-ddsm, csv, folder.")] = "auto",
-            mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML for a CSV dataset.")] = None,
-            salt: Annotated[str | None, typer.Option(help="Pseudonymisation secret (default: per-user).")] = None,
-            workers: Annotated[int | None, typer.Option(help="Worker processes (default: 2 or fewer).")] = None,
-            overwrite: bool = False,
-            skip_bad: Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")] = False,
-            seed: int = 0) -> None:
+def prepare(
+    path: Annotated[Path, typer.Argument(help="Dataset folder (mini-MIAS, VinDr, CBIS-DDSM, CSV, images).")],
+    out: Annotated[Path, typer.Option(help="Prepared dataset folder to write.")],
+    size: Annotated[int, typer.Option(help="Square output size: 64/128/256/512/1024.")] = 256,
+    format: Annotated[str, typer.Option(help="auto, manifest, mini-mias, vindr, cbis-ddsm, csv, folder.")] = "auto",
+    mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML for a CSV dataset.")] = None,
+    salt: Annotated[str | None, typer.Option(help="Pseudonymisation secret (default: per-user).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: 2 or fewer).")] = None,
+    overwrite: bool = False,
+    skip_bad: Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")] = False,
+    seed: int = 0,
+) -> None:
     """Segment, orient (chest wall left), crop, normalise, resize and split a dataset."""
     with progress_bar("prepare") as update:
-        result = api.prepare(path, out, size=size, format=format, mapping=mapping, salt=salt, workers=workers,
-                             overwrite=overwrite, skip_bad=skip_bad, seed=seed, progress=update)
+        result = api.prepare(
+            path,
+            out,
+            size=size,
+            format=format,
+            mapping=mapping,
+            salt=salt,
+            workers=workers,
+            overwrite=overwrite,
+            skip_bad=skip_bad,
+            seed=seed,
+            progress=update,
+        )
     _print({k: v for k, v in result.items() if k != "counts"})
 
 
 @app.command()
-def phantom(out: Annotated[Path, typer.Option(help="Output folder.")],
-            n: Annotated[int, typer.Option(help="Number of phantoms.")] = 100,
-            size: Annotated[int, typer.Option(help="Image size (px).")] = 256,
-            view: Annotated[str | None, typer.Option(help="CC or MLO (default: random).")] = None,
-            laterality: Annotated[str | None, typer.Option(help="L or R (default: random).")] = None,
-            density: Annotated[str | None, typer.Option(help="BI-RADS density A–D (default: random).")] = None,
-            lesion: Annotated[str, typer.Option(help="none, benign-mass, malignant-mass, calcification.")] = "none",
-            mode: Annotated[str, typer.Option(help="Outline sampling: empirical, uniform, median.")] = "empirical",
-            seed: int = 0,
-            colorset: Annotated[int, typer.Option(help="Publication colour set for RGB label maps: 1 or 2.")] = 1,
-            params: Annotated[Path | None, typer.Option(help="Render one phantom from a parameter JSON.")] = None,
-            overwrite: bool = False) -> None:
+def phantom(
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    n: Annotated[int, typer.Option(help="Number of phantoms.")] = 100,
+    size: Annotated[int, typer.Option(help="Image size (px).")] = 256,
+    view: Annotated[str | None, typer.Option(help="CC or MLO (default: random).")] = None,
+    laterality: Annotated[str | None, typer.Option(help="L or R (default: random).")] = None,
+    density: Annotated[str | None, typer.Option(help="BI-RADS density A–D (default: random).")] = None,
+    lesion: Annotated[str, typer.Option(help="none, benign-mass, malignant-mass, calcification.")] = "none",
+    mode: Annotated[str, typer.Option(help="Outline sampling: empirical, uniform, median.")] = "empirical",
+    seed: int = 0,
+    colorset: Annotated[int, typer.Option(help="Publication colour set for RGB label maps: 1 or 2.")] = 1,
+    params: Annotated[Path | None, typer.Option(help="Render one phantom from a parameter JSON.")] = None,
+    overwrite: bool = False,
+) -> None:
     """Render phantom mammograms, label maps and a manifest with the parametric breast model."""
     with progress_bar("phantom") as update:
-        result = api.phantom(out, n=n, size=size, view=view, laterality=laterality, density=density, lesion=lesion,
-                             mode=mode, seed=seed, colorset=colorset, params=params, overwrite=overwrite,
-                             progress=update)
+        result = api.phantom(
+            out,
+            n=n,
+            size=size,
+            view=view,
+            laterality=laterality,
+            density=density,
+            lesion=lesion,
+            mode=mode,
+            seed=seed,
+            colorset=colorset,
+            params=params,
+            overwrite=overwrite,
+            progress=update,
+        )
     _print({k: v for k, v in result.items() if k != "counts"})
 
 
@@ -110,11 +152,13 @@ def fit(image: Annotated[Path, typer.Argument(help="A mammogram (any supported f
 
 
 @datasets_app.command("inspect")
-def inspect(path: Annotated[Path, typer.Argument(help="Dataset folder.")],
-            format: str = "auto",
-            mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML for a CSV dataset.")] = None,
-            salt: str | None = None,
-            json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
+def inspect(
+    path: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    format: str = "auto",
+    mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML for a CSV dataset.")] = None,
+    salt: str | None = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
     """Counts by view, laterality, density, label, finding and pathology: what the repository lacks."""
     result = api.inspect(path, format=format, mapping=mapping, salt=salt)
     if json_output:

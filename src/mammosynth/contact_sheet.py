@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mammosynth.datasets.base import Dataset  # noqa: E402
-from mammosynth.io.atomic import atomic_write  # noqa: E402
-from mammosynth.io.images import read_image  # noqa: E402
+from mammosynth.datasets.base import Dataset
+from mammosynth.io.atomic import atomic_write
+from mammosynth.io.images import read_image
 
 
 def contact_sheet(dataset: Dataset, path: str | Path, max_images: int = 24, columns: int = 6) -> Path:
@@ -33,8 +33,9 @@ def contact_sheet(dataset: Dataset, path: str | Path, max_images: int = 24, colu
                 mask = read_image(dataset.root / mask_path).pixels > 0.5
                 if mask.any() and mask.shape == pixels.shape:
                     ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.8)
-        ax.set_title(f"{record.view or '?'} {record.laterality or '?'} {record.density or '?'} {record.label}",
-                     fontsize=8)
+        ax.set_title(
+            f"{record.view or '?'} {record.laterality or '?'} {record.density or '?'} {record.label}", fontsize=8
+        )
     fig.tight_layout()
     path = Path(path)
     with atomic_write(path, "wb") as handle:

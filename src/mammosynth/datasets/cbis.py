@@ -19,8 +19,16 @@ from mammosynth.datasets.vocab import (
 from mammosynth.errors import InputError
 from mammosynth.io.pseudonym import pseudonymise, resolve_salt
 
-REQUIRED = ("patient_id", "left or right breast", "image view", "abnormality type", "pathology",
-            "assessment", "image file path", "ROI mask file path")
+REQUIRED = (
+    "patient_id",
+    "left or right breast",
+    "image view",
+    "abnormality type",
+    "pathology",
+    "assessment",
+    "image file path",
+    "ROI mask file path",
+)
 DENSITY_COLUMNS = ("breast_density", "breast density")
 
 
@@ -72,15 +80,20 @@ def load_cbis(root: str | Path, salt: str | None = None) -> Dataset:
                     split=_split(csv_path),
                 )
             assessment = row["assessment"].strip()
-            attributes = {k: row[k] for k in ("mass shape", "mass margins", "calc type", "calc distribution",
-                                               "subtlety") if row.get(k)}
-            record.findings.append(Finding(
-                category=CBIS_CATEGORY[row["abnormality type"].lower()],
-                pathology=CBIS_PATHOLOGY[row["pathology"].lower()],
-                birads=assessment or None,
-                geometry="mask" if mask is not None and mask.is_file() else None,
-                mask_path=str(mask.relative_to(root.resolve())) if mask is not None and mask.is_file() else None,
-                attributes=attributes,
-            ))
+            attributes = {
+                k: row[k]
+                for k in ("mass shape", "mass margins", "calc type", "calc distribution", "subtlety")
+                if row.get(k)
+            }
+            record.findings.append(
+                Finding(
+                    category=CBIS_CATEGORY[row["abnormality type"].lower()],
+                    pathology=CBIS_PATHOLOGY[row["pathology"].lower()],
+                    birads=assessment or None,
+                    geometry="mask" if mask is not None and mask.is_file() else None,
+                    mask_path=str(mask.relative_to(root.resolve())) if mask is not None and mask.is_file() else None,
+                    attributes=attributes,
+                )
+            )
             record.validate(where)
     return Dataset(root=root, name="cbis-ddsm", records=list(by_image.values()), skipped=skipped)

@@ -47,8 +47,27 @@ from mammosynth.io.images import image_size, is_dicom
 from mammosynth.io.pseudonym import pseudonymise, resolve_salt
 
 MAPPING_KEYS = {"csv", "dataset", "spacing_mm", "multi_separator", "columns", "values"}
-COLUMN_KEYS = {"path", "image_id", "patient", "study", "view", "laterality", "density", "birads", "split",
-               "category", "pathology", "cx", "cy", "radius", "xmin", "ymin", "xmax", "ymax", "mask"}
+COLUMN_KEYS = {
+    "path",
+    "image_id",
+    "patient",
+    "study",
+    "view",
+    "laterality",
+    "density",
+    "birads",
+    "split",
+    "category",
+    "pathology",
+    "cx",
+    "cy",
+    "radius",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "mask",
+}
 
 
 def load_mapping(mapping: str | Path | dict) -> dict:
@@ -90,12 +109,19 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
     name = name or root.name
     salt = resolve_salt(salt)
     records = []
-    files = sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or
-                                                                  (not p.suffix and is_dicom(p))))
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or (not p.suffix and is_dicom(p)))
+    )
     for path in files:
         relative = str(path.relative_to(root))
-        record = Record(image_id=pseudonymise(relative, salt, namespace=f"{name}-image", prefix="I"), path=relative,
-                        dataset=name, patient_key=pseudonymise(relative, salt, namespace=f"{name}-file"))
+        record = Record(
+            image_id=pseudonymise(relative, salt, namespace=f"{name}-image", prefix="I"),
+            path=relative,
+            dataset=name,
+            patient_key=pseudonymise(relative, salt, namespace=f"{name}-file"),
+        )
         if is_dicom(path):
             import pydicom
 
@@ -144,8 +170,11 @@ def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | N
             value = table[value]
             value = None if value is None else str(value)
         if value is not None and allowed is not None and value not in allowed:
-            raise InputError(where, f"unknown {key} value {value!r} in column {columns[key]!r}; known: "
-                                    f"{', '.join(allowed)} (add a values.{key} map)")
+            raise InputError(
+                where,
+                f"unknown {key} value {value!r} in column {columns[key]!r}; known: "
+                f"{', '.join(allowed)} (add a values.{key} map)",
+            )
         return value
 
     def split_cell(value: str | None) -> list[str | None]:
@@ -173,7 +202,8 @@ def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | N
             dataset=name,
             patient_key=pseudonymise(patient, salt, namespace=name),
             study_key=pseudonymise(cell(row, "study"), salt, namespace=f"{name}-study", prefix="S")
-            if cell(row, "study") else None,
+            if cell(row, "study")
+            else None,
             view=normalise_view(mapped("view", view, None, where)),
             laterality=normalise_laterality(mapped("laterality", laterality, None, where)),
             density=mapped("density", cell(row, "density"), DENSITIES, where),
@@ -193,8 +223,9 @@ def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | N
             category = mapped("category", raw_category, CATEGORIES, where)
             if category is None:
                 continue
-            finding = Finding(category=category,
-                              pathology=mapped("pathology", per["pathology"][i], PATHOLOGIES, where) or "unknown")
+            finding = Finding(
+                category=category, pathology=mapped("pathology", per["pathology"][i], PATHOLOGIES, where) or "unknown"
+            )
             try:
                 if per["cx"][i] and per["cy"][i] and per["radius"][i]:
                     finding.geometry = "circle"

@@ -75,25 +75,30 @@ def load_mias(root: str | Path, salt: str | None = None) -> Dataset:
         findings = []
         for klass, severity, coords in entry["lesions"]:
             category, attributes = MIAS_CLASS[klass]
-            finding = Finding(category=category, pathology=MIAS_SEVERITY.get(severity or "", "unknown"),
-                              attributes={**attributes, "source_class": klass})
+            finding = Finding(
+                category=category,
+                pathology=MIAS_SEVERITY.get(severity or "", "unknown"),
+                attributes={**attributes, "source_class": klass},
+            )
             if coords is not None:
                 x, y, r = coords
                 finding.geometry, finding.coords = "circle", [x, height - y, r]
             findings.append(finding)
-        records.append(Record(
-            image_id=ref,
-            path=image.name,
-            dataset="mini-mias",
-            patient_key=pseudonymise(str((number + 1) // 2), salt, namespace="mini-mias"),
-            view="MLO",
-            laterality="L" if number % 2 == 0 else "R",
-            density=MIAS_DENSITY[entry["tissue"]],
-            findings=findings,
-            spacing_mm=SPACING_MM * 1024 / max(width, height),
-            width=width,
-            height=height,
-            extra={"source_tissue": entry["tissue"]},
-        ).validate(str(image)))
+        records.append(
+            Record(
+                image_id=ref,
+                path=image.name,
+                dataset="mini-mias",
+                patient_key=pseudonymise(str((number + 1) // 2), salt, namespace="mini-mias"),
+                view="MLO",
+                laterality="L" if number % 2 == 0 else "R",
+                density=MIAS_DENSITY[entry["tissue"]],
+                findings=findings,
+                spacing_mm=SPACING_MM * 1024 / max(width, height),
+                width=width,
+                height=height,
+                extra={"source_tissue": entry["tissue"]},
+            ).validate(str(image))
+        )
     check_unique((r.image_id for r in records), info)
     return Dataset(root=root, name="mini-mias", records=records, skipped=skipped)

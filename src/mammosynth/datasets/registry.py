@@ -35,8 +35,9 @@ def detect_format(root: Path) -> str:
     return "folder"
 
 
-def load_dataset(path: str | Path, format: str = "auto", mapping: str | Path | dict | None = None,
-                 salt: str | None = None) -> Dataset:
+def load_dataset(
+    path: str | Path, format: str = "auto", mapping: str | Path | dict | None = None, salt: str | None = None
+) -> Dataset:
     """Load a dataset folder into records.
 
     Example:

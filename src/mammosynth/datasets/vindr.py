@@ -8,12 +8,28 @@ from pathlib import Path
 
 from mammosynth.datasets.base import Dataset, check_unique, read_csv, resolve_inside
 from mammosynth.datasets.schema import Finding, Record
-from mammosynth.datasets.vocab import VINDR_CATEGORY, VINDR_DENSITY, map_values, normalise_laterality, normalise_view
+from mammosynth.datasets.vocab import (
+    VINDR_CATEGORY,
+    VINDR_DENSITY,
+    map_values,
+    normalise_laterality,
+    normalise_view,
+)
 from mammosynth.errors import InputError
 from mammosynth.io.pseudonym import pseudonymise, resolve_salt
 
-BREAST_COLUMNS = ("study_id", "series_id", "image_id", "laterality", "view_position", "height", "width",
-                  "breast_birads", "breast_density", "split")
+BREAST_COLUMNS = (
+    "study_id",
+    "series_id",
+    "image_id",
+    "laterality",
+    "view_position",
+    "height",
+    "width",
+    "breast_birads",
+    "breast_density",
+    "split",
+)
 FINDING_COLUMNS = ("study_id", "image_id", "finding_categories", "finding_birads", "xmin", "ymin", "xmax", "ymax")
 SPLITS = {"training": "train", "train": "train", "test": "test", "val": "val", "validation": "val"}
 
@@ -36,8 +52,12 @@ def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
     salt = resolve_salt(salt)
     breast_csv = root / "breast-level_annotations.csv"
     breast_rows = read_csv(breast_csv, BREAST_COLUMNS)
-    map_values(str(breast_csv), "breast_density", (r["breast_density"] for r in breast_rows if r["breast_density"]),
-               VINDR_DENSITY)
+    map_values(
+        str(breast_csv),
+        "breast_density",
+        (r["breast_density"] for r in breast_rows if r["breast_density"]),
+        VINDR_DENSITY,
+    )
     map_values(str(breast_csv), "split", (r["split"] for r in breast_rows if r["split"]), SPLITS)
     check_unique((r["image_id"] for r in breast_rows), breast_csv)
 
@@ -45,25 +65,34 @@ def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
     findings: dict[str, list[Finding]] = {}
     if finding_csv.is_file():
         rows = read_csv(finding_csv, FINDING_COLUMNS)
-        all_categories = [c for n, r in enumerate(rows, 2) for c in _categories(r["finding_categories"], f"{finding_csv}:{n}")]
-        map_values(str(finding_csv), "finding_categories",
-                   (c.lower() for c in all_categories if c.lower() != "no finding"), VINDR_CATEGORY)
+        all_categories = [
+            c for n, r in enumerate(rows, 2) for c in _categories(r["finding_categories"], f"{finding_csv}:{n}")
+        ]
+        map_values(
+            str(finding_csv),
+            "finding_categories",
+            (c.lower() for c in all_categories if c.lower() != "no finding"),
+            VINDR_CATEGORY,
+        )
         for row in rows:
-            categories = [c for c in _categories(row["finding_categories"], str(finding_csv))
-                          if c.lower() != "no finding"]
+            categories = [
+                c for c in _categories(row["finding_categories"], str(finding_csv)) if c.lower() != "no finding"
+            ]
             if not categories:
                 continue
             has_box = all(row.get(k) not in ("", None) for k in ("xmin", "ymin", "xmax", "ymax"))
             coords = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")] if has_box else []
             for category in categories:
-                findings.setdefault(row["image_id"], []).append(Finding(
-                    category=VINDR_CATEGORY[category.lower()],
-                    pathology="unknown",
-                    birads=_birads(row["finding_birads"]),
-                    geometry="box" if has_box else None,
-                    coords=coords,
-                    attributes={"source_category": category},
-                ))
+                findings.setdefault(row["image_id"], []).append(
+                    Finding(
+                        category=VINDR_CATEGORY[category.lower()],
+                        pathology="unknown",
+                        birads=_birads(row["finding_birads"]),
+                        geometry="box" if has_box else None,
+                        coords=coords,
+                        attributes={"source_category": category},
+                    )
+                )
 
     records, skipped = [], []
     for number, row in enumerate(breast_rows, 2):
@@ -73,19 +102,21 @@ def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
         if not image.is_file():
             skipped.append(relative)
             continue
-        records.append(Record(
-            image_id=row["image_id"],
-            path=str(image.relative_to(root.resolve())),
-            dataset="vindr-mammo",
-            patient_key=pseudonymise(row["study_id"], salt, namespace="vindr"),
-            study_key=pseudonymise(row["study_id"], salt, namespace="vindr-study", prefix="S"),
-            view=normalise_view(row["view_position"]),
-            laterality=normalise_laterality(row["laterality"]),
-            density=VINDR_DENSITY.get(row["breast_density"]),
-            birads=_birads(row["breast_birads"]),
-            findings=findings.get(row["image_id"], []),
-            split=SPLITS.get(row["split"]),
-            width=int(float(row["width"])) if row["width"] else None,
-            height=int(float(row["height"])) if row["height"] else None,
-        ).validate(where))
+        records.append(
+            Record(
+                image_id=row["image_id"],
+                path=str(image.relative_to(root.resolve())),
+                dataset="vindr-mammo",
+                patient_key=pseudonymise(row["study_id"], salt, namespace="vindr"),
+                study_key=pseudonymise(row["study_id"], salt, namespace="vindr-study", prefix="S"),
+                view=normalise_view(row["view_position"]),
+                laterality=normalise_laterality(row["laterality"]),
+                density=VINDR_DENSITY.get(row["breast_density"]),
+                birads=_birads(row["breast_birads"]),
+                findings=findings.get(row["image_id"], []),
+                split=SPLITS.get(row["split"]),
+                width=int(float(row["width"])) if row["width"] else None,
+                height=int(float(row["height"])) if row["height"] else None,
+            ).validate(where)
+        )
     return Dataset(root=root, name="vindr-mammo", records=records, skipped=skipped)

@@ -54,8 +54,19 @@ VINDR_CATEGORY = {
 CBIS_CATEGORY = {"mass": "mass", "calcification": "calcification"}
 CBIS_PATHOLOGY = {"malignant": "malignant", "benign": "benign", "benign_without_callback": "benign"}
 
-VIEW_ALIASES = {"CC": "CC", "MLO": "MLO", "XCCL": "CC", "XCCM": "CC", "ML": "other", "LM": "other",
-                "LMO": "other", "SIO": "other", "FB": "other", "AT": "other", "OTHER": "other"}
+VIEW_ALIASES = {
+    "CC": "CC",
+    "MLO": "MLO",
+    "XCCL": "CC",
+    "XCCM": "CC",
+    "ML": "other",
+    "LM": "other",
+    "LMO": "other",
+    "SIO": "other",
+    "FB": "other",
+    "AT": "other",
+    "OTHER": "other",
+}
 LATERALITY_ALIASES = {"L": "L", "LEFT": "L", "R": "R", "RIGHT": "R"}
 
 

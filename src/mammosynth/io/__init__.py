@@ -7,9 +7,9 @@ from mammosynth.io.pseudonym import pseudonymise, resolve_salt
 
 __all__ = [
     "Mammogram",
-    "image_size",
     "atomic_output_dir",
     "atomic_write",
+    "image_size",
     "pseudonymise",
     "read_dicom",
     "read_image",

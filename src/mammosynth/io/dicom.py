@@ -17,9 +17,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
-    PYDICOM_IMPLEMENTATION_UID,
     RLELossless,
     generate_uid,
 )
@@ -34,8 +34,12 @@ SOP_CLASSES = {
     "mammography": "1.2.840.10008.5.1.4.1.1.1.2",
     "secondary-capture": "1.2.840.10008.5.1.4.1.1.7",
 }
-COMPRESSIONS = {None: ExplicitVRLittleEndian, "none": ExplicitVRLittleEndian, "rle": RLELossless,
-                "jpeg2000": JPEG2000Lossless}
+COMPRESSIONS = {
+    None: ExplicitVRLittleEndian,
+    "none": ExplicitVRLittleEndian,
+    "rle": RLELossless,
+    "jpeg2000": JPEG2000Lossless,
+}
 #: SNOMED CT codes of the two standard views (DICOM CID 4014).
 VIEW_CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
 
@@ -79,7 +83,9 @@ def read_dicom(path: str | Path, salt: str | None = None, max_pixels: int = MAX_
     try:
         raw = ds.pixel_array
     except Exception as exc:
-        raise InputError(path, f"truncated or corrupt pixel data ({ds.file_meta.TransferSyntaxUID.name}: {exc})") from None
+        raise InputError(
+            path, f"truncated or corrupt pixel data ({ds.file_meta.TransferSyntaxUID.name}: {exc})"
+        ) from None
     if raw.ndim != 2:
         raise InputError(path, f"pixel data has shape {raw.shape}; expected one 2-D image")
 

@@ -8,6 +8,22 @@ from mammosynth.phantom.params import CalcCluster, Mass, Outline, PhantomParams
 from mammosynth.phantom.render import power_law_noise, render_phantom
 from mammosynth.phantom.sampling import sample_outline, sample_params
 
-__all__ = ["COLORSETS", "LABELS", "CalcCluster", "Mass", "Outline", "PhantomParams", "draw_label_map",
-           "fit_outline", "image_seed", "make_phantom_dataset", "outline_iou", "power_law_noise",
-           "render_phantom", "sample_outline", "sample_params", "to_colour", "write_phantom"]
+__all__ = [
+    "COLORSETS",
+    "LABELS",
+    "CalcCluster",
+    "Mass",
+    "Outline",
+    "PhantomParams",
+    "draw_label_map",
+    "fit_outline",
+    "image_seed",
+    "make_phantom_dataset",
+    "outline_iou",
+    "power_law_noise",
+    "render_phantom",
+    "sample_outline",
+    "sample_params",
+    "to_colour",
+    "write_phantom",
+]

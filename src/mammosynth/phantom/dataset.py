@@ -29,12 +29,20 @@ def image_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint32)[0])
 
 
-def phantom_findings(params: PhantomParams, labels: np.ndarray, image_id: str, out: Path,
-                     mirror: bool) -> list[Finding]:
+def phantom_findings(
+    params: PhantomParams, labels: np.ndarray, image_id: str, out: Path, mirror: bool
+) -> list[Finding]:
     """One finding per mass/calcification cluster, with its mask file and bounding box."""
     findings = []
-    lesions = [(m.kind, "mass", MALIGNANT_MASS if m.kind == "malignant" else BENIGN_MASS, {"shape": m.shape,
-                "size_mm": m.size_mm}) for m in params.masses]
+    lesions = [
+        (
+            m.kind,
+            "mass",
+            MALIGNANT_MASS if m.kind == "malignant" else BENIGN_MASS,
+            {"shape": m.shape, "size_mm": m.size_mm},
+        )
+        for m in params.masses
+    ]
     lesions += [(c.kind, "calcification", CALCIFICATION, {"count": c.count}) for c in params.calcifications]
     for k, (kind, category, label, attributes) in enumerate(lesions):
         mask = labels == label
@@ -45,9 +53,16 @@ def phantom_findings(params: PhantomParams, labels: np.ndarray, image_id: str, o
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
         rel = f"masks/{image_id}_finding{k}.png"
         write_png(out / rel, mask.astype(np.uint8) * 255, bits=8)
-        findings.append(Finding(category=category, pathology=kind, geometry="box",
-                                coords=[float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)],
-                                mask_path=rel, attributes=attributes))
+        findings.append(
+            Finding(
+                category=category,
+                pathology=kind,
+                geometry="box",
+                coords=[float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)],
+                mask_path=rel,
+                attributes=attributes,
+            )
+        )
     return findings
 
 
@@ -66,30 +81,69 @@ def write_phantom(params: PhantomParams, out: Path, image_id: str, size: int, co
     with atomic_write(out / f"params/{image_id}.json", "w") as handle:
         handle.write(params.to_json())
     return Record(
-        image_id=image_id, path=f"images/{image_id}.png", dataset="phantom", patient_key=f"phantom-{image_id}",
-        view=params.view, laterality=params.laterality, density=params.density,
+        image_id=image_id,
+        path=f"images/{image_id}.png",
+        dataset="phantom",
+        patient_key=f"phantom-{image_id}",
+        view=params.view,
+        laterality=params.laterality,
+        density=params.density,
         findings=phantom_findings(params, labels, image_id, out, mirror),
-        spacing_mm=params.field_mm / size, width=size, height=size,
-        extra={"phantom": {"params": f"params/{image_id}.json", "labels": f"labels/{image_id}.png",
-                           "seed": params.seed, "generator": f"mammosynth-phantom {__version__}"}},
+        spacing_mm=params.field_mm / size,
+        width=size,
+        height=size,
+        extra={
+            "phantom": {
+                "params": f"params/{image_id}.json",
+                "labels": f"labels/{image_id}.png",
+                "seed": params.seed,
+                "generator": f"mammosynth-phantom {__version__}",
+            }
+        },
     )
 
 
-def make_phantom_dataset(out: str | Path, n: int = 100, size: int = 256, view: str | None = None,
-                         laterality: str | None = None, density: str | None = None, lesion: str = "none",
-                         mode: str = "empirical", seed: int = 0, colorset: int = 1, overwrite: bool = False,
-                         start: int = 0, progress: Callable[[int, int], None] | None = None) -> Path:
+def make_phantom_dataset(
+    out: str | Path,
+    n: int = 100,
+    size: int = 256,
+    view: str | None = None,
+    laterality: str | None = None,
+    density: str | None = None,
+    lesion: str = "none",
+    mode: str = "empirical",
+    seed: int = 0,
+    colorset: int = 1,
+    overwrite: bool = False,
+    start: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Render images ``start … start + n − 1`` of the phantom dataset defined by ``seed`` into ``out``."""
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         records = []
         for done, index in enumerate(range(start, start + n), 1):
-            params = sample_params(image_seed(seed, index), view=view, laterality=laterality, density=density,
-                                   lesion=lesion, mode=mode)
+            params = sample_params(
+                image_seed(seed, index), view=view, laterality=laterality, density=density, lesion=lesion, mode=mode
+            )
             records.append(write_phantom(params, tmp, f"phantom{index:06d}", size, colorset))
             if progress:
                 progress(done, n)
         write_manifest(tmp, records)
         with atomic_write(tmp / "phantom.json", "w") as handle:
-            json.dump({"mammosynth": __version__, "n": n, "start": start, "size": size, "seed": seed, "view": view,
-                       "laterality": laterality, "density": density, "lesion": lesion, "mode": mode}, handle, indent=2)
+            json.dump(
+                {
+                    "mammosynth": __version__,
+                    "n": n,
+                    "start": start,
+                    "size": size,
+                    "seed": seed,
+                    "view": view,
+                    "laterality": laterality,
+                    "density": density,
+                    "lesion": lesion,
+                    "mode": mode,
+                },
+                handle,
+                indent=2,
+            )
     return Path(out)

@@ -13,18 +13,42 @@ from mammosynth.phantom.outline import nipple_point, outline_polygon
 from mammosynth.phantom.params import CalcCluster, Mass, PhantomParams
 
 BACKGROUND, BREAST, SKIN, NIPPLE, FIBROGLANDULAR, PECTORAL, BENIGN_MASS, MALIGNANT_MASS, CALCIFICATION = range(9)
-LABELS = {"background": BACKGROUND, "breast": BREAST, "skin": SKIN, "nipple": NIPPLE,
-          "fibroglandular": FIBROGLANDULAR, "pectoral": PECTORAL, "benign_mass": BENIGN_MASS,
-          "malignant_mass": MALIGNANT_MASS, "calcification": CALCIFICATION}
+LABELS = {
+    "background": BACKGROUND,
+    "breast": BREAST,
+    "skin": SKIN,
+    "nipple": NIPPLE,
+    "fibroglandular": FIBROGLANDULAR,
+    "pectoral": PECTORAL,
+    "benign_mass": BENIGN_MASS,
+    "malignant_mass": MALIGNANT_MASS,
+    "calcification": CALCIFICATION,
+}
 #: The two colour sets of the publication's drawer (RGB 0–255); pectoral and calcification, which it
 #: does not have, get colours of their own.
 COLORSETS = {
-    1: {BACKGROUND: (0, 0, 0), BREAST: (100, 149, 237), SKIN: (70, 130, 180), NIPPLE: (176, 196, 222),
-        FIBROGLANDULAR: (135, 206, 250), PECTORAL: (255, 215, 0), BENIGN_MASS: (50, 205, 50),
-        MALIGNANT_MASS: (178, 34, 34), CALCIFICATION: (255, 255, 255)},
-    2: {BACKGROUND: (0, 0, 0), BREAST: (0, 0, 255), SKIN: (0, 0, 200), NIPPLE: (0, 0, 100),
-        FIBROGLANDULAR: (0, 0, 150), PECTORAL: (255, 255, 0), BENIGN_MASS: (0, 255, 0),
-        MALIGNANT_MASS: (255, 0, 0), CALCIFICATION: (255, 255, 255)},
+    1: {
+        BACKGROUND: (0, 0, 0),
+        BREAST: (100, 149, 237),
+        SKIN: (70, 130, 180),
+        NIPPLE: (176, 196, 222),
+        FIBROGLANDULAR: (135, 206, 250),
+        PECTORAL: (255, 215, 0),
+        BENIGN_MASS: (50, 205, 50),
+        MALIGNANT_MASS: (178, 34, 34),
+        CALCIFICATION: (255, 255, 255),
+    },
+    2: {
+        BACKGROUND: (0, 0, 0),
+        BREAST: (0, 0, 255),
+        SKIN: (0, 0, 200),
+        NIPPLE: (0, 0, 100),
+        FIBROGLANDULAR: (0, 0, 150),
+        PECTORAL: (255, 255, 0),
+        BENIGN_MASS: (0, 255, 0),
+        MALIGNANT_MASS: (255, 0, 0),
+        CALCIFICATION: (255, 255, 255),
+    },
 }
 
 
@@ -75,7 +99,7 @@ def mass_mask(mass: Mass, size: int, field_mm: float, rng: np.random.Generator) 
 def calcification_mask(cluster: CalcCluster, size: int, field_mm: float, rng: np.random.Generator) -> np.ndarray:
     px_per_mm = size / field_mm
     mask = np.zeros((size, size), bool)
-    centres = rng.normal(0, cluster.spread_mm * px_per_mm, (cluster.count, 2)) + [cluster.x * size, cluster.y * size]
+    centres = [*rng.normal(0, cluster.spread_mm * px_per_mm, (cluster.count, 2)), cluster.x * size, cluster.y * size]
     radius = max(0.5, 0.5 * cluster.particle_mm * px_per_mm)
     for cx, cy in centres:
         rr, cc = draw.disk((cy, cx), radius * rng.uniform(0.7, 1.3), shape=mask.shape)
@@ -92,8 +116,9 @@ def breast_region(params: PhantomParams, size: int) -> np.ndarray:
     return mask
 
 
-def fibroglandular_region(params: PhantomParams, breast: np.ndarray, inner: np.ndarray,
-                          rng: np.random.Generator) -> np.ndarray:
+def fibroglandular_region(
+    params: PhantomParams, breast: np.ndarray, inner: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Smooth random blobs whose area is ``fibroglandular_fraction`` of the breast, denser toward the
     chest wall and the breast's centre line, never in the subcutaneous fat."""
     size = breast.shape[0]

@@ -24,8 +24,17 @@ from mammosynth.phantom.labelmap import (
 )
 from mammosynth.phantom.params import PhantomParams
 
-ATTENUATION = {BACKGROUND: 0.0, BREAST: 0.32, SKIN: 0.42, NIPPLE: 0.5, FIBROGLANDULAR: 0.55,
-               PECTORAL: 0.78, BENIGN_MASS: 0.72, MALIGNANT_MASS: 0.76, CALCIFICATION: 1.0}
+ATTENUATION = {
+    BACKGROUND: 0.0,
+    BREAST: 0.32,
+    SKIN: 0.42,
+    NIPPLE: 0.5,
+    FIBROGLANDULAR: 0.55,
+    PECTORAL: 0.78,
+    BENIGN_MASS: 0.72,
+    MALIGNANT_MASS: 0.76,
+    CALCIFICATION: 1.0,
+}
 
 
 def power_law_noise(shape: tuple[int, int], beta: float, rng: np.random.Generator) -> np.ndarray:
@@ -47,8 +56,9 @@ def power_law_noise(shape: tuple[int, int], beta: float, rng: np.random.Generato
     return (noise - noise.mean()) / (noise.std() + 1e-12)
 
 
-def render_phantom(params: PhantomParams, labels: np.ndarray, beta: float = 3.0,
-                   noise_sigma: float = 0.008) -> np.ndarray:
+def render_phantom(
+    params: PhantomParams, labels: np.ndarray, beta: float = 3.0, noise_sigma: float = 0.008
+) -> np.ndarray:
     """Float32 image in [0, 1] (background 0) for a label map drawn from ``params``."""
     size = labels.shape[0]
     px_per_mm = size / params.field_mm
@@ -59,8 +69,10 @@ def render_phantom(params: PhantomParams, labels: np.ndarray, beta: float = 3.0,
     breast = labels != BACKGROUND
     tissue = lut[labels].astype(np.float64)
     # soft tissue boundaries (partial volume over ~1 mm), masses keep their own margins below
-    soft = ndi.gaussian_filter(np.where((labels == FIBROGLANDULAR) | (labels == PECTORAL), tissue, lut[BREAST]),
-                               sigma=max(0.5, 2.5 * px_per_mm))
+    soft = ndi.gaussian_filter(
+        np.where((labels == FIBROGLANDULAR) | (labels == PECTORAL), tissue, lut[BREAST]),
+        sigma=max(0.5, 2.5 * px_per_mm),
+    )
     image = np.where(np.isin(labels, (FIBROGLANDULAR, BREAST)), soft, tissue)
     texture = power_law_noise(labels.shape, beta, rng)
     dense = ndi.gaussian_filter((labels == FIBROGLANDULAR).astype(float), sigma=max(0.5, 2 * px_per_mm))

@@ -59,8 +59,15 @@ def _inside_point(params: PhantomParams, rng: np.random.Generator, margin: float
     return (float(x) + 0.5) / size, (float(y) + 0.5) / size
 
 
-def sample_params(seed: int, view: str | None = None, laterality: str | None = None, density: str | None = None,
-                  lesion: str = "none", mode: str = "empirical", lesion_size_mm: float | None = None) -> PhantomParams:
+def sample_params(
+    seed: int,
+    view: str | None = None,
+    laterality: str | None = None,
+    density: str | None = None,
+    lesion: str = "none",
+    mode: str = "empirical",
+    lesion_size_mm: float | None = None,
+) -> PhantomParams:
     """One phantom's parameters, a pure function of its arguments (so of ``seed``)."""
     if lesion not in LESIONS:
         raise InputError(None, f"unknown lesion {lesion!r}; known: {', '.join(LESIONS)}")
@@ -80,14 +87,27 @@ def sample_params(seed: int, view: str | None = None, laterality: str | None = N
         kind = lesion.split("-")[0]
         shapes = ("round", "oval", "lobulated") if kind == "benign" else ("irregular", "spiculated", "lobulated")
         x, y = _inside_point(params, rng)
-        params.masses.append(Mass(kind=kind, shape=str(rng.choice(shapes)),
-                                  size_mm=lesion_size_mm or float(rng.uniform(8, 25)), x=x, y=y,
-                                  rotation_deg=float(rng.uniform(0, 180))))
+        params.masses.append(
+            Mass(
+                kind=kind,
+                shape=str(rng.choice(shapes)),
+                size_mm=lesion_size_mm or float(rng.uniform(8, 25)),
+                x=x,
+                y=y,
+                rotation_deg=float(rng.uniform(0, 180)),
+            )
+        )
     elif lesion == "calcification":
         x, y = _inside_point(params, rng)
-        params.calcifications.append(CalcCluster(x=x, y=y, count=int(rng.integers(6, 20)),
-                                                 spread_mm=float(rng.uniform(3, 8)),
-                                                 particle_mm=float(rng.uniform(0.3, 0.8)),
-                                                 kind=str(rng.choice(["benign", "malignant"]))))
+        params.calcifications.append(
+            CalcCluster(
+                x=x,
+                y=y,
+                count=int(rng.integers(6, 20)),
+                spread_mm=float(rng.uniform(3, 8)),
+                particle_mm=float(rng.uniform(0.3, 0.8)),
+                kind=str(rng.choice(["benign", "malignant"])),
+            )
+        )
     assert all(m.shape in MASS_SHAPES for m in params.masses)
     return params.validate()

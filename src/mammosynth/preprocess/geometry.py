@@ -59,7 +59,7 @@ class FrameTransform:
         resized = {"image": resize_image, "mask": resize_mask, "labels": resize_labels}[kind](array, w, h)
         out = np.zeros((self.size, self.size), dtype=resized.dtype)
         ox, oy = self.offset
-        out[oy:oy + h, ox:ox + w] = resized
+        out[oy : oy + h, ox : ox + w] = resized
         return out
 
     def image(self, pixels: np.ndarray) -> np.ndarray:
@@ -75,12 +75,16 @@ class FrameTransform:
         """The finding with its coordinates moved into the prepared frame (mask files are handled apart)."""
         moved = Finding(**{**asdict(finding), "coords": list(finding.coords)})
         if finding.geometry == "circle":
-            (cx, cy), = self.points([finding.coords[:2]])
+            ((cx, cy),) = self.points([finding.coords[:2]])
             moved.coords = [float(cx), float(cy), float(finding.coords[2] * self.scale)]
         elif finding.geometry == "box":
             corners = self.points([finding.coords[:2], finding.coords[2:]])
-            moved.coords = [float(corners[:, 0].min()), float(corners[:, 1].min()),
-                            float(corners[:, 0].max()), float(corners[:, 1].max())]
+            moved.coords = [
+                float(corners[:, 0].min()),
+                float(corners[:, 1].min()),
+                float(corners[:, 0].max()),
+                float(corners[:, 1].max()),
+            ]
         elif finding.geometry == "polygon":
             moved.coords = [float(v) for v in self.points(np.reshape(finding.coords, (-1, 2))).ravel()]
         return moved

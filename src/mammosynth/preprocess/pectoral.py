@@ -47,8 +47,9 @@ def pectoral_mask(pixels: np.ndarray, breast: np.ndarray, work_size: int = WORK_
         return np.zeros_like(breast)
     data = np.array(extents, dtype=float)  # (x, y)
     try:
-        model, inliers = measure.ransac(data, measure.LineModelND, min_samples=2, residual_threshold=3.0,
-                                        max_trials=200, rng=0)
+        model, inliers = measure.ransac(
+            data, measure.LineModelND, min_samples=2, residual_threshold=3.0, max_trials=200, rng=0
+        )
     except Exception:
         return np.zeros_like(breast)
     if model is None or inliers is None or inliers.sum() < 6:

@@ -70,8 +70,12 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
         pixels, breast = pixels[:, ::-1], breast[:, ::-1]
     rows, cols = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
     pad = round(options.margin * max(width, height))
-    crop = (max(0, int(cols[0]) - 0), max(0, int(rows[0]) - pad),
-            min(width, int(cols[-1]) + 1 + pad), min(height, int(rows[-1]) + 1 + pad))
+    crop = (
+        max(0, int(cols[0]) - 0),
+        max(0, int(rows[0]) - pad),
+        min(width, int(cols[-1]) + 1 + pad),
+        min(height, int(rows[-1]) + 1 + pad),
+    )
     transform = FrameTransform.fit(width, height, flip, crop, options.size)
     flipped_back = (lambda a: a[:, ::-1]) if flip else (lambda a: a)
 
@@ -85,10 +89,17 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
     breast_rel = f"masks/{image_id}_breast.png"
     write_png(out / breast_rel, transform.mask(flipped_back(breast)).astype(np.uint8) * 255, bits=8)
     extra = {
-        "source": {"dataset": record.dataset, "key": pseudonymise(record.path, options.salt, namespace="source",
-                                                                   prefix="K")},
-        "prepare": {"version": __version__, "chest_wall_side": side, "flipped": flip,
-                    "transform": transform.to_dict(), "normalisation": "background-median to p99.5"},
+        "source": {
+            "dataset": record.dataset,
+            "key": pseudonymise(record.path, options.salt, namespace="source", prefix="K"),
+        },
+        "prepare": {
+            "version": __version__,
+            "chest_wall_side": side,
+            "flipped": flip,
+            "transform": transform.to_dict(),
+            "normalisation": "background-median to p99.5",
+        },
         "breast_mask": breast_rel,
     }
     if pectoral is not None:
@@ -112,11 +123,21 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
         findings.append(moved)
 
     return Record(
-        image_id=image_id, path=image_rel, dataset=record.dataset, patient_key=record.patient_key,
-        study_key=record.study_key, view=view, laterality=record.laterality or mammo.laterality,
-        density=record.density, birads=record.birads, findings=findings, split=record.split,
+        image_id=image_id,
+        path=image_rel,
+        dataset=record.dataset,
+        patient_key=record.patient_key,
+        study_key=record.study_key,
+        view=view,
+        laterality=record.laterality or mammo.laterality,
+        density=record.density,
+        birads=record.birads,
+        findings=findings,
+        split=record.split,
         spacing_mm=(record.spacing_mm or mammo.spacing_mm or 0) / transform.scale or None,
-        width=options.size, height=options.size, extra=extra,
+        width=options.size,
+        height=options.size,
+        extra=extra,
     )
 
 
@@ -169,8 +190,15 @@ def prepare_dataset(
         if not (keep_source_splits and all(r.split for r in prepared)):
             assign_splits(prepared, seed=seed)
         write_manifest(tmp, prepared)
-        info = {"mammosynth": __version__, "source_dataset": dataset.name, "size": size, "images": len(prepared),
-                "skipped": problems, "orientation": "chest wall at the left edge", "seed": seed}
+        info = {
+            "mammosynth": __version__,
+            "source_dataset": dataset.name,
+            "size": size,
+            "images": len(prepared),
+            "skipped": problems,
+            "orientation": "chest wall at the left edge",
+            "seed": seed,
+        }
         with atomic_write(tmp / "prepare.json", "w") as handle:
             json.dump(info, handle, indent=2)
     return Path(out), problems

@@ -1,9 +1,11 @@
 """Breast segmentation for film scans (labels, lead markers, tape, scanner edges) and digital images.
 
-Method (at a working size of 256 px on the long side): Gaussian smoothing; a threshold half-way
-between the background level and Otsu's threshold; a morphological opening that cuts thin bridges to
-labels and scanner strips; the largest connected component that is not a thin border strip; hole filling and a closing to smooth the skin line. Written here because no kept
-library ships a mammography-specific segmenter; each step is a scikit-image primitive.
+Method (at a working size of 256 px on the long side): Gaussian smoothing; a threshold at 35 % of the
+way from the background level to Otsu's threshold (faint skin lines stay in); a morphological opening
+that cuts thin bridges to labels and scanner strips; the largest connected component that is not a
+thin border strip; hole filling (also of dark fat against the chest wall) and a closing to smooth the
+skin line. Written here because no kept library ships a mammography-specific segmenter; each step is
+a SciPy/scikit-image primitive.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def _fill_against_chest_wall(mask: np.ndarray) -> np.ndarray:
     if rows.size < 2:
         return mask
     wall = np.zeros((mask.shape[0], 1), bool)
-    wall[rows[0]: rows[-1] + 1] = True
+    wall[rows[0] : rows[-1] + 1] = True
     padded = np.hstack([wall, mask]) if side == "left" else np.hstack([mask, wall])
     filled = ndi.binary_fill_holes(padded)
     return filled[:, 1:] if side == "left" else filled[:, :-1]
@@ -99,7 +101,7 @@ def chest_wall_side(mask: np.ndarray) -> str:
         return "left"
     first, last = int(columns[0]), int(columns[-1]) + 1
     band = max(1, (last - first) // 20)
-    left, right = int(mask[:, first:first + band].sum()), int(mask[:, last - band:last].sum())
+    left, right = int(mask[:, first : first + band].sum()), int(mask[:, last - band : last].sum())
     if left == right:
         columns = mask.sum(axis=0)
         half = mask.shape[1] // 2

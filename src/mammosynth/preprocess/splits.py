@@ -10,8 +10,9 @@ from mammosynth.datasets.schema import Record
 LABEL_ORDER = ("malignant", "benign", "unknown", "normal")
 
 
-def assign_splits(records: list[Record], fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
-                  seed: int = 0) -> list[Record]:
+def assign_splits(
+    records: list[Record], fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> list[Record]:
     """Set ``split`` on every record: all images of a patient share one split (no patient on two
     sides); within each label stratum patients are ordered by a seeded hash and cut by ``fractions``.
 

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from factories import vindr_tree, write_csv
+from mammosynth.io import write_png
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mammosynth.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = run("demo", "--out", str(tmp_path / "demo"), "--n", "8", "--size", "64")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["counts"]["images"]["total"] == 8
+    assert (tmp_path / "demo" / "contact_sheet.png").stat().st_size > 1000
+    assert run("demo", "--out", str(tmp_path / "demo"), "--n", "8").returncode == 2  # refuses to overwrite
+
+
+def test_phantom_and_inspect_commands(tmp_path):
+    out = tmp_path / "ph"
+    result = run(
+        "phantom",
+        "--out",
+        str(out),
+        "--n",
+        "3",
+        "--size",
+        "64",
+        "--view",
+        "CC",
+        "--density",
+        "C",
+        "--lesion",
+        "malignant-mass",
+    )
+    assert result.returncode == 0, result.stderr
+    result = run("datasets", "inspect", str(out), "--json")
+    counts = json.loads(result.stdout)
+    assert counts["view"]["CC"] == 3 and counts["density"]["C"] == 3 and counts["label"]["malignant"] == 3
+    params = next((out / "params").glob("*.json"))
+    assert run("phantom", "--out", str(tmp_path / "one"), "--params", str(params), "--size", "64").returncode == 0
+
+
+def test_prepare_command_on_vindr(tmp_path):
+    result = run(
+        "prepare", str(vindr_tree(tmp_path / "v")), "--out", str(tmp_path / "p"), "--size", "64", "--salt", "x"
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = (tmp_path / "p" / "manifest.jsonl").read_text()
+    assert "VINDR-s1" not in manifest and len(manifest.splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    "case", ["missing", "empty", "unknown-density", "bad-csv", "outside", "bad-size", "corrupt-image", "unknown-lesion"]
+)
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, case):
+    out = tmp_path / "out"
+    if case == "missing":
+        args = ["prepare", str(tmp_path / "nope"), "--out", str(out)]
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        args = ["prepare", str(tmp_path / "empty"), "--out", str(out)]
+    elif case == "unknown-density":
+        args = ["prepare", str(vindr_tree(tmp_path / "v", density="DENSITY E")), "--out", str(out)]
+    elif case == "bad-csv":
+        write_csv(tmp_path / "c" / "breast-level_annotations.csv", ["study_id"], [["s"]])
+        args = ["datasets", "inspect", str(tmp_path / "c")]
+    elif case == "outside":
+        write_png(tmp_path / "g" / "a.png", np.zeros((16, 16), np.float32))
+        write_csv(tmp_path / "g" / "meta.csv", ["file"], [["../../x.png"]])
+        (tmp_path / "map.yaml").write_text("csv: meta.csv\ncolumns: {path: file}\n")
+        args = ["prepare", str(tmp_path / "g"), "--mapping", str(tmp_path / "map.yaml"), "--out", str(out)]
+    elif case == "bad-size":
+        write_png(tmp_path / "g" / "a.png", np.zeros((16, 16), np.float32))
+        args = ["prepare", str(tmp_path / "g"), "--out", str(out), "--size", "300"]
+    elif case == "corrupt-image":
+        (tmp_path / "g").mkdir()
+        (tmp_path / "g" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+        args = ["prepare", str(tmp_path / "g"), "--out", str(out)]
+    else:
+        args = ["phantom", "--out", str(out), "--lesion", "tumour"]
+    result = run(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    assert not out.exists() or not any(out.iterdir())

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import shared
+from mammosynth.datasets import iter_manifest, load_dataset
+from mammosynth.errors import InputError
+from mammosynth.io import read_image, write_png
+from mammosynth.io.pseudonym import pseudonymise
+from mammosynth.phantom import make_phantom_dataset
+from mammosynth.preprocess import breast_mask, chest_wall_side, pectoral_mask, prepare_dataset
+
+
+def test_mias_lesion_lands_on_the_same_breast_pixels(tmp_path):
+    source = load_dataset(shared("mini-mias-original"), salt="s")
+    prepare_dataset(source, tmp_path / "out", size=256, salt="s")
+    prepared = {r.extra["source"]["key"]: r for r in iter_manifest(tmp_path / "out")}
+    checked = 0
+    for record in source.records:
+        circles = [f for f in record.findings if f.geometry == "circle"]
+        if not circles:
+            continue
+        original = read_image(source.root / record.path).pixels
+        cx, cy, r = circles[0].coords
+        yy, xx = np.mgrid[0 : original.shape[0], 0 : original.shape[1]]
+        lesion_mean = original[(xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= (0.5 * r) ** 2].mean()
+        out = prepared[pseudonymise(record.path, "s", namespace="source", prefix="K")]
+        image = read_image(tmp_path / "out" / out.path).pixels
+        mask = read_image(tmp_path / "out" / out.findings[0].mask_path).pixels > 0.5
+        breast = read_image(tmp_path / "out" / out.extra["breast_mask"]).pixels > 0.5
+        assert mask.sum() > 0 and (mask & breast).sum() / mask.sum() > 0.9  # the lesion lies in the breast
+        # the same tissue: the pixels under the moved circle are as bright, relative to the breast, as before
+        rel_before = lesion_mean / original[breast_mask(original)].mean()
+        scale = out.extra["prepare"]["transform"]["scale"]
+        ncx, ncy, nr = out.findings[0].coords
+        assert nr == pytest.approx(r * scale)
+        yy, xx = np.mgrid[0:256, 0:256]
+        inner = (xx + 0.5 - ncx) ** 2 + (yy + 0.5 - ncy) ** 2 <= (0.5 * nr) ** 2
+        rel_after = image[inner].mean() / image[breast].mean()
+        assert rel_after == pytest.approx(rel_before, rel=0.15)
+        checked += 1
+    assert checked >= 3
+
+
+def test_phantom_prepare_flips_right_breasts_and_moves_masks(tmp_path):
+    make_phantom_dataset(tmp_path / "ph", n=6, size=128, lesion="malignant-mass", seed=3)
+    prepare_dataset(load_dataset(tmp_path / "ph"), tmp_path / "prep", size=64, salt="s")
+    records = list(iter_manifest(tmp_path / "prep"))
+    assert {r.laterality for r in records} == {"L", "R"} or len(records) == 6
+    for record in records:
+        assert record.extra["prepare"]["flipped"] == (record.laterality == "R")
+        breast = read_image(tmp_path / "prep" / record.extra["breast_mask"]).pixels > 0.5
+        assert chest_wall_side(breast) == "left" and breast[:, 0].sum() > breast[:, -1].sum()
+        lesion = read_image(tmp_path / "prep" / record.findings[0].mask_path).pixels > 0.5
+        x0, y0, x1, _y1 = record.findings[0].coords
+        rows, cols = np.flatnonzero(lesion.any(1)), np.flatnonzero(lesion.any(0))
+        assert abs(cols[0] - x0) <= 2 and abs(cols[-1] + 1 - x1) <= 2 and abs(rows[0] - y0) <= 2
+        image = read_image(tmp_path / "prep" / record.path).pixels
+        assert image[lesion].mean() > image[breast & ~lesion].mean()  # the mass is still under its mask
+
+
+def test_splits_keep_patients_together_and_existing_output_is_refused(tmp_path):
+    make_phantom_dataset(tmp_path / "ph", n=12, size=96, seed=1)
+    prepare_dataset(load_dataset(tmp_path / "ph"), tmp_path / "prep", size=64)
+    records = list(iter_manifest(tmp_path / "prep"))
+    sides: dict[str, set] = {}
+    for r in records:
+        sides.setdefault(r.patient_key, set()).add(r.split)
+    assert all(len(s) == 1 for s in sides.values()) and {"train", "test"} <= {r.split for r in records}
+    before = (tmp_path / "prep" / "manifest.jsonl").read_text()
+    with pytest.raises(InputError, match="exists"):
+        prepare_dataset(load_dataset(tmp_path / "ph"), tmp_path / "prep", size=64)
+    assert (tmp_path / "prep" / "manifest.jsonl").read_text() == before
+
+
+def test_no_breast_found_writes_nothing(tmp_path):
+    write_png(tmp_path / "src" / "blank.png", np.zeros((64, 64), np.float32))
+    write_png(tmp_path / "src" / "ok.png", np.zeros((64, 64), np.float32) + 0.0)
+    with pytest.raises(InputError, match=r"blank\.png: no breast found"):
+        prepare_dataset(load_dataset(tmp_path / "src"), tmp_path / "out", size=64)
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_segmentation_ignores_labels_and_finds_chest_wall():
+    image = np.zeros((300, 200), np.float32)
+    yy, xx = np.mgrid[0:300, 0:200]
+    image[((200 - xx) / 120.0) ** 2 + ((yy - 150) / 130.0) ** 2 < 1] = 0.6  # chest wall on the right
+    image[10:40, 10:50] = 1.0  # a film label
+    mask = breast_mask(image)
+    assert chest_wall_side(mask) == "right"
+    assert not mask[10:40, 10:50].any() and mask[150, 150]
+
+
+def test_pectoral_matches_ddsm_labels():
+    root = shared("ddsm-tissue-seg")
+    dices = []
+    for path in sorted((root / "images").glob("*.png"))[:12]:
+        pixels = read_image(path).pixels
+        truth = np.asarray(Image.open(root / "masks" / f"{path.stem}_tissue.png")) == 255
+        breast = breast_mask(pixels)
+        if chest_wall_side(breast) == "right":
+            pixels, breast, truth = pixels[:, ::-1], breast[:, ::-1], truth[:, ::-1]
+        found = pectoral_mask(pixels, breast)
+        dices.append(2 * (found & truth).sum() / max(found.sum() + truth.sum(), 1))
+    assert np.median(dices) > 0.8, dices
+
+
+def test_prepare_json_provenance(tmp_path):
+    make_phantom_dataset(tmp_path / "ph", n=2, size=64)
+    prepare_dataset(load_dataset(tmp_path / "ph"), tmp_path / "prep", size=64)
+    info = json.loads((tmp_path / "prep" / "prepare.json").read_text())
+    assert info["images"] == 2 and info["orientation"].startswith("chest wall at the left")
