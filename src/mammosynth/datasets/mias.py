@@ -54,7 +54,7 @@ def load_mias(root: str | Path, salt: str | None = None) -> Dataset:
 
     Example:
         >>> ds = load_mias("../shared/data/mini-mias-original")  # doctest: +SKIP
-        >>> ds.records[0].findings[0].geometry
+        >>> ds.records[0].findings[0].geometry  # doctest: +SKIP
         'circle'
     """
     root = Path(root)

@@ -42,7 +42,7 @@ def load_dataset(
 
     Example:
         >>> ds = load_dataset("../shared/data/mini-mias-original")  # doctest: +SKIP
-        >>> ds.name, len(ds) > 0
+        >>> ds.name, len(ds) > 0  # doctest: +SKIP
         ('mini-mias', True)
     """
     root = Path(path)

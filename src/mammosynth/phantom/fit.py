@@ -64,13 +64,12 @@ def outline_iou(outline: Outline, mask: np.ndarray, size: int = FIT_SIZE) -> flo
 def fit_outline(mask: np.ndarray, size: int = FIT_SIZE) -> tuple[Outline, float]:
     """Fitted :class:`Outline` and its IoU with ``mask``.
 
-        Example:
-            >>> from mammosynth.phantom.labelmap import breast_region
-    from mammosynth.phantom.outline import arc_range, ellipse_point
-            >>> truth = Outline(a=0.5, b=0.42, phi=0.1, X0=0.9, Y0=0.5, Alpha_e=1.5)
-            >>> fitted, iou = fit_outline(breast_region(PhantomParams(outline=truth), 128))
-            >>> iou > 0.95
-            True
+    Example:
+        >>> from mammosynth.phantom.labelmap import breast_region
+        >>> truth = Outline(a=0.5, b=0.42, phi=0.1, X0=0.9, Y0=0.5, Alpha_e=1.5)
+        >>> fitted, iou = fit_outline(breast_region(PhantomParams(outline=truth), 128))
+        >>> iou > 0.95
+        True
     """
     target = _square(mask, size)
     if target.sum() < 50:

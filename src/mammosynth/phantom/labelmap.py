@@ -99,7 +99,8 @@ def mass_mask(mass: Mass, size: int, field_mm: float, rng: np.random.Generator) 
 def calcification_mask(cluster: CalcCluster, size: int, field_mm: float, rng: np.random.Generator) -> np.ndarray:
     px_per_mm = size / field_mm
     mask = np.zeros((size, size), bool)
-    centres = [*rng.normal(0, cluster.spread_mm * px_per_mm, (cluster.count, 2)), cluster.x * size, cluster.y * size]
+    offsets = rng.normal(0, cluster.spread_mm * px_per_mm, (cluster.count, 2))
+    centres = offsets + np.array([cluster.x * size, cluster.y * size])
     radius = max(0.5, 0.5 * cluster.particle_mm * px_per_mm)
     for cx, cy in centres:
         rr, cc = draw.disk((cy, cx), radius * rng.uniform(0.7, 1.3), shape=mask.shape)
