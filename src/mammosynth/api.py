@@ -14,10 +14,8 @@ from mammosynth.io.atomic import atomic_write, check_output_dir
 from mammosynth.io.images import read_image
 from mammosynth.phantom import (
     PhantomParams,
-    draw_label_map,
     fit_outline,
     make_phantom_dataset,
-    render_phantom,
 )
 from mammosynth.preprocess import breast_mask, chest_wall_side, prepare_dataset
 
@@ -162,8 +160,6 @@ def demo(
     prepared = load_dataset(out / "prepared")
     sheet = contact_sheet(prepared, out / "contact_sheet.png")
     raw_sheet = contact_sheet(load_dataset(merged), out / "phantom_contact_sheet.png")
-    example = PhantomParams(density="C")
-    labels = draw_label_map(example, size)
     summary = {
         "phantom_images": len(load_dataset(merged)),
         "prepared": result["out"],
@@ -172,7 +168,6 @@ def demo(
         "counts": result["counts"],
         "seconds": round(time.perf_counter() - start, 2),
         "prepare_images_per_second": result["images_per_second"],
-        "example_render_mean": float(render_phantom(example, labels).mean()),
     }
     with atomic_write(out / "summary.json", "w") as handle:
         json.dump(summary, handle, indent=2)

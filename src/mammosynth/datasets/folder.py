@@ -97,10 +97,6 @@ def load_mapping(mapping: str | Path | dict) -> dict:
     return mapping
 
 
-def _salted(salt: str, name: str):
-    return lambda value, ns, prefix="P": pseudonymise(value, salt, namespace=f"{name}-{ns}", prefix=prefix)
-
-
 def load_folder(root: str | Path, salt: str | None = None, name: str | None = None) -> Dataset:
     """Every image file below ``root``; DICOM headers fill view, laterality, spacing and patient."""
     root = Path(root)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from mammosynth import __version__
 from mammosynth.datasets.schema import Finding, Record, write_manifest
@@ -74,8 +75,6 @@ def write_phantom(params: PhantomParams, out: Path, image_id: str, size: int, co
     flip = (lambda a: a[:, ::-1]) if mirror else (lambda a: a)
     write_png(out / f"images/{image_id}.png", flip(image), bits=16)
     write_png(out / f"labels/{image_id}.png", flip(labels), bits=8)
-    from PIL import Image
-
     with atomic_write(out / f"labels_rgb/{image_id}.png") as handle:
         Image.fromarray(np.ascontiguousarray(flip(to_colour(labels, colorset)))).save(handle, format="PNG")
     with atomic_write(out / f"params/{image_id}.json", "w") as handle:

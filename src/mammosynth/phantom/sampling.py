@@ -9,10 +9,11 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from mammosynth.errors import InputError
 from mammosynth.phantom.labelmap import breast_region
-from mammosynth.phantom.params import MASS_SHAPES, CalcCluster, Mass, Outline, PhantomParams
+from mammosynth.phantom.params import CalcCluster, Mass, Outline, PhantomParams
 
 MODES = ("empirical", "uniform", "median")
 LESIONS = ("none", "benign-mass", "malignant-mass", "calcification")
@@ -49,8 +50,6 @@ def _inside_point(params: PhantomParams, rng: np.random.Generator, margin: float
     """A random point well inside the breast (fractions of the image)."""
     size = 128
     region = breast_region(params, size)
-    from scipy import ndimage as ndi
-
     depth = ndi.distance_transform_edt(np.hstack([np.ones((size, 1), bool), region]))[:, 1:]
     candidates = np.argwhere(depth > margin * size)
     if candidates.size == 0:
@@ -109,5 +108,4 @@ def sample_params(
                 kind=str(rng.choice(["benign", "malignant"])),
             )
         )
-    assert all(m.shape in MASS_SHAPES for m in params.masses)
     return params.validate()

@@ -71,7 +71,7 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
     rows, cols = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
     pad = round(options.margin * max(width, height))
     crop = (
-        max(0, int(cols[0]) - 0),
+        int(cols[0]),
         max(0, int(rows[0]) - pad),
         min(width, int(cols[-1]) + 1 + pad),
         min(height, int(rows[-1]) + 1 + pad),
