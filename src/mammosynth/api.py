@@ -174,6 +174,51 @@ def demo(
     return summary
 
 
+def train(
+    data: str | Path,
+    out: str | Path,
+    model: str = "ldm",
+    config: str | Path = "tiny",
+    set: list[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: Progress = None,
+) -> dict:
+    """Train a model family (``ldm``, ``verifier``) on a prepared dataset into the run folder ``out``.
+
+    ``set`` overrides config values (``["train.steps=100"]``); ``resume`` continues from the newest
+    checkpoint in ``out`` (after a crash or kill -9, or to extend ``train.steps``).
+    """
+    from mammosynth.training import Trainer, find_checkpoint, load_config, task_class
+    from mammosynth.training.data import PreparedImages
+    from mammosynth.training.device import pick_device
+
+    if resume and overwrite:
+        raise InputError(out, "--resume and --overwrite contradict each other; pick one")
+    cfg = load_config(model, config, set)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "run folder path is a file")
+    has_run = out.is_dir() and (find_checkpoint(out) is not None or (out / "config.json").exists())
+    if has_run and not resume and not overwrite:
+        raise InputError(out, "run folder already has a run; pass --resume to continue it or --overwrite to restart")
+    if out.is_dir() and any(out.iterdir()) and not has_run and not overwrite:
+        raise InputError(out, "run folder exists and is not empty; pass --overwrite or choose another folder")
+    if overwrite and out.is_dir():
+        import shutil
+
+        for name in ("checkpoints", "tensorboard", "samples", "losses.jsonl", "config.json"):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    dataset = PreparedImages(data, size=cfg["model"].image_size)
+    task = task_class(model)(cfg["model"], cfg["train"], pick_device(device))
+    return Trainer(task, dataset, out, cfg, progress=progress).run(resume=resume)
+
+
 def _merge(parts: list[Path], merged: Path) -> None:
     """Join phantom folders into one dataset folder (relative paths kept unique by image id)."""
     import shutil

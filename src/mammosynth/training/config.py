@@ -1,0 +1,105 @@
+"""Run configs: a YAML/JSON file with a ``model`` section (the family's architecture) and a ``train``
+section (this module's :class:`TrainConfig`). Shipped presets live in ``mammosynth/configs/<family>/``.
+
+Example:
+    >>> cfg = load_config("ldm", "tiny")
+    >>> cfg["train"].batch_size > 0
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from mammosynth.errors import InputError
+from mammosynth.models.base import Config
+
+PRESETS = ("tiny", "cpu-128", "gpu-256", "gpu-512")
+
+
+@dataclasses.dataclass
+class TrainConfig(Config):
+    """Optimisation and bookkeeping shared by every family."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    accumulate: int = 1
+    lr: float = 2e-4
+    lr_discriminator: float = 2e-4
+    betas: tuple[float, ...] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    precision: str = "auto"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    sample_every: int = 500
+    seed: int = 0
+    cond_drop_field: float = 0.1
+    cond_drop_all: float = 0.1
+    # family-specific stage lengths and loss weights (ignored by families that do not use them)
+    ae_steps: int = 500
+    kl_weight: float = 1e-6
+    ssim_weight: float = 0.2
+    adv_weight: float = 0.01
+    adv_start: int = 200
+    prefetch: bool = True
+
+    def check(self, where: str) -> TrainConfig:
+        if self.batch_size < 1 or self.accumulate < 1 or self.steps < 1:
+            raise InputError(where, "train.steps, train.batch_size and train.accumulate must be ≥ 1")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise InputError(where, f"train.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            raise InputError(where, "train.checkpoint_every and train.log_every must be ≥ 1")
+        return self
+
+
+def config_path(family: str, name: str | Path) -> Path:
+    """A preset name (``tiny`` …) or a path to a YAML/JSON file."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        if not path.is_file():
+            raise InputError(path, "config file not found")
+        return path
+    preset = resources.files("mammosynth") / "configs" / family / f"{name}.yaml"
+    if not preset.is_file():
+        raise InputError(name, f"no such config; presets for {family}: {', '.join(PRESETS)} (or a YAML path)")
+    return Path(str(preset))
+
+
+def load_config(family: str, name: str | Path = "tiny", overrides: list[str] | None = None) -> dict:
+    """Read a config: returns ``{"model": <family config>, "train": TrainConfig, "source": path}``.
+
+    ``overrides`` are ``section.key=value`` strings (value parsed as YAML), e.g. ``train.steps=20``.
+    """
+    from mammosynth.models import model_config_class
+
+    path = config_path(family, name)
+    try:
+        text = path.read_text()
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"unreadable config ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise InputError(path, "config must be a mapping with model: and train: sections")
+    unknown = sorted(set(raw) - {"model", "train"})
+    if unknown:
+        raise InputError(path, f"unknown key {unknown[0]!r}; known: model, train")
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        section, dot, name_ = key.partition(".")
+        if not sep or not dot or section not in ("model", "train"):
+            raise InputError(item, "override must look like train.steps=100 or model.image_size=64")
+        raw.setdefault(section, {})[name_] = yaml.safe_load(value)
+    model = model_config_class(family).from_dict(raw.get("model"), str(path), "model.").check(str(path))
+    train = TrainConfig.from_dict(raw.get("train"), str(path), "train.").check(str(path))
+    return {"model": model, "train": train, "source": str(path)}

@@ -1,0 +1,48 @@
+"""The one place that chooses the device and the autocast precision (rank-aware for torchrun later)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from mammosynth.errors import InputError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` → this rank's CUDA device when available (``LOCAL_RANK`` under torchrun), else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(None, f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(None, f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for a precision setting: ``auto`` is bf16 on GPUs that have it, fp32 on CPU
+    (bf16 on CPU only when asked: it is slower than fp32 without AMX units)."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "auto" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text

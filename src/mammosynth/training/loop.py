@@ -1,0 +1,352 @@
+"""One training loop for every generator family.
+
+A family is a :class:`Task`: its modules, its optimiser groups and, per step, a list of :class:`Phase`
+(optimiser name + loss function); a GAN has a discriminator and a generator phase, the latent diffusion
+model an autoencoder stage and then a diffusion phase. The loop owns everything else: batch order,
+gradient accumulation, autocast, warm-up, clipping, EMA, atomic checkpoints with optimiser and RNG
+state, exact resume, losses.jsonl, TensorBoard and progress.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from mammosynth import __version__
+from mammosynth.errors import InputError
+from mammosynth.io.atomic import atomic_write
+from mammosynth.io.images import write_png
+from mammosynth.models.base import Config
+from mammosynth.training.checkpoint import (
+    OPTIMIZER,
+    Checkpoint,
+    find_checkpoint,
+    open_checkpoint,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    save_checkpoint,
+)
+from mammosynth.training.config import TrainConfig
+from mammosynth.training.data import BatchOrder, PreparedImages
+from mammosynth.training.device import autocast, autocast_dtype, is_out_of_memory
+
+Progress = Callable[..., None] | None
+
+
+@dataclass
+class StepContext:
+    """What a phase's loss function may use: the step, the device, the run's random generator (the only
+    source of randomness, saved in checkpoints) and a scratch dict shared by the step's phases."""
+
+    step: int
+    micro: int
+    device: torch.device
+    generator: torch.Generator
+    scratch: dict = field(default_factory=dict)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.generator).to(self.device)
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.generator).to(self.device)
+
+    def randint(self, high: int, *shape: int) -> torch.Tensor:
+        return torch.randint(0, high, shape, generator=self.generator).to(self.device)
+
+
+@dataclass
+class Phase:
+    optimizer: str
+    loss: Callable[[dict, StepContext], tuple[torch.Tensor, dict[str, float]]]
+
+
+class Task:
+    """Base class of a family's training recipe."""
+
+    family: str = ""
+    ema_modules: tuple[str, ...] = ()
+
+    def __init__(self, model_config: Config, train: TrainConfig, device: torch.device) -> None:
+        self.model_config, self.train, self.device = model_config, train, device
+        torch.manual_seed(train.seed)  # weight initialisation is a function of the seed
+        self.modules: dict[str, nn.Module] = {}
+
+    def parameter_groups(self) -> dict[str, tuple[list[nn.Parameter], float]]:
+        """Optimiser name → (parameters, base learning rate)."""
+        raise NotImplementedError
+
+    def phases(self, step: int) -> list[Phase]:
+        raise NotImplementedError
+
+    def ema_active(self, step: int) -> bool:
+        return True
+
+    def stage_start(self, step: int) -> int:
+        """First step of the stage ``step`` belongs to (learning-rate warm-up restarts per stage)."""
+        return 0
+
+    def before_step(self, step: int, batches: list[dict], ctx: StepContext) -> None:
+        """Hook run once per step before the phases (e.g. to calibrate a latent scale)."""
+
+    @torch.no_grad()
+    def samples(self, batch: dict, generator: torch.Generator) -> torch.Tensor | None:
+        """A few images (N, 1, H, W) in [0, 1] for the sample grid, or None."""
+        return None
+
+
+class Trainer:
+    """Runs a :class:`Task` on a prepared dataset into ``run_dir`` (rank 0 writes files)."""
+
+    def __init__(self, task: Task, data: PreparedImages, run_dir: str | Path, source: dict,
+                 rank: int = 0, world: int = 1, progress: Progress = None) -> None:
+        self.task, self.data, self.run_dir = task, data, Path(run_dir)
+        self.cfg: TrainConfig = task.train
+        self.device = task.device
+        self.source = source
+        self.rank, self.world = rank, world
+        self.progress = progress
+        self.dtype = autocast_dtype(self.cfg.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.order = BatchOrder(len(data), self.cfg.batch_size, self.cfg.accumulate, self.cfg.seed, rank, world)
+        self.generator = torch.Generator().manual_seed(self.cfg.seed * 7919 + rank)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.base_lr: dict[str, float] = {}
+        for name, (params, lr) in task.parameter_groups().items():
+            self.optimizers[name] = torch.optim.AdamW(params, lr=lr, betas=tuple(self.cfg.betas),
+                                                      weight_decay=self.cfg.weight_decay)
+            self.base_lr[name] = lr
+        self.ema = {name: AveragedModel(task.modules[name], multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay),
+                                        use_buffers=True) for name in task.ema_modules}
+        self.step = 0
+        self.writer = None
+
+    # --- state -------------------------------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        tensors = {}
+        for name, module in self.task.modules.items():
+            tensors.update({f"{name}/{k}": v for k, v in module.state_dict().items()})
+        for name, ema in self.ema.items():
+            tensors.update({f"ema/{name}/{k}": v for k, v in ema.module.state_dict().items()})
+            tensors[f"ema_count/{name}"] = ema.n_averaged.detach().cpu().reshape(1)
+        return tensors
+
+    def state(self) -> dict:
+        optim_meta = {}
+        return {
+            "family": self.task.family,
+            "model": self.task.model_config.to_dict(),
+            "train": self.cfg.to_dict(),
+            "config_source": self.source.get("source"),
+            "data": self.data.summary(),
+            "mammosynth": __version__,
+            "torch": torch.__version__,
+            "optimizers": optim_meta,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "world": self.world,
+        }
+
+    def save(self) -> Path:
+        optimizer_tensors: dict[str, torch.Tensor] = {}
+        state = self.state()
+        for name, optimizer in self.optimizers.items():
+            tensors, meta = optimizer_to_tensors(name, optimizer)
+            optimizer_tensors.update(tensors)
+            state["optimizers"][name] = meta
+        optimizer_tensors["rng/trainer"] = self.generator.get_state()
+        optimizer_tensors["rng/torch"] = torch.get_rng_state()
+        return save_checkpoint(self.run_dir, self.step, self.weights(), optimizer_tensors, state,
+                               self.cfg.keep_checkpoints)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.state["model"] != self.task.model_config.to_dict():
+            raise InputError(checkpoint.folder, "checkpoint was made with another model config; "
+                             "resume with the same config or start a new run folder")
+        weights = checkpoint.tensors()
+        for name, module in self.task.modules.items():
+            module.load_state_dict({k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(f"{name}/")})
+        for name, ema in self.ema.items():
+            ema.module.load_state_dict({k[len(name) + 5:]: v for k, v in weights.items()
+                                        if k.startswith(f"ema/{name}/")})
+            ema.n_averaged.copy_(weights[f"ema_count/{name}"].reshape(()))
+        tensors = checkpoint.tensors(OPTIMIZER)
+        for name, optimizer in self.optimizers.items():
+            optimizer_from_tensors(name, optimizer, tensors, checkpoint.state["optimizers"][name])
+        self.generator.set_state(tensors["rng/trainer"])
+        torch.set_rng_state(tensors["rng/torch"])
+        if checkpoint.state.get("scaler"):
+            self.scaler.load_state_dict(checkpoint.state["scaler"])
+        self.step = checkpoint.step
+
+    # --- the loop ----------------------------------------------------------------------------------
+    def _batches(self, step: int) -> list[dict]:
+        return [self.data.batch(self.order.indices(step, micro)) for micro in range(self.cfg.accumulate)]
+
+    def _set_lr(self, step: int) -> None:
+        warm = min(1.0, (step - self.task.stage_start(step) + 1) / max(1, self.cfg.warmup_steps))
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = self.base_lr[name] * warm
+
+    def train_step(self, step: int, batches: list[dict]) -> dict[str, float]:
+        ctx = StepContext(step, 0, self.device, self.generator)
+        self.task.before_step(step, batches, ctx)
+        self._set_lr(step)
+        logs: dict[str, float] = {}
+        for phase in self.task.phases(step):
+            optimizer = self.optimizers[phase.optimizer]
+            optimizer.zero_grad(set_to_none=True)
+            for micro, batch in enumerate(batches):
+                ctx.micro = micro
+                with autocast(self.device, self.dtype):
+                    loss, parts = phase.loss(batch, ctx)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{phase.optimizer} loss is {float(loss)} at step {step}")
+                self.scaler.scale(loss / len(batches)).backward()
+                for key, value in parts.items():
+                    logs[key] = logs.get(key, 0.0) + value / len(batches)
+            self.scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            if self.cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        if self.task.ema_active(step):
+            for name, ema in self.ema.items():
+                ema.update_parameters(self.task.modules[name])
+        return logs
+
+    def run(self, resume: bool = False) -> dict:
+        """Train to ``cfg.steps``; with ``resume`` continue from the run folder's newest checkpoint."""
+        losses_path = self.run_dir / "losses.jsonl"
+        if resume and (found := find_checkpoint(self.run_dir)) is not None:
+            self.restore(open_checkpoint(found, family=self.task.family))
+            _truncate_log(losses_path, self.step)
+        elif self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            losses_path.unlink(missing_ok=True)
+        if self.rank == 0:
+            with atomic_write(self.run_dir / "config.json", "w") as handle:
+                json.dump({"family": self.task.family, "model": self.task.model_config.to_dict(),
+                           "train": self.cfg.to_dict()}, handle, indent=1)
+        start_step, started = self.step, time.perf_counter()
+        images_per_step = self.cfg.batch_size * self.cfg.accumulate * self.world
+        pool = ThreadPoolExecutor(1) if self.cfg.prefetch else None
+        pending = pool.submit(self._batches, self.step) if pool else None
+        recent: list[float] = []
+        try:
+            with open(losses_path, "a") as log_file:
+                while self.step < self.cfg.steps:
+                    step = self.step
+                    batches = pending.result() if pending else self._batches(step)
+                    if pool and step + 1 < self.cfg.steps:
+                        pending = pool.submit(self._batches, step + 1)
+                    try:
+                        logs = self.train_step(step, batches)
+                    except (RuntimeError, torch.OutOfMemoryError) as exc:
+                        if is_out_of_memory(exc):
+                            raise InputError(self.source.get("source"), _oom_advice(self.cfg, self.device)) from None
+                        raise
+                    self.step = step + 1
+                    recent.append(next(iter(logs.values()), math.nan))
+                    log_file.write(json.dumps({"step": step, **{k: round(v, 8) for k, v in logs.items()}}) + "\n")
+                    elapsed = time.perf_counter() - started
+                    speed = (self.step - start_step) * images_per_step / max(elapsed, 1e-9)
+                    if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+                        log_file.flush()
+                        self._log_scalars(logs, speed)
+                    if self.progress:
+                        status = f"loss {np.mean(recent[-20:]):.4f} · {speed:.1f} img/s"
+                        self.progress(self.step, self.cfg.steps, status)
+                    if self.step % self.cfg.sample_every == 0 or self.step == self.cfg.steps:
+                        self._sample_grid(batches[0])
+                    if (self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps) and self.rank == 0:
+                        self.save()
+        finally:
+            if pool:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if self.writer:
+                self.writer.close()
+        elapsed = time.perf_counter() - started
+        return {"run": str(self.run_dir), "family": self.task.family, "steps": self.step,
+                "resumed_from": start_step or None, "seconds": round(elapsed, 2),
+                "images_per_second": round((self.step - start_step) * images_per_step / max(elapsed, 1e-9), 2),
+                "checkpoint": str(find_checkpoint(self.run_dir)), "last_losses": _last(losses_path)}
+
+    # --- logging -----------------------------------------------------------------------------------
+    def _tensorboard(self):
+        if self.writer is None and self.rank == 0:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step)
+        return self.writer
+
+    def _log_scalars(self, logs: dict[str, float], speed: float) -> None:
+        writer = self._tensorboard()
+        if writer is None:
+            return
+        for key, value in logs.items():
+            writer.add_scalar(f"loss/{key}", value, self.step)
+        writer.add_scalar("perf/images_per_second", speed, self.step)
+        for name, optimizer in self.optimizers.items():
+            writer.add_scalar(f"lr/{name}", optimizer.param_groups[0]["lr"], self.step)
+
+    def _sample_grid(self, batch: dict) -> None:
+        if self.rank != 0:
+            return
+        generator = torch.Generator().manual_seed(self.cfg.seed)
+        for module in self.task.modules.values():
+            module.eval()
+        try:
+            images = self.task.samples(batch, generator)
+        finally:
+            for module in self.task.modules.values():
+                module.train()
+        if images is None:
+            return
+        grid = make_grid(images.float().cpu().numpy()[:, 0])
+        write_png(self.run_dir / "samples" / f"step-{self.step:08d}.png", grid, bits=8)
+        writer = self._tensorboard()
+        if writer is not None:
+            writer.add_image("samples", grid[None], self.step)
+
+
+def make_grid(images: np.ndarray, columns: int = 4, pad: int = 2) -> np.ndarray:
+    """(N, H, W) → one mosaic image with ``pad`` black pixels between tiles."""
+    n, h, w = images.shape
+    rows = max(1, math.ceil(n / columns))
+    columns = min(columns, n)
+    grid = np.zeros((rows * (h + pad) - pad, columns * (w + pad) - pad), dtype=np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = image
+    return np.clip(grid, 0, 1)
+
+
+def _oom_advice(cfg: TrainConfig, device: torch.device) -> str:
+    half = max(1, cfg.batch_size // 2)
+    return (f"out of memory on {device} with train.batch_size={cfg.batch_size}: use --set train.batch_size={half} "
+            f"--set train.accumulate={cfg.accumulate * 2} (same effective batch) or a smaller config")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop loss lines written after the checkpoint we resume from (they will be recomputed)."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] < step]
+    with atomic_write(path, "w") as handle:
+        handle.write("".join(line + "\n" for line in keep))
+
+
+def _last(path: Path) -> dict:
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return json.loads(lines[-1]) if lines else {}
