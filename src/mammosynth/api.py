@@ -219,6 +219,106 @@ def train(
     return Trainer(task, dataset, out, cfg, progress=progress).run(resume=resume)
 
 
+def generate(
+    checkpoint: str | Path,
+    out: str | Path,
+    n: int | None = None,
+    view: str | None = None,
+    laterality: str | None = None,
+    density: str | None = None,
+    birads: str | None = None,
+    lesion: str | None = None,
+    lesion_size_mm: float | None = None,
+    lesion_x: float | None = None,
+    lesion_y: float | None = None,
+    conditions: str | Path | None = None,
+    mask: str | Path | None = None,
+    seed: int = 0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    guidance: float = 3.0,
+    guide_fields: list[str] | None = None,
+    batch_size: int = 8,
+    layout: str = "none",
+    orientation: str = "standard",
+    verify: str | Path | None = None,
+    max_attempts: int = 5,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: Progress = None,
+) -> dict:
+    """Generate ``n`` images (or one per row of a ``conditions`` CSV) into a dataset folder ``out``."""
+    from mammosynth.generate import generate_dataset
+
+    flags = {"view": view, "laterality": laterality, "density": density, "birads": birads, "lesion": lesion,
+             "lesion_size_mm": lesion_size_mm, "lesion_x": lesion_x, "lesion_y": lesion_y}
+    return generate_dataset(checkpoint, out, n=n, conditions=flags, table=conditions, mask=mask, seed=seed,
+                            sampler=sampler, steps=steps, guidance=guidance, guide_fields=guide_fields,
+                            batch_size=batch_size, layout=layout, orientation=orientation, verify=verify,
+                            max_attempts=max_attempts, overwrite=overwrite, device=device, progress=progress)
+
+
+def inpaint(
+    image: str | Path,
+    mask: str | Path,
+    checkpoint: str | Path,
+    out: str | Path,
+    lesion: str | None = None,
+    remove: bool = False,
+    view: str | None = None,
+    laterality: str | None = None,
+    density: str | None = None,
+    seed: int = 0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    guidance: float = 3.0,
+    grow_px: int | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+) -> dict:
+    """Insert a lesion of kind ``lesion`` inside ``mask`` of a healthy prepared image, or ``remove`` the
+    lesion under ``mask``; writes a 16-bit PNG and a JSON sidecar with the provenance. Pixels outside the
+    mask (grown by ``grow_px``: 0 to insert, 2 to remove by default) are left bit-identical."""
+    from mammosynth.generate import DiffusionPipeline
+    from mammosynth.models.conditioning import validate_conditions
+
+    if remove == (lesion is not None):
+        raise InputError(image, "say either --lesion KIND (insert) or --remove, not both or neither")
+    if lesion == "none":
+        raise InputError(image, "--lesion none inserts nothing; use --remove to take a lesion out")
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise InputError(out, "output must be a .png file")
+    if out.exists() and not overwrite:
+        raise InputError(out, "output exists; pass --overwrite to replace it")
+    pipeline = DiffusionPipeline(str(checkpoint), device)
+    pixels = read_image(image).pixels
+    if pixels.shape != (pipeline.size, pipeline.size):
+        raise InputError(image, f"image is {pixels.shape[1]}×{pixels.shape[0]}; the model inpaints "
+                         f"{pipeline.size}×{pipeline.size} prepared images")
+    from mammosynth.generate.conditions import region_from_mask
+
+    region, implied = region_from_mask(mask, pipeline.size, pipeline.spacing_mm)
+    conditions = {"view": view, "laterality": laterality, "density": density}
+    conditions = validate_conditions({**conditions, "lesion": "none" if remove else lesion}, "command line")
+    if not remove:
+        conditions.update(implied)
+    grow = (2 if remove else 0) if grow_px is None else grow_px
+    result, changed = pipeline.inpaint(pixels, region, conditions, seed, remove=remove, sampler=sampler, steps=steps,
+                                       guidance=guidance, grow_px=grow)
+    from mammosynth.io.images import write_png
+
+    write_png(out, result, bits=16)
+    provenance = {"source_image": Path(image).name, "mask": Path(mask).name, "operation": "remove" if remove else
+                  "insert", "conditions": conditions, "seed": seed, "sampler": sampler, "steps": steps,
+                  "guidance": guidance, "grow_px": grow, **pipeline.describe(),
+                  "changed_pixels": int(changed.sum()), "unchanged_outside_mask": True}
+    provenance.pop("trained_on", None)
+    with atomic_write(out.with_suffix(".json"), "w") as handle:
+        json.dump(provenance, handle, indent=2)
+    return {"out": str(out), **provenance}
+
+
 def _merge(parts: list[Path], merged: Path) -> None:
     """Join phantom folders into one dataset folder (relative paths kept unique by image id)."""
     import shutil

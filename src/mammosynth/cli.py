@@ -39,12 +39,13 @@ def progress_bar(description: str) -> Iterator:
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=None)
+        task = bar.add_task(description, total=None, status="")
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def update(done: int, total: int, status: str = "") -> None:
+            bar.update(task, completed=done, total=total, status=status)
 
         yield update
 
@@ -165,6 +166,89 @@ def inspect(
         _print(result)
     else:
         _counts_table(result)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="A prepared dataset folder (mammosynth prepare or phantom + prepare).")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, losses.jsonl, tensorboard/, samples/.")],
+    model: Annotated[str, typer.Option(help="Model family: ldm or verifier.")] = "ldm",
+    config: Annotated[str, typer.Option(help="Preset (tiny, cpu-128, gpu-256, gpu-512) or a YAML file.")] = "tiny",
+    set: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. train.steps=200 (repeatable).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's newest checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard the run folder's previous run.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train a generator or the lesion verifier; checkpoints are atomic and --resume continues exactly."""
+    with progress_bar(f"train {model}") as update:
+        result = api.train(data, out, model=model, config=config, set=set, resume=resume, overwrite=overwrite,
+                           device=device, progress=update)
+    _print(result)
+
+
+@app.command()
+def generate(
+    checkpoint: Annotated[Path, typer.Argument(help="A run folder or checkpoint folder of a trained model.")],
+    out: Annotated[Path, typer.Option(help="Output dataset folder.")],
+    n: Annotated[int | None, typer.Option(help="Number of images (or one per row of --conditions).")] = None,
+    view: Annotated[str | None, typer.Option(help="CC or MLO (default: unknown).")] = None,
+    laterality: Annotated[str | None, typer.Option(help="L or R.")] = None,
+    density: Annotated[str | None, typer.Option(help="A–D.")] = None,
+    birads: Annotated[str | None, typer.Option(help="Breast BI-RADS 0–6.")] = None,
+    lesion: Annotated[str | None, typer.Option(help="none, benign-mass, malignant-mass, calcification, …")] = None,
+    lesion_size_mm: Annotated[float | None, typer.Option(help="Lesion size (mm).")] = None,
+    lesion_x: Annotated[float | None, typer.Option(help="Lesion centre x as a fraction of the width.")] = None,
+    lesion_y: Annotated[float | None, typer.Option(help="Lesion centre y as a fraction of the height.")] = None,
+    conditions: Annotated[Path | None, typer.Option(help="CSV of per-image conditions (+ count column).")] = None,
+    mask: Annotated[Path | None, typer.Option(help="Lesion region mask (image size) for every image.")] = None,
+    seed: int = 0,
+    sampler: Annotated[str, typer.Option(help="ddim or ddpm.")] = "ddim",
+    steps: Annotated[int, typer.Option(help="Sampling steps.")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = none).")] = 3.0,
+    guide: Annotated[list[str] | None, typer.Option(help="Guide only these fields (repeatable; default all).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 8,
+    layout: Annotated[str, typer.Option(help="none, or phantom: a parametric-model label map per image.")] = "none",
+    orientation: Annotated[str, typer.Option(help="standard (chest wall left) or native (R mirrored).")] = "standard",
+    verify: Annotated[Path | None, typer.Option(help="Verifier checkpoint: reject and resample bad lesions.")] = None,
+    max_attempts: Annotated[int, typer.Option(help="Samples per image at most with --verify.")] = 5,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Generate a synthetic dataset (record schema, per-image provenance) from a trained model."""
+    with progress_bar("generate") as update:
+        result = api.generate(checkpoint, out, n=n, view=view, laterality=laterality, density=density, birads=birads,
+                              lesion=lesion, lesion_size_mm=lesion_size_mm, lesion_x=lesion_x, lesion_y=lesion_y,
+                              conditions=conditions, mask=mask, seed=seed, sampler=sampler, steps=steps,
+                              guidance=guidance, guide_fields=guide, batch_size=batch_size, layout=layout,
+                              orientation=orientation, verify=verify, max_attempts=max_attempts,
+                              overwrite=overwrite, device=device, progress=update)
+    result["model"].pop("trained_on", None)
+    _print(result)
+
+
+@app.command()
+def inpaint(
+    image: Annotated[Path, typer.Argument(help="A prepared image (the model's size).")],
+    mask: Annotated[Path, typer.Option(help="Where to insert or remove the lesion (same size as the image).")],
+    model: Annotated[Path, typer.Option(help="Latent diffusion run or checkpoint folder.")],
+    out: Annotated[Path, typer.Option(help="Output PNG (a JSON sidecar is written beside it).")],
+    lesion: Annotated[str | None, typer.Option(help="Lesion to insert: benign-mass, malignant-mass, …")] = None,
+    remove: Annotated[bool, typer.Option(help="Remove the lesion under the mask instead.")] = False,
+    view: Annotated[str | None, typer.Option(help="CC or MLO.")] = None,
+    laterality: Annotated[str | None, typer.Option(help="L or R.")] = None,
+    density: Annotated[str | None, typer.Option(help="A–D.")] = None,
+    seed: int = 0,
+    sampler: Annotated[str, typer.Option(help="ddim or ddpm.")] = "ddim",
+    steps: Annotated[int, typer.Option(help="Sampling steps.")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 3.0,
+    grow_px: Annotated[int | None, typer.Option(help="Grow the mask by N px (default 0; 2 with --remove).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Insert a lesion into a healthy image inside a mask, or remove one; the rest stays bit-identical."""
+    _print(api.inpaint(image, mask, model, out, lesion=lesion, remove=remove, view=view, laterality=laterality,
+                       density=density, seed=seed, sampler=sampler, steps=steps, guidance=guidance, grow_px=grow_px,
+                       overwrite=overwrite, device=device))
 
 
 def main() -> None:

@@ -1,0 +1,199 @@
+"""Generate a synthetic dataset in the record schema: batched, verified, each image with the provenance
+needed to make it again bit for bit (model hash, sampler, steps, guidance, seed, conditions, layout)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mammosynth import __version__
+from mammosynth.datasets.schema import Finding, Record, write_manifest
+from mammosynth.errors import InputError
+from mammosynth.generate.conditions import condition_rows, region_from_conditions, region_from_mask
+from mammosynth.generate.layout import phantom_layout
+from mammosynth.generate.pipeline import DiffusionPipeline
+from mammosynth.generate.verify import LesionChecker
+from mammosynth.io.atomic import atomic_output_dir, atomic_write
+from mammosynth.io.images import write_png
+from mammosynth.models.conditioning import SPATIAL_CHANNELS
+from mammosynth.phantom.dataset import image_seed
+
+LAYOUTS = ("none", "phantom")
+ORIENTATIONS = ("standard", "native")
+
+
+def attempt_seed(seed: int, index: int, attempt: int) -> int:
+    """Seed of image ``index`` at resampling ``attempt`` (attempt 0 is :func:`image_seed`)."""
+    if attempt == 0:
+        return image_seed(seed, index)
+    return int(np.random.SeedSequence([int(seed), int(index), int(attempt)]).generate_state(1, dtype=np.uint32)[0])
+
+
+def generate_dataset(
+    checkpoint: str | Path,
+    out: str | Path,
+    n: int | None = None,
+    conditions: dict | None = None,
+    table: str | Path | None = None,
+    mask: str | Path | None = None,
+    seed: int = 0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    guidance: float = 3.0,
+    guide_fields: list[str] | None = None,
+    batch_size: int = 8,
+    layout: str = "none",
+    orientation: str = "standard",
+    verify: str | Path | None = None,
+    max_attempts: int = 5,
+    threshold: float = 0.5,
+    start: int = 0,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Generate images for a conditioning spec into a new dataset folder ``out``.
+
+    Image ``i`` (counting from ``start``) uses seed ``attempt_seed(seed, i, attempt)``; with ``verify`` (a
+    verifier checkpoint) a rejected image is resampled with the next attempt's seed, up to
+    ``max_attempts``; images still rejected are left out and counted.
+    """
+    if layout not in LAYOUTS:
+        raise InputError(None, f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    if orientation not in ORIENTATIONS:
+        raise InputError(None, f"unknown orientation {orientation!r}; known: {', '.join(ORIENTATIONS)}")
+    if batch_size < 1 or max_attempts < 1:
+        raise InputError(None, "batch size and max attempts must be ≥ 1")
+    rows = condition_rows(n, conditions, table)
+    pipeline = DiffusionPipeline(str(checkpoint), device)
+    size, spacing = pipeline.size, pipeline.spacing_mm
+    mask_region = None
+    if mask is not None:
+        mask_region, implied = region_from_mask(mask, size, spacing)
+        for row in rows:
+            row["conditions"] = {**implied, **row["conditions"]}
+    checker = LesionChecker(str(verify), threshold, device) if verify else None
+    started = time.perf_counter()
+    records: list[Record] = []
+    attempts_total, rejected = 0, []
+    with atomic_output_dir(out, overwrite) as tmp:
+        for first in range(0, len(rows), batch_size):
+            indices = list(range(first, min(first + batch_size, len(rows))))
+            attempt = dict.fromkeys(indices, 0)
+            pending = list(indices)
+            while pending:
+                batch = _make_batch(pipeline, rows, pending, attempt, seed, start, sampler, steps, guidance,
+                                    guide_fields, layout, mask_region)
+                attempts_total += len(pending)
+                verdicts = (checker.check(batch["images"], batch["conditions"], batch["regions"])
+                            if checker else [None] * len(pending))
+                still = []
+                for k, i in enumerate(pending):
+                    verdict = verdicts[k]
+                    if verdict is None or verdict["accepted"]:
+                        records.append(_write(tmp, i + start, batch, k, pipeline, verdict, orientation,
+                                              spacing, dict(sampler=sampler, steps=steps, guide_fields=guide_fields,
+                                                            layout=layout, base_seed=seed, attempt=attempt[i],
+                                                            batch=[p + start for p in pending])))
+                    elif attempt[i] + 1 < max_attempts:
+                        attempt[i] += 1
+                        still.append(i)
+                    else:
+                        rejected.append(i + start)
+                pending = still
+            if progress:
+                progress(indices[-1] + 1, len(rows))
+        records.sort(key=lambda r: r.image_id)
+        write_manifest(tmp, records)
+        seconds = time.perf_counter() - started
+        summary = {
+            "out": str(out), "images": len(records), "requested": len(rows), "seconds": round(seconds, 2),
+            "images_per_second": round(len(records) / max(seconds, 1e-9), 3),
+            "model": pipeline.describe(), "sampler": sampler, "steps": steps, "guidance": guidance, "seed": seed,
+            "layout": layout, "orientation": orientation,
+            "verify": None if checker is None else {
+                "verifier_id": checker.model_id, "threshold": threshold, "max_attempts": max_attempts,
+                "samples_drawn": attempts_total, "accepted": len(records), "rejected_after_max_attempts": rejected,
+                "acceptance_rate": round(len(records) / max(attempts_total, 1), 4),
+            },
+            "counts": {
+                "label": dict(Counter(r.label for r in records)),
+                "view": dict(Counter(str(r.view) for r in records)),
+                "laterality": dict(Counter(str(r.laterality) for r in records)),
+                "density": dict(Counter(str(r.density) for r in records)),
+            },
+        }
+        with atomic_write(tmp / "generate.json", "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return summary
+
+
+def _make_batch(pipeline: DiffusionPipeline, rows: list[dict], pending: list[int], attempt: dict, seed: int,
+                start: int, sampler: str, steps: int, guidance: float, guide_fields: list[str] | None, layout: str,
+                mask_region: np.ndarray | None) -> dict:
+    size = pipeline.size
+    seeds = [attempt_seed(seed, i + start, attempt[i]) for i in pending]
+    spatial, params, regions = None, [], []
+    conditions = [rows[i]["conditions"] for i in pending]
+    if layout == "phantom":
+        maps = []
+        for k, i in enumerate(pending):
+            channels, p = phantom_layout(image_seed(seed, i + start), size, rows[i]["conditions"])
+            maps.append(channels)
+            params.append(p)
+            conditions[k] = {"view": p.view, "laterality": p.laterality, "density": p.density, **conditions[k]}
+        spatial = np.stack(maps)
+    for k in range(len(pending)):
+        if mask_region is not None:
+            regions.append(mask_region)
+        elif spatial is not None and spatial[k, SPATIAL_CHANNELS.index("lesion")].any():
+            regions.append(spatial[k, SPATIAL_CHANNELS.index("lesion")] > 0)
+        else:
+            regions.append(region_from_conditions(conditions[k], size, pipeline.spacing_mm))
+    guidances = [rows[i]["guidance"] if rows[i]["guidance"] is not None else guidance for i in pending]
+    images = pipeline.sample(conditions, seeds, sampler, steps, guidances,
+                             guide_fields, spatial)
+    return {"images": images, "conditions": conditions, "seeds": seeds, "spatial": spatial, "params": params,
+            "regions": regions, "guidance": guidances}
+
+
+def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: DiffusionPipeline, verdict: dict | None,
+           orientation: str, spacing: float | None, settings: dict) -> Record:
+    conditions = batch["conditions"][k]
+    image_id = f"syn{index:07d}"
+    mirror = orientation == "native" and conditions.get("laterality") == "R"
+    flip = (lambda a: a[:, ::-1]) if mirror else (lambda a: a)
+    image = batch["images"][k]
+    write_png(tmp / f"images/{image_id}.png", flip(image), bits=16)
+    findings = []
+    region = batch["regions"][k]
+    if conditions.get("category") not in (None, "none"):
+        mask_rel = None
+        if region is not None:
+            mask_rel = f"masks/{image_id}_finding0.png"
+            write_png(tmp / mask_rel, flip(region.astype(np.uint8) * 255), bits=8)
+        findings.append(Finding(category=conditions["category"], pathology=conditions.get("pathology", "unknown"),
+                                geometry="mask" if mask_rel else None, mask_path=mask_rel,
+                                attributes={"requested": True}))
+    provenance = {
+        "generator": f"mammosynth {__version__}", "torch": torch.__version__, **pipeline.describe(),
+        **{k2: v for k2, v in settings.items()}, "seed": batch["seeds"][k], "guidance": batch["guidance"][k],
+        "conditions": conditions, "index": index, "orientation": orientation, "mirrored": mirror,
+    }
+    provenance.pop("trained_on", None)
+    if batch["params"]:
+        provenance["phantom_params"] = json.loads(batch["params"][k].to_json())
+    if verdict is not None:
+        provenance["verifier"] = verdict
+    size = image.shape[0]
+    return Record(image_id=image_id, path=f"images/{image_id}.png", dataset="mammosynth-synthetic",
+                  patient_key=f"synthetic-{image_id}", view=conditions.get("view"),
+                  laterality=conditions.get("laterality"), density=conditions.get("density"),
+                  birads=conditions.get("birads"), findings=findings, spacing_mm=spacing, width=size, height=size,
+                  extra={"synthetic": True, "provenance": provenance})
