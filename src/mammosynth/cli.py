@@ -41,13 +41,21 @@ def progress_bar(description: str) -> Iterator:
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(description, total=None, status="")
+    bar = Progress(*columns, console=console, transient=False)
+    task = None
 
-        def update(done: int, total: int, status: str = "") -> None:
-            bar.update(task, completed=done, total=total, status=status)
+    def update(done: int, total: int, status: str = "") -> None:
+        nonlocal task
+        if task is None:  # start drawing only once work starts, so input errors print alone
+            bar.start()
+            task = bar.add_task(description, total=total, status="")
+        bar.update(task, completed=done, total=total, status=status)
 
+    try:
         yield update
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 def _print(result: dict) -> None:

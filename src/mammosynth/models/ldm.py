@@ -41,7 +41,7 @@ class LDMConfig(Config):
     spatial: bool = True
     train_timesteps: int = 1000
     schedule: str = "scaled_linear_beta"
-    prediction: str = "epsilon"
+    prediction: str = "v_prediction"
 
     @property
     def downsample(self) -> int:

@@ -1,0 +1,126 @@
+"""Shared training loop, configs and checkpoints, exercised with the tiny latent diffusion config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mammosynth import api
+from mammosynth.errors import InputError
+from mammosynth.phantom import make_phantom_dataset
+from mammosynth.training import PRESETS, load_config, open_checkpoint
+from mammosynth.training.checkpoint import WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def phantom_prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantom")
+    parts = []
+    for k, lesion in enumerate(("none", "malignant-mass", "benign-mass")):
+        make_phantom_dataset(root / lesion, n=8, size=128, lesion=lesion, seed=3, start=8 * k)
+        parts.append(root / lesion)
+    api._merge(parts, root / "all")
+    api.prepare(root / "all", root / "prepared", size=64)
+    return root / "prepared"
+
+
+def losses(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "losses.jsonl").read_text().splitlines()]
+
+
+def test_presets_load_for_every_family():
+    for family in ("ldm", "verifier"):
+        for preset in PRESETS:
+            cfg = load_config(family, preset)
+            assert cfg["train"].steps > 0 and cfg["model"].image_size in (32, 128, 256, 512)
+
+
+def test_config_with_unknown_key_is_refused(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  image_size: 32\ntrain:\n  stesp: 10\n")
+    with pytest.raises(InputError, match=r"unknown key 'train\.stesp'"):
+        load_config("ldm", path)
+    with pytest.raises(InputError, match="must be int"):
+        load_config("ldm", "tiny", ["train.steps=ten"])
+
+
+def test_tiny_training_lowers_the_losses(phantom_prepared, tmp_path):
+    result = api.train(phantom_prepared, tmp_path / "run", config="tiny",
+                       set=["train.steps=80", "train.ae_steps=30", "train.checkpoint_every=80"])
+    assert result["steps"] == 80
+    rows = losses(tmp_path / "run")
+    ae = [r["ae_l1"] for r in rows if "ae_l1" in r]
+    diffusion = [r["diffusion_loss"] for r in rows if "diffusion_loss" in r]
+    assert len(ae) == 30 and len(diffusion) == 50
+    assert sum(ae[-5:]) / 5 < 0.5 * sum(ae[:5]) / 5
+    assert sum(diffusion[-10:]) / 10 < sum(diffusion[:10]) / 10
+    assert (tmp_path / "run" / "samples").is_dir() and any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_resume_reproduces_the_uninterrupted_losses(phantom_prepared, tmp_path):
+    common = ["train.ae_steps=12", "train.adv_start=6", "train.checkpoint_every=5"]
+    api.train(phantom_prepared, tmp_path / "full", config="tiny", set=["train.steps=24", *common])
+    api.train(phantom_prepared, tmp_path / "cut", config="tiny", set=["train.steps=15", *common])
+    resumed = api.train(phantom_prepared, tmp_path / "cut", config="tiny", set=["train.steps=24", *common], resume=True)
+    assert resumed["resumed_from"] == 15
+    assert losses(tmp_path / "full") == losses(tmp_path / "cut")  # bit-identical, across both stages
+
+
+def test_resume_after_kill_9_continues_the_same_loss_curve(phantom_prepared, tmp_path):
+    args = ["train.steps=400", "train.ae_steps=20", "train.checkpoint_every=10", "train.sample_every=1000"]
+    command = [sys.executable, "-m", "mammosynth.cli", "train", str(phantom_prepared), "--out", str(tmp_path / "k")]
+    for item in args:
+        command += ["--set", item]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "k" / "checkpoints").glob("step-*")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    checkpoint = open_checkpoint(tmp_path / "k")  # whatever was on disk at the kill is a whole checkpoint
+    stop = checkpoint.step + 15
+    assert checkpoint.step < 400
+    resume = [*command, "--resume"]
+    resume[resume.index("train.steps=400")] = f"train.steps={stop}"
+    assert subprocess.run(resume, capture_output=True).returncode == 0
+    reference = [a.replace("train.steps=400", f"train.steps={stop}") for a in args]
+    api.train(phantom_prepared, tmp_path / "ref", config="tiny", set=reference)
+    assert losses(tmp_path / "k") == losses(tmp_path / "ref")
+
+
+def test_run_folder_rules(phantom_prepared, tmp_path):
+    api.train(phantom_prepared, tmp_path / "r", config="tiny", set=["train.steps=2", "train.ae_steps=1"])
+    with pytest.raises(InputError, match="--resume"):
+        api.train(phantom_prepared, tmp_path / "r", config="tiny")
+    with pytest.raises(InputError, match="contradict"):
+        api.train(phantom_prepared, tmp_path / "r", config="tiny", resume=True, overwrite=True)
+    with pytest.raises(InputError, match="another model config"):  # another resolution
+        api.train(phantom_prepared, tmp_path / "r", config="tiny", set=["model.image_size=64"], resume=True)
+
+
+def test_checkpoint_problems_are_named(phantom_prepared, tmp_path):
+    api.train(phantom_prepared, tmp_path / "r", config="tiny", set=["train.steps=2", "train.ae_steps=1"])
+    with pytest.raises(InputError, match="not found"):
+        open_checkpoint(tmp_path / "nothing")
+    with pytest.raises(InputError, match="'ldm' model, not 'verifier'"):
+        open_checkpoint(tmp_path / "r", family="verifier")
+    with pytest.raises(InputError, match="trained at 32 px, not 64"):
+        open_checkpoint(tmp_path / "r", image_size=64)
+    weights = open_checkpoint(tmp_path / "r").folder / WEIGHTS
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        open_checkpoint(tmp_path / "r").tensors()
+
+
+def test_verifier_trains_on_prepared_data(phantom_prepared, tmp_path):
+    result = api.train(phantom_prepared, tmp_path / "v", model="verifier", config="tiny", set=["train.steps=60"])
+    rows = losses(tmp_path / "v")
+    assert result["family"] == "verifier"
+    assert sum(r["verifier_loss"] for r in rows[-10:]) < sum(r["verifier_loss"] for r in rows[:10])
