@@ -153,6 +153,7 @@ def test_checker_rules(model, tmp_path, monkeypatch):
         (["--lesion", "tumour"], "unknown lesion 'tumour'"),
         (["--lesion-x", "1.5"], "out of range"),
         (["--sampler", "euler"], "unknown sampler"),
+        (["--guide", "colour"], "cannot guide"),
     ],
 )
 def test_bad_generation_requests_exit_2_and_write_nothing(model, tmp_path, args, message):

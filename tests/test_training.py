@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from mammosynth import api
 from mammosynth.errors import InputError
@@ -124,3 +125,25 @@ def test_verifier_trains_on_prepared_data(phantom_prepared, tmp_path):
     rows = losses(tmp_path / "v")
     assert result["family"] == "verifier"
     assert sum(r["verifier_loss"] for r in rows[-10:]) < sum(r["verifier_loss"] for r in rows[:10])
+
+
+def test_out_of_memory_gives_one_line_of_advice(phantom_prepared, tmp_path, monkeypatch):
+    from mammosynth.training.ldm import LDMTask
+
+    def explode(self, batch, ctx):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(LDMTask, "autoencoder_loss", explode)
+    with pytest.raises(InputError, match=r"out of memory .* train\.batch_size=2 --set train\.accumulate=2"):
+        api.train(phantom_prepared, tmp_path / "r", config="tiny", set=["train.steps=2"])
+
+
+def test_gradient_accumulation_sees_every_micro_batch(phantom_prepared, tmp_path):
+    from mammosynth.training.data import BatchOrder
+
+    order = BatchOrder(n=10, batch_size=2, accumulate=3, seed=1)
+    seen = [i for step in range(5) for micro in range(3) for i in order.indices(step, micro)]
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
+    result = api.train(phantom_prepared, tmp_path / "acc", config="tiny",
+                       set=["train.steps=4", "train.ae_steps=2", "train.accumulate=2", "train.batch_size=2"])
+    assert result["steps"] == 4

@@ -21,7 +21,7 @@ from mammosynth.generate.pipeline import DiffusionPipeline
 from mammosynth.generate.verify import LesionChecker
 from mammosynth.io.atomic import atomic_output_dir, atomic_write
 from mammosynth.io.images import write_png
-from mammosynth.models.conditioning import SPATIAL_CHANNELS
+from mammosynth.models.conditioning import FIELDS, SPATIAL_CHANNELS
 from mammosynth.phantom.dataset import image_seed
 
 LAYOUTS = ("none", "phantom")
@@ -70,6 +70,10 @@ def generate_dataset(
         raise InputError(None, f"unknown orientation {orientation!r}; known: {', '.join(ORIENTATIONS)}")
     if batch_size < 1 or max_attempts < 1:
         raise InputError(None, "batch size and max attempts must be ≥ 1")
+    guidable = (*FIELDS, "lesion_geometry", "spatial")
+    for name in guide_fields or []:
+        if name not in guidable:
+            raise InputError(None, f"cannot guide {name!r}; guidable fields: {', '.join(guidable)}")
     rows = condition_rows(n, conditions, table)
     pipeline = DiffusionPipeline(str(checkpoint), device)
     size, spacing = pipeline.size, pipeline.spacing_mm

@@ -50,6 +50,7 @@ class TrainConfig(Config):
     ssim_weight: float = 0.2
     adv_weight: float = 0.01
     adv_start: int = 200
+    ae_crop: int = 0  # autoencoder stage on random square crops of this size (0 = whole images)
     prefetch: bool = True
 
     def check(self, where: str) -> TrainConfig:

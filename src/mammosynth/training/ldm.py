@@ -45,9 +45,10 @@ class LDMTask(Task):
     def phases(self, step: int) -> list[Phase]:
         if not self.in_autoencoder_stage(step):
             return [Phase("diffusion", self.diffusion_loss)]
-        phases = [Phase("autoencoder", self.autoencoder_loss)]
+        # the autoencoder stage stays in fp32: reconstruction fidelity is what it is judged by
+        phases = [Phase("autoencoder", self.autoencoder_loss, mixed_precision=False)]
         if self.adversarial_on(step):
-            phases.append(Phase("discriminator", self.discriminator_loss))
+            phases.append(Phase("discriminator", self.discriminator_loss, mixed_precision=False))
         return phases
 
     def adversarial_on(self, step: int) -> bool:
@@ -67,6 +68,10 @@ class LDMTask(Task):
     # --- losses ------------------------------------------------------------------------------------
     def autoencoder_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         images = batch["image"].to(self.device)
+        crop = self.train.ae_crop
+        if 0 < crop < images.shape[-1]:  # the autoencoder is fully convolutional: train on crops, use whole
+            y, x = (int(v) for v in torch.randint(0, images.shape[-1] - crop + 1, (2,), generator=ctx.generator))
+            images = images[..., y : y + crop, x : x + crop]
         z_mu, z_sigma = self.model.encode_moments(images)
         z = z_mu + z_sigma * ctx.randn(*z_mu.shape).to(z_mu.dtype)
         recon = (self.model.autoencoder.decode(z).float() + 1) / 2
@@ -84,11 +89,12 @@ class LDMTask(Task):
             loss = loss + self.train.adv_weight * g_adv
             parts["ae_adv"] = g_adv.item()
         ctx.scratch[("recon", ctx.micro)] = recon.detach()
+        ctx.scratch[("images", ctx.micro)] = images
         return loss, {"ae_loss": loss.item(), **parts}
 
     def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
-        images = batch["image"].to(self.device)
         recon = ctx.scratch[("recon", ctx.micro)]
+        images = ctx.scratch[("images", ctx.micro)]
         fake = self.adversarial(self.discriminator(recon * 2 - 1)[-1], target_is_real=False, for_discriminator=True)
         real = self.adversarial(self.discriminator(images * 2 - 1)[-1], target_is_real=True, for_discriminator=True)
         loss = 0.5 * (fake + real)

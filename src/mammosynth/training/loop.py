@@ -66,8 +66,11 @@ class StepContext:
 
 @dataclass
 class Phase:
+    """One optimiser update per step: its loss, and whether it runs under mixed-precision autocast."""
+
     optimizer: str
     loss: Callable[[dict, StepContext], tuple[torch.Tensor, dict[str, float]]]
+    mixed_precision: bool = True
 
 
 class Task:
@@ -207,7 +210,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             for micro, batch in enumerate(batches):
                 ctx.micro = micro
-                with autocast(self.device, self.dtype):
+                with autocast(self.device, self.dtype if phase.mixed_precision else None):
                     loss, parts = phase.loss(batch, ctx)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"{phase.optimizer} loss is {float(loss)} at step {step}")
