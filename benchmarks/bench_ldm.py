@@ -43,6 +43,20 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best
 
 
+def time_step(step, steps: int, batch: int) -> dict:
+    """Warm up, count one step's FLOPs, then time ``steps`` steps."""
+    step()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    return {"images_per_second": round(batch / seconds, 2), "flops_per_step": flops,
+            "achieved_gflops": round(flops / seconds / 1e9, 1)}
+
+
 def conditions(batch: int) -> dict:
     rows = [{"view": "MLO", "density": "C", "lesion": "malignant-mass", "lesion_x": 0.4, "lesion_y": 0.5}] * batch
     encoded = encode_conditions(rows)
@@ -70,16 +84,7 @@ def bench_unet_training(model: LatentDiffusion, size: int, batch: int, steps: in
         loss.backward()
         optimizer.step()
 
-    step()
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = (time.perf_counter() - start) / steps
-    return {"images_per_second": round(batch / seconds, 2), "flops_per_step": flops,
-            "achieved_gflops": round(flops / seconds / 1e9, 1)}
+    return time_step(step, steps, batch)
 
 
 def bench_autoencoder_training(model: LatentDiffusion, size: int, batch: int, steps: int) -> dict:
@@ -93,15 +98,7 @@ def bench_autoencoder_training(model: LatentDiffusion, size: int, batch: int, st
         loss.backward()
         optimizer.step()
 
-    step()
-    with FlopCounterMode(display=False) as counter:
-        step()
-    flops = counter.get_total_flops()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = (time.perf_counter() - start) / steps
-    return {"images_per_second": round(batch / seconds, 2), "achieved_gflops": round(flops / seconds / 1e9, 1)}
+    return time_step(step, steps, batch)
 
 
 def bench_sampling(model: LatentDiffusion, batch: int, steps: int = 50, guidance: float = 3.0) -> dict:
