@@ -84,7 +84,9 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
-        write_png(args.out.with_suffix(".png"), grid, bits=8)
+    # the grid shows real mammograms: it goes to the work folder, never into the repository
+    write_png(work / "reconstructions.png", grid, bits=8)
+    print(f"grid of originals over reconstructions: {work / 'reconstructions.png'}")
 
 
 if __name__ == "__main__":
