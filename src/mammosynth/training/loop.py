@@ -260,7 +260,7 @@ class Trainer:
                             raise InputError(self.source.get("source"), _oom_advice(self.cfg, self.device)) from None
                         raise
                     self.step = step + 1
-                    recent.append(next(iter(logs.values()), math.nan))
+                    recent = [*recent[-19:], next(iter(logs.values()), math.nan)]
                     log_file.write(json.dumps({"step": step, **{k: round(v, 8) for k, v in logs.items()}}) + "\n")
                     elapsed = time.perf_counter() - started
                     speed = (self.step - start_step) * images_per_step / max(elapsed, 1e-9)
@@ -268,7 +268,7 @@ class Trainer:
                         log_file.flush()
                         self._log_scalars(logs, speed)
                     if self.progress:
-                        status = f"loss {np.mean(recent[-20:]):.4f} · {speed:.1f} img/s"
+                        status = f"loss {np.mean(recent):.4f} · {speed:.1f} img/s"
                         self.progress(self.step, self.cfg.steps, status)
                     if self.step % self.cfg.sample_every == 0 or self.step == self.cfg.steps:
                         self._sample_grid(batches[0])
