@@ -223,6 +223,7 @@ def generate(
     checkpoint: str | Path,
     out: str | Path,
     n: int | None = None,
+    model: str | None = None,
     view: str | None = None,
     laterality: str | None = None,
     density: str | None = None,
@@ -247,12 +248,13 @@ def generate(
     device: str = "auto",
     progress: Progress = None,
 ) -> dict:
-    """Generate ``n`` images (or one per row of a ``conditions`` CSV) into a dataset folder ``out``."""
+    """Generate ``n`` images (or one per row of a ``conditions`` CSV) into a dataset folder ``out`` with a
+    trained ``ldm`` or ``gan`` (``model`` checks the checkpoint's family; default: whatever it is)."""
     from mammosynth.generate import generate_dataset
 
     flags = {"view": view, "laterality": laterality, "density": density, "birads": birads, "lesion": lesion,
              "lesion_size_mm": lesion_size_mm, "lesion_x": lesion_x, "lesion_y": lesion_y}
-    return generate_dataset(checkpoint, out, n=n, conditions=flags, table=conditions, mask=mask, seed=seed,
+    return generate_dataset(checkpoint, out, n=n, model=model, conditions=flags, table=conditions, mask=mask, seed=seed,
                             sampler=sampler, steps=steps, guidance=guidance, guide_fields=guide_fields,
                             batch_size=batch_size, layout=layout, orientation=orientation, verify=verify,
                             max_attempts=max_attempts, overwrite=overwrite, device=device, progress=progress)

@@ -180,7 +180,7 @@ def inspect(
 def train(
     data: Annotated[Path, typer.Argument(help="A prepared dataset folder (mammosynth prepare or phantom + prepare).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, losses.jsonl, tensorboard/, samples/.")],
-    model: Annotated[str, typer.Option(help="Model family: ldm or verifier.")] = "ldm",
+    model: Annotated[str, typer.Option(help="Model family: ldm, gan or verifier.")] = "ldm",
     config: Annotated[str, typer.Option(help="Preset (tiny, cpu-128, gpu-256, gpu-512) or a YAML file.")] = "tiny",
     set: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. train.steps=200 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's newest checkpoint.")] = False,
@@ -199,6 +199,7 @@ def generate(
     checkpoint: Annotated[Path, typer.Argument(help="A run folder or checkpoint folder of a trained model.")],
     out: Annotated[Path, typer.Option(help="Output dataset folder.")],
     n: Annotated[int | None, typer.Option(help="Number of images (or one per row of --conditions).")] = None,
+    model: Annotated[str | None, typer.Option(help="ldm or gan (checked against the checkpoint).")] = None,
     view: Annotated[str | None, typer.Option(help="CC or MLO (default: unknown).")] = None,
     laterality: Annotated[str | None, typer.Option(help="L or R.")] = None,
     density: Annotated[str | None, typer.Option(help="A–D.")] = None,
@@ -224,10 +225,10 @@ def generate(
 ) -> None:
     """Generate a synthetic dataset (record schema, per-image provenance) from a trained model."""
     with progress_bar("generate") as update:
-        result = api.generate(checkpoint, out, n=n, view=view, laterality=laterality, density=density, birads=birads,
-                              lesion=lesion, lesion_size_mm=lesion_size_mm, lesion_x=lesion_x, lesion_y=lesion_y,
-                              conditions=conditions, mask=mask, seed=seed, sampler=sampler, steps=steps,
-                              guidance=guidance, guide_fields=guide, batch_size=batch_size, layout=layout,
+        result = api.generate(checkpoint, out, n=n, model=model, view=view, laterality=laterality, density=density,
+                              birads=birads, lesion=lesion, lesion_size_mm=lesion_size_mm, lesion_x=lesion_x,
+                              lesion_y=lesion_y, conditions=conditions, mask=mask, seed=seed, sampler=sampler,
+                              steps=steps, guidance=guidance, guide_fields=guide, batch_size=batch_size, layout=layout,
                               orientation=orientation, verify=verify, max_attempts=max_attempts,
                               overwrite=overwrite, device=device, progress=update)
     result["model"].pop("trained_on", None)

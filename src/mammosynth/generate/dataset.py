@@ -17,7 +17,7 @@ from mammosynth.datasets.schema import Finding, Record, write_manifest
 from mammosynth.errors import InputError
 from mammosynth.generate.conditions import condition_rows, region_from_conditions, region_from_mask
 from mammosynth.generate.layout import phantom_layout
-from mammosynth.generate.pipeline import DiffusionPipeline
+from mammosynth.generate.pipeline import Pipeline, load_pipeline
 from mammosynth.generate.verify import LesionChecker
 from mammosynth.io.atomic import atomic_output_dir, atomic_write
 from mammosynth.io.images import write_png
@@ -40,6 +40,7 @@ def generate_dataset(
     out: str | Path,
     n: int | None = None,
     conditions: dict | None = None,
+    model: str | None = None,
     table: str | Path | None = None,
     mask: str | Path | None = None,
     seed: int = 0,
@@ -75,7 +76,7 @@ def generate_dataset(
         if name not in guidable:
             raise InputError(None, f"cannot guide {name!r}; guidable fields: {', '.join(guidable)}")
     rows = condition_rows(n, conditions, table)
-    pipeline = DiffusionPipeline(str(checkpoint), device)
+    pipeline = load_pipeline(str(checkpoint), device, family=model)
     size, spacing = pipeline.size, pipeline.spacing_mm
     mask_region = None
     if mask is not None:
@@ -83,6 +84,7 @@ def generate_dataset(
         for row in rows:
             row["conditions"] = {**implied, **row["conditions"]}
     checker = LesionChecker(str(verify), threshold, device) if verify else None
+    sampling = {"sampler": sampler, "steps": steps} if pipeline.uses_sampler else {"sampler": None, "steps": None}
     started = time.perf_counter()
     records: list[Record] = []
     attempts_total, rejected = 0, []
@@ -102,7 +104,7 @@ def generate_dataset(
                     verdict = verdicts[k]
                     if verdict is None or verdict["accepted"]:
                         records.append(_write(tmp, i + start, batch, k, pipeline, verdict, orientation,
-                                              spacing, dict(sampler=sampler, steps=steps, guide_fields=guide_fields,
+                                              spacing, dict(**sampling, guide_fields=guide_fields,
                                                             layout=layout, base_seed=seed, attempt=attempt[i],
                                                             batch=[p + start for p in pending])))
                     elif attempt[i] + 1 < max_attempts:
@@ -119,7 +121,8 @@ def generate_dataset(
         summary = {
             "out": str(out), "images": len(records), "requested": len(rows), "seconds": round(seconds, 2),
             "images_per_second": round(len(records) / max(seconds, 1e-9), 3),
-            "model": pipeline.describe(), "sampler": sampler, "steps": steps, "guidance": guidance, "seed": seed,
+            "model": pipeline.describe(), **sampling, "guidance": guidance if pipeline.uses_sampler else None,
+            "seed": seed,
             "layout": layout, "orientation": orientation,
             "verify": None if checker is None else {
                 "verifier_id": checker.model_id, "threshold": threshold, "max_attempts": max_attempts,
@@ -138,7 +141,7 @@ def generate_dataset(
     return summary
 
 
-def _make_batch(pipeline: DiffusionPipeline, rows: list[dict], pending: list[int], attempt: dict, seed: int,
+def _make_batch(pipeline: Pipeline, rows: list[dict], pending: list[int], attempt: dict, seed: int,
                 start: int, sampler: str, steps: int, guidance: float, guide_fields: list[str] | None, layout: str,
                 mask_region: np.ndarray | None) -> dict:
     size = pipeline.size
@@ -161,13 +164,12 @@ def _make_batch(pipeline: DiffusionPipeline, rows: list[dict], pending: list[int
         else:
             regions.append(region_from_conditions(conditions[k], size, pipeline.spacing_mm))
     guidances = [rows[i]["guidance"] if rows[i]["guidance"] is not None else guidance for i in pending]
-    images = pipeline.sample(conditions, seeds, sampler, steps, guidances,
-                             guide_fields, spatial)
+    images = pipeline.sample(conditions, seeds, sampler, steps, guidances, guide_fields, spatial=spatial)
     return {"images": images, "conditions": conditions, "seeds": seeds, "spatial": spatial, "params": params,
             "regions": regions, "guidance": guidances}
 
 
-def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: DiffusionPipeline, verdict: dict | None,
+def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: Pipeline, verdict: dict | None,
            orientation: str, spacing: float | None, settings: dict) -> Record:
     conditions = batch["conditions"][k]
     image_id = f"syn{index:07d}"
@@ -187,7 +189,8 @@ def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: DiffusionPipeli
                                 attributes={"requested": True}))
     provenance = {
         "generator": f"mammosynth {__version__}", "torch": torch.__version__, **pipeline.describe(),
-        **{k2: v for k2, v in settings.items()}, "seed": batch["seeds"][k], "guidance": batch["guidance"][k],
+        **settings, "seed": batch["seeds"][k],
+        "guidance": batch["guidance"][k] if pipeline.uses_sampler else None,
         "conditions": conditions, "index": index, "orientation": orientation, "mirrored": mirror,
     }
     provenance.pop("trained_on", None)

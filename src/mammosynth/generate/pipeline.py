@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 
 from mammosynth.errors import InputError
 from mammosynth.models.conditioning import encode_conditions, spatial_from_masks
+from mammosynth.models.gan import ConditionalGAN, GANConfig
 from mammosynth.models.ldm import LatentDiffusion, LDMConfig
 from mammosynth.models.sampling import denoise
 from mammosynth.preprocess.segment import breast_mask
@@ -26,6 +27,9 @@ class DiffusionPipeline:
     Every image's randomness comes from a generator seeded with that image's seed alone, so an image
     does not depend on the other images in its batch or on how many workers made the set.
     """
+
+    family = "ldm"
+    uses_sampler = True
 
     def __init__(self, checkpoint: str, device: str = "auto") -> None:
         self.checkpoint = open_checkpoint(checkpoint, family="ldm")
@@ -124,3 +128,50 @@ class DiffusionPipeline:
         weight = np.clip(ndi.distance_transform_edt(region) / max(feather_px, 1e-6), 0, 1) if feather_px else region
         out = np.where(region, weight * generated + (1 - weight) * image, image)
         return out.astype(image.dtype), region
+
+
+class GANPipeline:
+    """A trained conditional GAN (its EMA generator) ready to sample; one latent vector per seed."""
+
+    family = "gan"
+    uses_sampler = False
+
+    def __init__(self, checkpoint: str, device: str = "auto") -> None:
+        self.checkpoint = open_checkpoint(checkpoint, family="gan")
+        self.config = GANConfig.from_dict(self.checkpoint.state["model"], str(self.checkpoint.folder))
+        self.device = pick_device(device)
+        model = ConditionalGAN(self.config)
+        self.weights = load_module(self.checkpoint, "gan", model)
+        self.generator = model.generator.eval().to(self.device)
+        self.model_id = self.checkpoint.hash()
+        self.size = self.config.image_size
+        self.spacing_mm = (self.checkpoint.state.get("data") or {}).get("spacing_mm")
+
+    def describe(self) -> dict:
+        return {"family": "gan", "model_id": self.model_id, "checkpoint_step": self.checkpoint.step,
+                "weights": self.weights, "image_size": self.size, "trained_on": self.checkpoint.state.get("data")}
+
+    @torch.no_grad()
+    def sample(self, conditions: list[dict], seeds: list[int], *args, spatial: np.ndarray | None = None,
+               progress: Callable[[int, int], None] | None = None, **kwargs) -> np.ndarray:
+        """Images (N, H, W) in [0, 1]; sampler, steps, guidance and spatial maps do not apply to a GAN."""
+        z = torch.stack([torch.randn(self.config.z_dim, generator=torch.Generator().manual_seed(int(s)))
+                         for s in seeds]).to(self.device)
+        encoded = encode_conditions(conditions)
+        images = self.generator(z, encoded["categorical"].to(self.device), encoded["continuous"].to(self.device))
+        if progress:
+            progress(1, 1)
+        return images[:, 0].float().cpu().numpy()
+
+
+Pipeline = DiffusionPipeline | GANPipeline
+PIPELINES = {"ldm": DiffusionPipeline, "gan": GANPipeline}
+
+
+def load_pipeline(checkpoint: str, device: str = "auto", family: str | None = None) -> Pipeline:
+    """The pipeline for a checkpoint's family (or check it is ``family``)."""
+    found = open_checkpoint(checkpoint, family=family).family
+    if found not in PIPELINES:
+        raise InputError(checkpoint, f"a {found!r} checkpoint cannot generate images; "
+                         f"generators: {', '.join(PIPELINES)}")
+    return PIPELINES[found](checkpoint, device)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from mammosynth.errors import InputError
 from mammosynth.models.base import Config
+from mammosynth.models.gan import ConditionalGAN, GANConfig
 from mammosynth.models.ldm import LatentDiffusion, LDMConfig
 from mammosynth.models.verifier import LesionVerifier, VerifierConfig
 
 FAMILIES: dict[str, tuple[type[Config], type]] = {
     "ldm": (LDMConfig, LatentDiffusion),
+    "gan": (GANConfig, ConditionalGAN),
     "verifier": (VerifierConfig, LesionVerifier),
 }
 
@@ -24,5 +26,14 @@ def build_model(family: str, config: Config):
     return FAMILIES[family][1](config)
 
 
-__all__ = ["FAMILIES", "LDMConfig", "LatentDiffusion", "LesionVerifier", "VerifierConfig", "build_model",
-           "model_config_class"]
+__all__ = [
+    "FAMILIES",
+    "ConditionalGAN",
+    "GANConfig",
+    "LDMConfig",
+    "LatentDiffusion",
+    "LesionVerifier",
+    "VerifierConfig",
+    "build_model",
+    "model_config_class",
+]

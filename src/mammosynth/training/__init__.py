@@ -5,11 +5,12 @@ from __future__ import annotations
 from mammosynth.errors import InputError
 from mammosynth.training.checkpoint import Checkpoint, find_checkpoint, load_module, open_checkpoint
 from mammosynth.training.config import PRESETS, TrainConfig, load_config
+from mammosynth.training.gan import GANTask
 from mammosynth.training.ldm import LDMTask
 from mammosynth.training.loop import Phase, StepContext, Task, Trainer
 from mammosynth.training.verifier import VerifierTask
 
-TASKS: dict[str, type[Task]] = {"ldm": LDMTask, "verifier": VerifierTask}
+TASKS: dict[str, type[Task]] = {"ldm": LDMTask, "gan": GANTask, "verifier": VerifierTask}
 
 
 def task_class(family: str) -> type[Task]:

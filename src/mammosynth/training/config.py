@@ -51,6 +51,9 @@ class TrainConfig(Config):
     adv_weight: float = 0.01
     adv_start: int = 200
     ae_crop: int = 0  # autoencoder stage on random square crops of this size (0 = whole images)
+    r1_gamma: float = 1.0  # GAN: R1 penalty weight on real images (lazy: every r1_every steps)
+    r1_every: int = 16
+    diff_augment: bool = True
     prefetch: bool = True
 
     def check(self, where: str) -> TrainConfig:
