@@ -175,7 +175,7 @@ def test_bad_masks_checkpoints_and_configs(model, tmp_path):
     assert result.returncode == 2 and "checkpoint not found" in result.stderr
     api.train(model.parent / "data", tmp_path / "v", model="verifier", config="tiny", set=["train.steps=1"])
     result = cli("generate", str(tmp_path / "v"), "--out", str(tmp_path / "g"), "--n", "1")
-    assert result.returncode == 2 and "'verifier' model, not 'ldm'" in result.stderr
+    assert result.returncode == 2 and "a 'verifier' checkpoint cannot generate images" in result.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {image_size: 32, widht: 3}\n")
     result = cli("train", str(model.parent / "data"), "--out", str(tmp_path / "t"), "--config", str(bad))
