@@ -11,7 +11,7 @@ from mammosynth.contact_sheet import contact_sheet
 from mammosynth.datasets import count_dataset, load_dataset
 from mammosynth.errors import InputError
 from mammosynth.io.atomic import atomic_write, check_output_dir
-from mammosynth.io.images import read_image
+from mammosynth.io.images import read_image, write_png
 from mammosynth.phantom import (
     PhantomParams,
     fit_outline,
@@ -282,6 +282,7 @@ def inpaint(
     lesion under ``mask``; writes a 16-bit PNG and a JSON sidecar with the provenance. Pixels outside the
     mask (grown by ``grow_px``: 0 to insert, 2 to remove by default) are left bit-identical."""
     from mammosynth.generate import DiffusionPipeline
+    from mammosynth.generate.conditions import region_from_mask
     from mammosynth.models.conditioning import validate_conditions
 
     if remove == (lesion is not None):
@@ -298,8 +299,6 @@ def inpaint(
     if pixels.shape != (pipeline.size, pipeline.size):
         raise InputError(image, f"image is {pixels.shape[1]}×{pixels.shape[0]}; the model inpaints "
                          f"{pipeline.size}×{pipeline.size} prepared images")
-    from mammosynth.generate.conditions import region_from_mask
-
     region, implied = region_from_mask(mask, pipeline.size, pipeline.spacing_mm)
     conditions = {"view": view, "laterality": laterality, "density": density}
     conditions = validate_conditions({**conditions, "lesion": "none" if remove else lesion}, "command line")
@@ -308,8 +307,6 @@ def inpaint(
     grow = (2 if remove else 0) if grow_px is None else grow_px
     result, changed = pipeline.inpaint(pixels, region, conditions, seed, remove=remove, sampler=sampler, steps=steps,
                                        guidance=guidance, grow_px=grow)
-    from mammosynth.io.images import write_png
-
     write_png(out, result, bits=16)
     provenance = {"source_image": Path(image).name, "mask": Path(mask).name, "operation": "remove" if remove else
                   "insert", "conditions": conditions, "seed": seed, "sampler": sampler, "steps": steps,

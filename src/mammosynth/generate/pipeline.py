@@ -21,7 +21,32 @@ from mammosynth.training.device import pick_device
 SAMPLERS = ("ddim", "ddpm")
 
 
-class DiffusionPipeline:
+class _TrainedModel:
+    """What every pipeline shares: open the checkpoint of its family, build the network from the saved
+    config, load its (EMA) weights onto the device, and describe itself for provenance."""
+
+    family = ""
+    config_class: type = object
+    model_class: type = object
+    uses_sampler = False
+
+    def __init__(self, checkpoint: str, device: str = "auto") -> None:
+        self.checkpoint = open_checkpoint(checkpoint, family=self.family)
+        self.config = self.config_class.from_dict(self.checkpoint.state["model"], str(self.checkpoint.folder))
+        self.device = pick_device(device)
+        self.model = self.model_class(self.config)
+        self.weights = load_module(self.checkpoint, self.family, self.model)
+        self.model.eval().to(self.device)
+        self.model_id = self.checkpoint.hash()
+        self.size = self.config.image_size
+        self.spacing_mm = (self.checkpoint.state.get("data") or {}).get("spacing_mm")
+
+    def describe(self) -> dict:
+        return {"family": self.family, "model_id": self.model_id, "checkpoint_step": self.checkpoint.step,
+                "weights": self.weights, "image_size": self.size, "trained_on": self.checkpoint.state.get("data")}
+
+
+class DiffusionPipeline(_TrainedModel):
     """A trained latent diffusion model ready to sample.
 
     Every image's randomness comes from a generator seeded with that image's seed alone, so an image
@@ -29,22 +54,9 @@ class DiffusionPipeline:
     """
 
     family = "ldm"
+    config_class = LDMConfig
+    model_class = LatentDiffusion
     uses_sampler = True
-
-    def __init__(self, checkpoint: str, device: str = "auto") -> None:
-        self.checkpoint = open_checkpoint(checkpoint, family="ldm")
-        self.config = LDMConfig.from_dict(self.checkpoint.state["model"], str(self.checkpoint.folder))
-        self.device = pick_device(device)
-        self.model = LatentDiffusion(self.config)
-        self.weights = load_module(self.checkpoint, "ldm", self.model)
-        self.model.eval().to(self.device)
-        self.model_id = self.checkpoint.hash()
-        self.size = self.config.image_size
-        self.spacing_mm = (self.checkpoint.state.get("data") or {}).get("spacing_mm")
-
-    def describe(self) -> dict:
-        return {"family": "ldm", "model_id": self.model_id, "checkpoint_step": self.checkpoint.step,
-                "weights": self.weights, "image_size": self.size, "trained_on": self.checkpoint.state.get("data")}
 
     def _noise(self, seeds: list[int]) -> tuple[torch.Tensor, list[torch.Generator]]:
         shape = (self.config.latent_channels, self.config.latent_size, self.config.latent_size)
@@ -130,26 +142,12 @@ class DiffusionPipeline:
         return out.astype(image.dtype), region
 
 
-class GANPipeline:
+class GANPipeline(_TrainedModel):
     """A trained conditional GAN (its EMA generator) ready to sample; one latent vector per seed."""
 
     family = "gan"
-    uses_sampler = False
-
-    def __init__(self, checkpoint: str, device: str = "auto") -> None:
-        self.checkpoint = open_checkpoint(checkpoint, family="gan")
-        self.config = GANConfig.from_dict(self.checkpoint.state["model"], str(self.checkpoint.folder))
-        self.device = pick_device(device)
-        model = ConditionalGAN(self.config)
-        self.weights = load_module(self.checkpoint, "gan", model)
-        self.generator = model.generator.eval().to(self.device)
-        self.model_id = self.checkpoint.hash()
-        self.size = self.config.image_size
-        self.spacing_mm = (self.checkpoint.state.get("data") or {}).get("spacing_mm")
-
-    def describe(self) -> dict:
-        return {"family": "gan", "model_id": self.model_id, "checkpoint_step": self.checkpoint.step,
-                "weights": self.weights, "image_size": self.size, "trained_on": self.checkpoint.state.get("data")}
+    config_class = GANConfig
+    model_class = ConditionalGAN
 
     @torch.no_grad()
     def sample(self, conditions: list[dict], seeds: list[int], *args, spatial: np.ndarray | None = None,
@@ -158,7 +156,7 @@ class GANPipeline:
         z = torch.stack([torch.randn(self.config.z_dim, generator=torch.Generator().manual_seed(int(s)))
                          for s in seeds]).to(self.device)
         encoded = encode_conditions(conditions)
-        images = self.generator(z, encoded["categorical"].to(self.device), encoded["continuous"].to(self.device))
+        images = self.model.generator(z, encoded["categorical"].to(self.device), encoded["continuous"].to(self.device))
         if progress:
             progress(1, 1)
         return images[:, 0].float().cpu().numpy()
