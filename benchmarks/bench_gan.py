@@ -5,7 +5,9 @@
 Times, on the same machine in the same run, (1) a plain PyTorch DCGAN with 64 base channels (the
 reference the thesis used; a few steps, projected to the full run) and (2) mammosynth's conditional GAN
 (cpu-128 config) trained for the whole run through ``mammosynth train``; reports the ratio, GAN sampling
-images/s and peak RSS, and writes sample grids of both to the run folder.
+images/s and peak RSS. Then trains the plain DCGAN for the same wall time and compares quality: a grid
+(real / ours / DCGAN, ``RUN/compare-real-ours-dcgan.png``) and the gap between the first five statistical
+moments of real and generated images (Banterle et al.'s test; 0 = same medians).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from mammosynth import api
 from mammosynth.generate.pipeline import GANPipeline
+from mammosynth.io.images import write_png
 from mammosynth.training.data import PreparedImages
+from mammosynth.training.loop import make_grid
 
 
 def dcgan(ngf: int = 64, nz: int = 100) -> tuple[nn.Module, nn.Module]:
@@ -40,7 +45,11 @@ def dcgan(ngf: int = 64, nz: int = 100) -> tuple[nn.Module, nn.Module]:
     return nn.Sequential(*g), nn.Sequential(*d)
 
 
-def time_dcgan(data: PreparedImages, steps: int, batch: int = 8) -> float:
+def time_dcgan(data: PreparedImages, steps: int, batch: int = 8, seconds: float | None = None,
+               keep: list | None = None) -> float:
+    """Images/s of a plain DCGAN over ``steps`` steps (or as many as fit in ``seconds``); with ``keep`` the
+    trained generator is appended to it."""
+    torch.manual_seed(0)
     g, d = dcgan()
     opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
@@ -61,9 +70,28 @@ def time_dcgan(data: PreparedImages, steps: int, batch: int = 8) -> float:
 
     step(0)
     start = time.perf_counter()
-    for i in range(steps):
-        step(i + 1)
-    return batch * steps / (time.perf_counter() - start)
+    done = 0
+    while (done < steps) if seconds is None else (time.perf_counter() - start < seconds):
+        done += 1
+        step(done)
+    if keep is not None:
+        keep.append(g.eval())
+    return batch * done / (time.perf_counter() - start)
+
+
+def moments(images: np.ndarray) -> np.ndarray:
+    """Mean, std, skewness, kurtosis and 5th standardised moment of each image's pixels (Banterle et al.)."""
+    x = images.reshape(len(images), -1).astype(np.float64)
+    mean, std = x.mean(1), x.std(1) + 1e-12
+    z = (x - mean[:, None]) / std[:, None]
+    return np.stack([mean, std, (z**3).mean(1), (z**4).mean(1), (z**5).mean(1)], axis=1)
+
+
+def moment_gap(real: np.ndarray, fake: np.ndarray) -> float:
+    """Mean over the five moments of |median(fake) − median(real)| / IQR(real): 0 = same distribution."""
+    r, f = moments(real), moments(fake)
+    iqr = np.percentile(r, 75, axis=0) - np.percentile(r, 25, axis=0) + 1e-12
+    return float(np.mean(np.abs(np.median(f, 0) - np.median(r, 0)) / iqr))
 
 
 def main() -> None:
@@ -82,9 +110,18 @@ def main() -> None:
                        overwrite=True)
     seconds = time.perf_counter() - started
     pipeline = GANPipeline(str(args.run))
+    batch = data.batch(list(range(min(64, len(data)))))
+    conditions = [data.example(i).conditions for i in range(len(batch["indices"]))]
     start = time.perf_counter()
-    pipeline.sample([{"view": "MLO"}] * 64, list(range(64)))
-    sampling = 64 / (time.perf_counter() - start)
+    ours = pipeline.sample(conditions, list(range(len(conditions))))
+    sampling = len(conditions) / (time.perf_counter() - start)
+    kept: list = []
+    dcgan_rate = time_dcgan(data, 0, seconds=seconds, keep=kept)  # the plain DCGAN for the same wall time
+    with torch.no_grad():
+        theirs = ((kept[0](torch.randn(len(conditions), 100, 1, 1)) + 1) / 2)[:, 0].numpy()
+    real = batch["image"][:, 0].numpy()
+    grid = make_grid(np.concatenate([real[:8], ours[:8], theirs[:8]]))
+    write_png(args.run / "compare-real-ours-dcgan.png", grid, bits=8)
     summary = {
         "steps": args.steps, "batch": 8, "images_seen": args.steps * 8, "train_images": len(data),
         "mammosynth_gan_minutes": round(seconds / 60, 2),
@@ -93,6 +130,10 @@ def main() -> None:
         "dcgan_projected_minutes": round(args.steps * 8 / reference / 60, 1),
         "speedup": round(result["images_per_second"] / reference, 2),
         "gan_sampling_images_per_second": round(sampling, 1),
+        "dcgan_equal_time_steps": round(dcgan_rate * seconds / 8),
+        "moment_gap_ours": round(moment_gap(real, ours), 3),
+        "moment_gap_dcgan_equal_time": round(moment_gap(real, theirs), 3),
+        "grid": str(args.run / "compare-real-ours-dcgan.png"),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "run": str(args.run),
     }

@@ -1,9 +1,15 @@
-"""Conditional GAN for 64–512 px: a FiLM-conditioned upsampling generator and a spectral-norm projection
+"""Conditional GAN for 64–512 px: a FiLM-conditioned upsampling generator and a projection
 discriminator, both conditioned on the same attribute fields as the diffusion model.
 
 Written by hand because MONAI's GAN networks (``Generator``/``Discriminator``) are unconditional
-DCGAN-style stacks without spectral norm or projection; these two are small enough to read at once.
-Stabilisers (hinge loss, R1, DiffAugment, two learning rates, EMA generator) live in the training recipe.
+DCGAN-style stacks without projection; these two are small enough to read at once. Stabilisers (hinge
+loss, R1, DiffAugment, two learning rates, EMA generator) live in the training recipe.
+
+Why no spectral norm: on real 128² mammograms a spectral-norm stack of 10 convolutions shrank the
+image-dependent part of the pooled features about 200× (std across a batch 0.04 → 0.0002), so the
+image-independent projection term decided every score, real and fake scored alike (hinge loss stuck at
+2.0) and the generator learned nothing. Variance-preserving (Kaiming) initialisation with the lazy R1
+penalty keeps the discriminator in check instead (the StyleGAN2 recipe).
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from mammosynth.errors import InputError
 from mammosynth.models.base import Config
@@ -58,7 +63,8 @@ class FiLMBlock(nn.Module):
 
 
 class ConditionalGenerator(nn.Module):
-    """(z, conditions) → image in [0, 1], (N, 1, S, S)."""
+    """(z, conditions) → image (N, 1, S, S) on the [0, 1] scale, not clamped (a tanh output saturates on
+    the black background that fills most of a mammogram; pipelines clamp)."""
 
     def __init__(self, config: GANConfig) -> None:
         super().__init__()
@@ -77,29 +83,33 @@ class ConditionalGenerator(nn.Module):
         x = self.input(cond).view(z.shape[0], -1, 4, 4)
         for block in self.blocks:
             x = block(x, cond)
-        return (torch.tanh(self.out(x)) + 1) / 2
+        return self.out(x)
 
 
 class ProjectionDiscriminator(nn.Module):
     """Image + conditions → realness score: ψ(φ(x)) + ⟨embed(y), φ(x)⟩ (Miyato & Koyama 2018), with
-    spectral normalisation on every weight."""
+    variance-preserving initialisation so the image, not the condition, drives the score."""
 
     def __init__(self, config: GANConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         previous = 1
         for width in config.d_channels:
-            layers += [spectral_norm(nn.Conv2d(previous, width, 3, padding=1)), nn.LeakyReLU(0.2),
-                       spectral_norm(nn.Conv2d(width, width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
             previous = width
         self.features = nn.Sequential(*layers)
-        self.linear = spectral_norm(nn.Linear(previous, 1))
+        self.linear = nn.Linear(previous, 1)
         self.conditions = ConditionEncoder(config.cond_dim, previous)
+        for layer in self.features:
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, a=0.2)
+                nn.init.zeros_(layer.bias)
 
     def forward(self, images: torch.Tensor, categorical: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
-        h = self.features(images * 2 - 1).sum(dim=(2, 3))
-        projection = (self.conditions(categorical, continuous)[1] * h).sum(1, keepdim=True)
-        return (self.linear(h) + projection).squeeze(1)
+        h = self.features(images * 2 - 1).mean(dim=(2, 3)).float()
+        with torch.autocast(h.device.type, enabled=False):  # the score in fp32: bf16 rounding made it jumpy
+            projection = (self.conditions(categorical, continuous)[1] * h).sum(1, keepdim=True)
+            return (self.linear(h) + projection).squeeze(1)
 
 
 class ConditionalGAN(nn.Module):

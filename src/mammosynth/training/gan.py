@@ -55,7 +55,7 @@ class GANTask(Task):
             fake = self.model.generator(z, cond["categorical"], cond["continuous"])
         real_score = d(self._augment(images, ctx), cond["categorical"], cond["continuous"])
         fake_score = d(self._augment(fake, ctx), cond["categorical"], cond["continuous"])
-        loss = F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
+        loss = F.softplus(-real_score).mean() + F.softplus(fake_score).mean()
         parts = {"d_loss": loss.item(), "d_real": real_score.mean().item(), "d_fake": fake_score.mean().item()}
         if self.train.r1_gamma > 0 and ctx.step % self.train.r1_every == 0:
             with torch.autocast(self.device.type, enabled=False):
@@ -70,7 +70,8 @@ class GANTask(Task):
     def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         _, cond, z = self._inputs(batch, ctx)
         fake = self.model.generator(z, cond["categorical"], cond["continuous"])
-        loss = -self.model.discriminator(self._augment(fake, ctx), cond["categorical"], cond["continuous"]).mean()
+        loss = F.softplus(-self.model.discriminator(self._augment(fake, ctx), cond["categorical"],
+                                                    cond["continuous"])).mean()
         return loss, {"g_loss": loss.item()}
 
     @torch.no_grad()
@@ -79,4 +80,4 @@ class GANTask(Task):
         z = torch.randn(n, self.model.config.z_dim, generator=generator).to(self.device)
         categorical, continuous = batch["categorical"][:n].to(self.device), batch["continuous"][:n].to(self.device)
         fake = self.model.generator(z, categorical, continuous)
-        return torch.cat([batch["image"][:n].to(self.device), fake.float()])
+        return torch.cat([batch["image"][:n].to(self.device), fake.float().clamp(0, 1)])
