@@ -73,7 +73,7 @@ def prepare(
 def phantom(
     out: str | Path,
     n: int = 100,
-    size: int = 256,
+    size: int | None = None,
     view: str | None = None,
     laterality: str | None = None,
     density: str | None = None,
@@ -82,10 +82,31 @@ def phantom(
     seed: int = 0,
     colorset: int = 1,
     params: str | Path | None = None,
+    translate: str | Path | None = None,
     overwrite: bool = False,
+    device: str = "auto",
     progress: Progress = None,
 ) -> dict:
-    """Render ``n`` phantom mammograms (or one from a parameter JSON) with label maps and a manifest."""
+    """Render ``n`` phantom mammograms (or one from a parameter JSON) with label maps and a manifest.
+
+    ``size`` defaults to 256 px. With ``translate`` (a translation checkpoint or run folder) each label map
+    is drawn in the prepared frame at the model's size and rendered by the model instead of analytically.
+    """
+    render, translator = None, None
+    if translate is not None:
+        from mammosynth.generate.pipeline import TranslationPipeline
+
+        pipeline = TranslationPipeline(str(translate), device)
+        if size is not None and size != pipeline.size:
+            raise InputError(translate, f"this translator makes {pipeline.size} px images; "
+                             f"drop --size or pass --size {pipeline.size}")
+        size = pipeline.size
+        translator = {k: v for k, v in pipeline.describe().items() if k != "trained_on"}
+
+        def render(labels, seed):
+            return pipeline.translate(labels, [seed])[0]
+
+    size = 256 if size is None else size
     if params is not None:
         path = Path(params)
         try:
@@ -99,7 +120,7 @@ def phantom(
         from mammosynth.phantom import write_phantom
 
         with atomic_output_dir(out, overwrite=overwrite) as tmp:
-            write_manifest(tmp, [write_phantom(loaded, tmp, "phantom000000", size, colorset)])
+            write_manifest(tmp, [write_phantom(loaded, tmp, "phantom000000", size, colorset, render, translator)])
         return {"out": str(out), "images": 1}
     folder = make_phantom_dataset(
         out,
@@ -114,6 +135,8 @@ def phantom(
         colorset=colorset,
         overwrite=overwrite,
         progress=progress,
+        translate=render,
+        translator=translator,
     )
     return {"out": str(folder), "images": n, "counts": count_dataset(load_dataset(folder))}
 
@@ -185,7 +208,8 @@ def train(
     device: str = "auto",
     progress: Progress = None,
 ) -> dict:
-    """Train a model family (``ldm``, ``verifier``) on a prepared dataset into the run folder ``out``.
+    """Train a model family (``ldm``, ``gan``, ``translation``, ``verifier``) on a prepared dataset into
+    the run folder ``out``.
 
     ``set`` overrides config values (``["train.steps=100"]``); ``resume`` continues from the newest
     checkpoint in ``out`` (after a crash or kill -9, or to extend ``train.steps``).
@@ -214,8 +238,8 @@ def train(
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    dataset = PreparedImages(data, size=cfg["model"].image_size)
     task = task_class(model)(cfg["model"], cfg["train"], pick_device(device))
+    dataset = PreparedImages(data, size=cfg["model"].image_size, labels=task.uses_labels)
     return Trainer(task, dataset, out, cfg, progress=progress).run(resume=resume)
 
 

@@ -123,7 +123,7 @@ def prepare(
 def phantom(
     out: Annotated[Path, typer.Option(help="Output folder.")],
     n: Annotated[int, typer.Option(help="Number of phantoms.")] = 100,
-    size: Annotated[int, typer.Option(help="Image size (px).")] = 256,
+    size: Annotated[int | None, typer.Option(help="Image size (px); default 256, or the translator's.")] = None,
     view: Annotated[str | None, typer.Option(help="CC or MLO (default: random).")] = None,
     laterality: Annotated[str | None, typer.Option(help="L or R (default: random).")] = None,
     density: Annotated[str | None, typer.Option(help="BI-RADS density A–D (default: random).")] = None,
@@ -132,7 +132,10 @@ def phantom(
     seed: int = 0,
     colorset: Annotated[int, typer.Option(help="Publication colour set for RGB label maps: 1 or 2.")] = 1,
     params: Annotated[Path | None, typer.Option(help="Render one phantom from a parameter JSON.")] = None,
+    translate: Annotated[Path | None, typer.Option(
+        help="Render the label maps through a trained translation checkpoint (or run folder).")] = None,
     overwrite: bool = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
 ) -> None:
     """Render phantom mammograms, label maps and a manifest with the parametric breast model."""
     with progress_bar("phantom") as update:
@@ -148,7 +151,9 @@ def phantom(
             seed=seed,
             colorset=colorset,
             params=params,
+            translate=translate,
             overwrite=overwrite,
+            device=device,
             progress=update,
         )
     _print({k: v for k, v in result.items() if k != "counts"})
@@ -180,7 +185,7 @@ def inspect(
 def train(
     data: Annotated[Path, typer.Argument(help="A prepared dataset folder (mammosynth prepare or phantom + prepare).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, losses.jsonl, tensorboard/, samples/.")],
-    model: Annotated[str, typer.Option(help="Model family: ldm, gan or verifier.")] = "ldm",
+    model: Annotated[str, typer.Option(help="Model family: ldm, gan, translation or verifier.")] = "ldm",
     config: Annotated[str, typer.Option(help="Preset (tiny, cpu-128, gpu-256, gpu-512) or a YAML file.")] = "tiny",
     set: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. train.steps=200 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's newest checkpoint.")] = False,
@@ -199,7 +204,7 @@ def generate(
     checkpoint: Annotated[Path, typer.Argument(help="A run folder or checkpoint folder of a trained model.")],
     out: Annotated[Path, typer.Option(help="Output dataset folder.")],
     n: Annotated[int | None, typer.Option(help="Number of images (or one per row of --conditions).")] = None,
-    model: Annotated[str | None, typer.Option(help="ldm or gan (checked against the checkpoint).")] = None,
+    model: Annotated[str | None, typer.Option(help="ldm, gan or translation (checked against the checkpoint).")] = None,
     view: Annotated[str | None, typer.Option(help="CC or MLO (default: unknown).")] = None,
     laterality: Annotated[str | None, typer.Option(help="L or R.")] = None,
     density: Annotated[str | None, typer.Option(help="A–D.")] = None,
@@ -216,7 +221,7 @@ def generate(
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = none).")] = 3.0,
     guide: Annotated[list[str] | None, typer.Option(help="Guide only these fields (repeatable; default all).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 8,
-    layout: Annotated[str, typer.Option(help="none, or phantom: a parametric-model label map per image.")] = "none",
+    layout: Annotated[str, typer.Option(help="none or phantom (a drawn label map per image).")] = "none",
     orientation: Annotated[str, typer.Option(help="standard (chest wall left) or native (R mirrored).")] = "standard",
     verify: Annotated[Path | None, typer.Option(help="Verifier checkpoint: reject and resample bad lesions.")] = None,
     max_attempts: Annotated[int, typer.Option(help="Samples per image at most with --verify.")] = 5,

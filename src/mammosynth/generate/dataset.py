@@ -77,6 +77,8 @@ def generate_dataset(
             raise InputError(None, f"cannot guide {name!r}; guidable fields: {', '.join(guidable)}")
     rows = condition_rows(n, conditions, table)
     pipeline = load_pipeline(str(checkpoint), device, family=model)
+    if pipeline.uses_labels and layout == "none":
+        layout = "phantom"  # a translator generates from label maps: draw them with the parametric model
     size, spacing = pipeline.size, pipeline.spacing_mm
     mask_region = None
     if mask is not None:
@@ -146,16 +148,17 @@ def _make_batch(pipeline: Pipeline, rows: list[dict], pending: list[int], attemp
                 mask_region: np.ndarray | None) -> dict:
     size = pipeline.size
     seeds = [attempt_seed(seed, i + start, attempt[i]) for i in pending]
-    spatial, params, regions = None, [], []
+    spatial, labels, params, regions = None, None, [], []
     conditions = [rows[i]["conditions"] for i in pending]
     if layout == "phantom":
-        maps = []
+        maps, label_maps = [], []
         for k, i in enumerate(pending):
-            channels, p = phantom_layout(image_seed(seed, i + start), size, rows[i]["conditions"])
+            label_map, channels, p = phantom_layout(image_seed(seed, i + start), size, rows[i]["conditions"])
             maps.append(channels)
+            label_maps.append(label_map)
             params.append(p)
             conditions[k] = {"view": p.view, "laterality": p.laterality, "density": p.density, **conditions[k]}
-        spatial = np.stack(maps)
+        spatial, labels = np.stack(maps), np.stack(label_maps)
     for k in range(len(pending)):
         if mask_region is not None:
             regions.append(mask_region)
@@ -164,7 +167,8 @@ def _make_batch(pipeline: Pipeline, rows: list[dict], pending: list[int], attemp
         else:
             regions.append(region_from_conditions(conditions[k], size, pipeline.spacing_mm))
     guidances = [rows[i]["guidance"] if rows[i]["guidance"] is not None else guidance for i in pending]
-    images = pipeline.sample(conditions, seeds, sampler, steps, guidances, guide_fields, spatial=spatial)
+    extra = {"labels": labels} if pipeline.uses_labels else {}
+    images = pipeline.sample(conditions, seeds, sampler, steps, guidances, guide_fields, spatial=spatial, **extra)
     return {"images": images, "conditions": conditions, "seeds": seeds, "spatial": spatial, "params": params,
             "regions": regions, "guidance": guidances}
 

@@ -14,6 +14,7 @@ from mammosynth.models.conditioning import encode_conditions, spatial_from_masks
 from mammosynth.models.gan import ConditionalGAN, GANConfig
 from mammosynth.models.ldm import LatentDiffusion, LDMConfig
 from mammosynth.models.sampling import denoise
+from mammosynth.models.translation import LabelTranslator, TranslationConfig, check_label_map, one_hot_labels
 from mammosynth.preprocess.segment import breast_mask
 from mammosynth.training.checkpoint import load_module, open_checkpoint
 from mammosynth.training.device import pick_device
@@ -29,6 +30,7 @@ class _TrainedModel:
     config_class: type = object
     model_class: type = object
     uses_sampler = False
+    uses_labels = False
 
     def __init__(self, checkpoint: str, device: str = "auto") -> None:
         self.checkpoint = open_checkpoint(checkpoint, family=self.family)
@@ -159,11 +161,42 @@ class GANPipeline(_TrainedModel):
         images = self.model.generator(z, encoded["categorical"].to(self.device), encoded["continuous"].to(self.device))
         if progress:
             progress(1, 1)
-        return images[:, 0].float().cpu().numpy()
+        return images[:, 0].float().clamp(0, 1).cpu().numpy()
 
 
-Pipeline = DiffusionPipeline | GANPipeline
-PIPELINES = {"ldm": DiffusionPipeline, "gan": GANPipeline}
+class TranslationPipeline(_TrainedModel):
+    """A trained label map → mammogram translator (its EMA generator): one noise image per seed."""
+
+    family = "translation"
+    config_class = TranslationConfig
+    model_class = LabelTranslator
+    uses_labels = True
+
+    @torch.no_grad()
+    def translate(self, labels: np.ndarray, seeds: list[int], where: object = None) -> np.ndarray:
+        """Images (N, H, W) in [0, 1] for label maps (N, H, W) of the parametric model's classes (0–8)."""
+        labels = check_label_map(labels, self.size, where)
+        labels = labels[None] if labels.ndim == 2 else labels
+        if len(seeds) != len(labels):
+            raise InputError(where, f"{len(labels)} label maps but {len(seeds)} seeds")
+        shape = (self.config.noise_channels, self.size, self.size)
+        noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+        one_hot = one_hot_labels(torch.from_numpy(labels)).to(self.device)
+        return self.model.generator(one_hot, noise.to(self.device))[:, 0].float().clamp(0, 1).cpu().numpy()
+
+    def sample(self, conditions: list[dict], seeds: list[int], *args, labels: np.ndarray | None = None,
+               progress: Callable[[int, int], None] | None = None, **kwargs) -> np.ndarray:
+        """Images for label maps drawn by the caller (``generate`` draws them with the parametric model)."""
+        if labels is None:
+            raise InputError(None, "a translation model generates from label maps; use --layout phantom")
+        images = self.translate(labels, seeds)
+        if progress:
+            progress(1, 1)
+        return images
+
+
+Pipeline = DiffusionPipeline | GANPipeline | TranslationPipeline
+PIPELINES = {"ldm": DiffusionPipeline, "gan": GANPipeline, "translation": TranslationPipeline}
 
 
 def load_pipeline(checkpoint: str, device: str = "auto", family: str | None = None) -> Pipeline:

@@ -6,11 +6,13 @@ from mammosynth.errors import InputError
 from mammosynth.models.base import Config
 from mammosynth.models.gan import ConditionalGAN, GANConfig
 from mammosynth.models.ldm import LatentDiffusion, LDMConfig
+from mammosynth.models.translation import LabelTranslator, TranslationConfig
 from mammosynth.models.verifier import LesionVerifier, VerifierConfig
 
 FAMILIES: dict[str, tuple[type[Config], type]] = {
     "ldm": (LDMConfig, LatentDiffusion),
     "gan": (GANConfig, ConditionalGAN),
+    "translation": (TranslationConfig, LabelTranslator),
     "verifier": (VerifierConfig, LesionVerifier),
 }
 
@@ -31,8 +33,10 @@ __all__ = [
     "ConditionalGAN",
     "GANConfig",
     "LDMConfig",
+    "LabelTranslator",
     "LatentDiffusion",
     "LesionVerifier",
+    "TranslationConfig",
     "VerifierConfig",
     "build_model",
     "model_config_class",

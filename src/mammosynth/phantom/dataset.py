@@ -19,7 +19,14 @@ from mammosynth import __version__
 from mammosynth.datasets.schema import Finding, Record, write_manifest
 from mammosynth.io.atomic import atomic_output_dir, atomic_write
 from mammosynth.io.images import write_png
-from mammosynth.phantom.labelmap import BENIGN_MASS, CALCIFICATION, MALIGNANT_MASS, draw_label_map, to_colour
+from mammosynth.phantom.labelmap import (
+    BENIGN_MASS,
+    CALCIFICATION,
+    MALIGNANT_MASS,
+    draw_label_map,
+    prepared_label_map,
+    to_colour,
+)
 from mammosynth.phantom.params import PhantomParams
 from mammosynth.phantom.render import render_phantom
 from mammosynth.phantom.sampling import sample_params
@@ -67,10 +74,25 @@ def phantom_findings(
     return findings
 
 
-def write_phantom(params: PhantomParams, out: Path, image_id: str, size: int, colorset: int = 1) -> Record:
-    """Render one phantom into ``out``; returns its record."""
-    labels = draw_label_map(params, size)
-    image = render_phantom(params, labels)
+#: Renders a label map (prepared frame) into an image of the same size; the int is the phantom's seed.
+Translate = Callable[[np.ndarray, int], np.ndarray]
+
+
+def write_phantom(params: PhantomParams, out: Path, image_id: str, size: int, colorset: int = 1,
+                  translate: Translate | None = None, translator: dict | None = None) -> Record:
+    """Render one phantom into ``out``; returns its record.
+
+    With ``translate`` (a trained label map → mammogram model) the label map is drawn in the prepared frame
+    (chest wall left, breast cropped and scaled to the square, as the model was trained) and the image is
+    the model's rendering of it instead of the analytic one; ``translator`` describes the model.
+    """
+    spacing_mm = params.field_mm / size
+    if translate is None:
+        labels = draw_label_map(params, size)
+        image = render_phantom(params, labels)
+    else:
+        labels, spacing_mm = prepared_label_map(params, size)
+        image = translate(labels, params.seed)
     mirror = params.laterality == "R"
     flip = (lambda a: a[:, ::-1]) if mirror else (lambda a: a)
     write_png(out / f"images/{image_id}.png", flip(image), bits=16)
@@ -88,7 +110,7 @@ def write_phantom(params: PhantomParams, out: Path, image_id: str, size: int, co
         laterality=params.laterality,
         density=params.density,
         findings=phantom_findings(params, labels, image_id, out, mirror),
-        spacing_mm=params.field_mm / size,
+        spacing_mm=spacing_mm,
         width=size,
         height=size,
         extra={
@@ -97,6 +119,7 @@ def write_phantom(params: PhantomParams, out: Path, image_id: str, size: int, co
                 "labels": f"labels/{image_id}.png",
                 "seed": params.seed,
                 "generator": f"mammosynth-phantom {__version__}",
+                **({"translated_by": translator} if translate is not None else {}),
             }
         },
     )
@@ -116,15 +139,18 @@ def make_phantom_dataset(
     overwrite: bool = False,
     start: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    translate: Translate | None = None,
+    translator: dict | None = None,
 ) -> Path:
-    """Render images ``start … start + n − 1`` of the phantom dataset defined by ``seed`` into ``out``."""
+    """Render images ``start … start + n − 1`` of the phantom dataset defined by ``seed`` into ``out``
+    (through a trained translator with ``translate``, see :func:`write_phantom`)."""
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         records = []
         for done, index in enumerate(range(start, start + n), 1):
             params = sample_params(
                 image_seed(seed, index), view=view, laterality=laterality, density=density, lesion=lesion, mode=mode
             )
-            records.append(write_phantom(params, tmp, f"phantom{index:06d}", size, colorset))
+            records.append(write_phantom(params, tmp, f"phantom{index:06d}", size, colorset, translate, translator))
             if progress:
                 progress(done, n)
         write_manifest(tmp, records)
@@ -141,6 +167,7 @@ def make_phantom_dataset(
                     "density": density,
                     "lesion": lesion,
                     "mode": mode,
+                    "translated_by": translator,
                 },
                 handle,
                 indent=2,

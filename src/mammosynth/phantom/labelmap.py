@@ -11,6 +11,7 @@ from skimage import draw
 from mammosynth.io.images import read_mask
 from mammosynth.phantom.outline import nipple_point, outline_polygon
 from mammosynth.phantom.params import CalcCluster, Mass, PhantomParams
+from mammosynth.preprocess.geometry import FrameTransform
 
 BACKGROUND, BREAST, SKIN, NIPPLE, FIBROGLANDULAR, PECTORAL, BENIGN_MASS, MALIGNANT_MASS, CALCIFICATION = range(9)
 LABELS = {
@@ -176,3 +177,29 @@ def draw_label_map(params: PhantomParams, size: int = 256) -> np.ndarray:
     for cluster in params.calcifications:
         labels[calcification_mask(cluster, size, params.field_mm, rng) & inside] = CALCIFICATION
     return labels
+
+
+def frame_labels(labels: np.ndarray, size: int, margin: float = 0.01) -> tuple[np.ndarray, float]:
+    """Crop a label map (chest wall left) to its breast and fit it into ``size`` × ``size`` the way
+    ``prepare`` frames real images; returns the framed map and the scale (output px per input px)."""
+    breast = labels > 0
+    rows, cols = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
+    height, width = labels.shape
+    pad = round(margin * max(width, height))
+    crop = (int(cols[0]), max(0, int(rows[0]) - pad), min(width, int(cols[-1]) + 1 + pad),
+            min(height, int(rows[-1]) + 1 + pad))
+    frame = FrameTransform.fit(width, height, False, crop, size)
+    return frame.labels(labels), frame.scale
+
+
+def prepared_label_map(params: PhantomParams, size: int) -> tuple[np.ndarray, float]:
+    """The phantom's label map in the prepared frame (drawn at 2× and framed to ``size``) and its pixel
+    spacing in mm — the input a label map → mammogram translator was trained on.
+
+    Example:
+        >>> labels, spacing_mm = prepared_label_map(PhantomParams(), 64)
+        >>> labels.shape, bool(labels[32, 0] != BACKGROUND)
+        ((64, 64), True)
+    """
+    labels, scale = frame_labels(draw_label_map(params, size * 2), size)
+    return labels, params.field_mm / (size * 2) / scale

@@ -8,9 +8,11 @@ from mammosynth.training.config import PRESETS, TrainConfig, load_config
 from mammosynth.training.gan import GANTask
 from mammosynth.training.ldm import LDMTask
 from mammosynth.training.loop import Phase, StepContext, Task, Trainer
+from mammosynth.training.translation import TranslationTask
 from mammosynth.training.verifier import VerifierTask
 
-TASKS: dict[str, type[Task]] = {"ldm": LDMTask, "gan": GANTask, "verifier": VerifierTask}
+TASKS: dict[str, type[Task]] = {"ldm": LDMTask, "gan": GANTask, "translation": TranslationTask,
+                                 "verifier": VerifierTask}
 
 
 def task_class(family: str) -> type[Task]:

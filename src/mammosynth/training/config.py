@@ -54,6 +54,8 @@ class TrainConfig(Config):
     r1_gamma: float = 1.0  # GAN: R1 penalty weight on real images (lazy: every r1_every steps)
     r1_every: int = 16
     diff_augment: bool = True
+    l1_weight: float = 100.0  # translation: L1 to the real image
+    feature_weight: float = 10.0  # translation: discriminator feature matching
     prefetch: bool = True
 
     def check(self, where: str) -> TrainConfig:

@@ -16,7 +16,9 @@ from mammosynth.errors import InputError
 from mammosynth.io.images import read_image
 from mammosynth.models.conditioning import conditions_from_record, encode_conditions, spatial_from_masks
 from mammosynth.models.verifier import KINDS, kind_of
+from mammosynth.phantom.derive import derive_label_map
 from mammosynth.preprocess.resize import resize_image, resize_mask
+from mammosynth.preprocess.segment import breast_mask
 
 
 @dataclass
@@ -25,16 +27,23 @@ class Example:
     spatial: np.ndarray  # (3, H, W) breast, pectoral, lesion
     kinds: np.ndarray  # (H, W) int64 verifier kind per pixel
     conditions: dict
+    labels: np.ndarray | None = None  # (H, W) parametric-model classes derived from the image
+
+
+#: Field of view assumed when a record has no pixel spacing (a 24 cm detector edge).
+DEFAULT_FIELD_MM = 240.0
 
 
 class PreparedImages:
     """Images, spatial maps and conditions of a prepared dataset folder, resized to ``size`` if needed.
 
     Uses the ``train`` split when the manifest has splits. Examples are cached in memory after the first
-    read (uint8 masks, float16 images: 128 MB holds about 2,000 images at 256 px).
+    read (uint8 masks, float16 images: 128 MB holds about 2,000 images at 256 px). With ``labels`` every
+    example also carries the label map derived from its image and masks (the translator's input).
     """
 
-    def __init__(self, root: str | Path, size: int, split: str | None = "train", cache: bool = True) -> None:
+    def __init__(self, root: str | Path, size: int, split: str | None = "train", cache: bool = True,
+                 labels: bool = False) -> None:
         self.root = Path(root)
         records = list(iter_manifest(self.root))
         if split and any(r.split for r in records):
@@ -43,6 +52,7 @@ class PreparedImages:
             raise InputError(self.root, f"no images to train on (split {split!r})")
         self.records: list[Record] = records
         self.size = size
+        self.labels = labels
         self.cache: dict[int, tuple] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -78,14 +88,25 @@ class PreparedImages:
 
         kinds = np.zeros((self.size, self.size), dtype=np.int64)
         lesion = np.zeros((self.size, self.size), dtype=bool)
+        lesions = []
         for finding in record.findings:
             m = mask(finding.mask_path)
             if m is not None:
-                kinds[m & (kinds == 0)] = KINDS.index(kind_of(finding.category, finding.pathology))
+                kind = kind_of(finding.category, finding.pathology)
+                kinds[m & (kinds == 0)] = KINDS.index(kind)
                 lesion |= m
-        spatial = spatial_from_masks(mask(record.extra.get("breast_mask")), mask(record.extra.get("pectoral_mask")),
-                                     lesion, (self.size, self.size))
-        return Example(image.astype(np.float32), spatial, kinds, conditions_from_record(record))
+                lesions.append((m, kind))
+        breast, pectoral = mask(record.extra.get("breast_mask")), mask(record.extra.get("pectoral_mask"))
+        spatial = spatial_from_masks(breast, pectoral, lesion, (self.size, self.size))
+        labels = None
+        if self.labels:
+            if breast is None:
+                breast = breast_mask(image)
+            spacing = (record.spacing_mm * (record.width or self.size) / self.size if record.spacing_mm
+                       else DEFAULT_FIELD_MM / self.size)
+            labels = derive_label_map(image, breast if breast is not None else np.ones_like(lesion), spacing,
+                                      pectoral, lesions)
+        return Example(image.astype(np.float32), spatial, kinds, conditions_from_record(record), labels)
 
     def example(self, index: int) -> Example:
         if self.cache is None:
@@ -93,15 +114,18 @@ class PreparedImages:
         if index not in self.cache:
             ex = self._load(index)
             self.cache[index] = (ex.image.astype(np.float16), ex.spatial.astype(np.uint8), ex.kinds.astype(np.uint8),
-                                 ex.conditions)
-        image, spatial, kinds, conditions = self.cache[index]
-        return Example(image.astype(np.float32), spatial.astype(np.float32), kinds.astype(np.int64), conditions)
+                                 ex.conditions, ex.labels)
+        image, spatial, kinds, conditions, labels = self.cache[index]
+        return Example(image.astype(np.float32), spatial.astype(np.float32), kinds.astype(np.int64), conditions,
+                       labels)
 
     def batch(self, indices: list[int]) -> dict:
         """Collate examples into tensors: image (N,1,H,W), spatial (N,3,H,W), kinds (N,H,W), conditions."""
         examples = [self.example(i) for i in indices]
         encoded = encode_conditions([e.conditions for e in examples])
+        labels = [e.labels for e in examples] if self.labels else []
         return {
+            **({"labels": torch.from_numpy(np.stack(labels).astype(np.int64))} if labels else {}),
             "image": torch.from_numpy(np.stack([e.image for e in examples]))[:, None],
             "spatial": torch.from_numpy(np.stack([e.spatial for e in examples])),
             "kinds": torch.from_numpy(np.stack([e.kinds for e in examples])),

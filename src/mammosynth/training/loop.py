@@ -78,6 +78,7 @@ class Task:
 
     family: str = ""
     ema_modules: tuple[str, ...] = ()
+    uses_labels: bool = False  # batches carry label maps derived from the images (``labels``)
 
     def __init__(self, model_config: Config, train: TrainConfig, device: torch.device) -> None:
         self.model_config, self.train, self.device = model_config, train, device

@@ -1,0 +1,80 @@
+"""Training recipe of the label map → mammogram translator (pix2pix with pix2pixHD's feature matching):
+the discriminator learns least-squares real/fake on (label map, image) pairs; the generator minimises
+``l1_weight`` × L1 to the real image + ``adv_weight`` × adversarial + ``feature_weight`` × L1 between the
+discriminator's features of real and generated pairs. Pairs are the prepared images and the label maps
+derived from them (:func:`mammosynth.phantom.derive.derive_label_map`)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mammosynth.models.translation import LabelTranslator, TranslationConfig, one_hot_labels
+from mammosynth.training.config import TrainConfig
+from mammosynth.training.loop import Phase, StepContext, Task
+
+
+class TranslationTask(Task):
+    family = "translation"
+    ema_modules = ("translation",)
+    uses_labels = True
+
+    def __init__(self, model_config: TranslationConfig, train: TrainConfig, device: torch.device) -> None:
+        super().__init__(model_config, train, device)
+        self.model = LabelTranslator(model_config).to(device)
+        self.modules = {"translation": self.model}
+
+    def parameter_groups(self) -> dict:
+        return {
+            "discriminator": (list(self.model.discriminator.parameters()), self.train.lr_discriminator),
+            "generator": (list(self.model.generator.parameters()), self.train.lr),
+        }
+
+    def phases(self, step: int) -> list[Phase]:
+        return [Phase("discriminator", self.discriminator_loss), Phase("generator", self.generator_loss)]
+
+    def _inputs(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = ("inputs", ctx.micro)
+        if key not in ctx.scratch:
+            images = batch["image"].to(self.device)
+            labels = one_hot_labels(batch["labels"]).to(self.device)
+            noise = ctx.randn(images.shape[0], self.model.config.noise_channels, *images.shape[2:])
+            ctx.scratch[key] = (images, labels, noise)
+        return ctx.scratch[key]
+
+    def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        images, labels, noise = self._inputs(batch, ctx)
+        with torch.no_grad():
+            fake = self.model.generator(labels, noise)
+        real_score = self.model.discriminate(labels, images)[-1]
+        fake_score = self.model.discriminate(labels, fake)[-1]
+        loss = 0.5 * (F.mse_loss(real_score.float(), torch.ones_like(real_score.float()))
+                      + F.mse_loss(fake_score.float(), torch.zeros_like(fake_score.float())))
+        return loss, {"d_loss": loss.item(), "d_real": real_score.float().mean().item(),
+                      "d_fake": fake_score.float().mean().item()}
+
+    def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        images, labels, noise = self._inputs(batch, ctx)
+        fake = self.model.generator(labels, noise)
+        l1 = F.l1_loss(fake.float(), images)
+        fake_features = self.model.discriminate(labels, fake)
+        adversarial = F.mse_loss(fake_features[-1].float(), torch.ones_like(fake_features[-1].float()))
+        loss = self.train.l1_weight * l1 + self.train.adv_weight * adversarial
+        parts = {"l1": l1.item(), "g_adv": adversarial.item()}
+        if self.train.feature_weight > 0:
+            with torch.no_grad():
+                real_features = self.model.discriminate(labels, images)
+            matching = sum(F.l1_loss(f.float(), r.float()) for f, r in zip(fake_features[:-1], real_features[:-1],
+                                                                           strict=True))
+            loss = loss + self.train.feature_weight * matching / max(1, len(fake_features) - 1)
+            parts["feature_matching"] = float(matching.detach())
+        return loss, parts
+
+    @torch.no_grad()
+    def samples(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        n = min(8, batch["image"].shape[0])
+        images = batch["image"][:n].to(self.device)
+        labels = batch["labels"][:n]
+        noise = torch.randn(n, self.model.config.noise_channels, *images.shape[2:], generator=generator)
+        fake = self.model.generator(one_hot_labels(labels).to(self.device), noise.to(self.device))
+        return torch.cat([labels[:, None].float().to(self.device) / 8, images, fake.float().clamp(0, 1)])
