@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from mammosynth.models.conditioning import drop_conditions
 from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment
 from mammosynth.training.config import TrainConfig
-from mammosynth.training.loop import Phase, StepContext, Task
+from mammosynth.training.loop import AdversarialTask, StepContext
 
 CHANNELS_LAST = torch.channels_last
 
 
-class GANTask(Task):
+class GANTask(AdversarialTask):
     family = "gan"
     ema_modules = ("gan",)
 
@@ -24,15 +24,6 @@ class GANTask(Task):
         super().__init__(model_config, train, device)
         self.model = ConditionalGAN(model_config).to(device).to(memory_format=CHANNELS_LAST)
         self.modules = {"gan": self.model}
-
-    def parameter_groups(self) -> dict:
-        return {
-            "discriminator": (list(self.model.discriminator.parameters()), self.train.lr_discriminator),
-            "generator": (list(self.model.generator.parameters()), self.train.lr),
-        }
-
-    def phases(self, step: int) -> list[Phase]:
-        return [Phase("discriminator", self.discriminator_loss), Phase("generator", self.generator_loss)]
 
     def _inputs(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         key = ("inputs", ctx.micro)

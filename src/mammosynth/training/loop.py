@@ -108,6 +108,29 @@ class Task:
         return None
 
 
+
+class AdversarialTask(Task):
+    """A generator/discriminator pair (``self.model.generator``, ``self.model.discriminator``): each step
+    updates D (``discriminator_loss``, at ``train.lr_discriminator``) and then G (``generator_loss``, at
+    ``train.lr``)."""
+
+    model: nn.Module
+
+    def parameter_groups(self) -> dict[str, tuple[list[nn.Parameter], float]]:
+        return {
+            "discriminator": (list(self.model.discriminator.parameters()), self.train.lr_discriminator),
+            "generator": (list(self.model.generator.parameters()), self.train.lr),
+        }
+
+    def phases(self, step: int) -> list[Phase]:
+        return [Phase("discriminator", self.discriminator_loss), Phase("generator", self.generator_loss)]
+
+    def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
 class Trainer:
     """Runs a :class:`Task` on a prepared dataset into ``run_dir`` (rank 0 writes files)."""
 

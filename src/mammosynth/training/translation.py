@@ -11,10 +11,10 @@ import torch.nn.functional as F
 
 from mammosynth.models.translation import LabelTranslator, TranslationConfig, one_hot_labels
 from mammosynth.training.config import TrainConfig
-from mammosynth.training.loop import Phase, StepContext, Task
+from mammosynth.training.loop import AdversarialTask, StepContext
 
 
-class TranslationTask(Task):
+class TranslationTask(AdversarialTask):
     family = "translation"
     ema_modules = ("translation",)
     uses_labels = True
@@ -23,15 +23,6 @@ class TranslationTask(Task):
         super().__init__(model_config, train, device)
         self.model = LabelTranslator(model_config).to(device)
         self.modules = {"translation": self.model}
-
-    def parameter_groups(self) -> dict:
-        return {
-            "discriminator": (list(self.model.discriminator.parameters()), self.train.lr_discriminator),
-            "generator": (list(self.model.generator.parameters()), self.train.lr),
-        }
-
-    def phases(self, step: int) -> list[Phase]:
-        return [Phase("discriminator", self.discriminator_loss), Phase("generator", self.generator_loss)]
 
     def _inputs(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         key = ("inputs", ctx.micro)
