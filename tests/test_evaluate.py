@@ -1,0 +1,64 @@
+"""Evaluation metrics on cases with known answers (issue 5, in progress: moments and paired metrics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from mammosynth.datasets import load_dataset
+from mammosynth.errors import InputError
+from mammosynth.evaluate import MOMENTS, compare_moments, histogram_distance, intensity_moments, paired_metrics
+from mammosynth.io.images import read_image
+from mammosynth.phantom import make_phantom_dataset
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory) -> np.ndarray:
+    root = tmp_path_factory.mktemp("ph") / "set"
+    make_phantom_dataset(root, n=24, size=64, seed=1)
+    return np.stack([read_image(root / r.path).pixels for r in load_dataset(root).records])
+
+
+def set_moments(images: np.ndarray) -> np.ndarray:
+    return np.stack([intensity_moments(im, im > 0.02) for im in images])
+
+
+def test_moments_match_scipy_on_a_known_sample():
+    rng = np.random.default_rng(0)
+    pixels = rng.gamma(2.0, 0.1, size=(50, 50))
+    m = intensity_moments(pixels)
+    from scipy import stats
+
+    assert np.allclose(m[:4], [pixels.mean(), pixels.std(), stats.skew(pixels.ravel()),
+                               stats.kurtosis(pixels.ravel(), fisher=False)])
+    assert np.isclose(m[4], stats.moment(pixels.ravel(), 5) / pixels.std() ** 5)
+
+
+def test_a_set_against_itself_passes_and_a_shifted_copy_fails(phantoms):
+    real = set_moments(phantoms)
+    same = compare_moments(real, real)
+    assert all(same[name]["ks_pvalue"] == 1.0 and same[name]["median_gap_iqr"] == 0 for name in MOMENTS)
+    shifted = set_moments(np.clip(phantoms + 0.15 * (phantoms > 0.02), 0, 1))
+    result = compare_moments(real, shifted)
+    assert result["mean"]["ks_pvalue"] < 0.01 and result["mean"]["median_gap_iqr"] > 1
+    assert histogram_distance(phantoms, phantoms) == 0
+    assert histogram_distance(phantoms, np.clip(phantoms + 0.15, 0, 1)) > 0.3
+
+
+def test_paired_metrics_have_known_values_and_check_the_data_range(phantoms):
+    image = phantoms[0]
+    same = paired_metrics(image, image)
+    assert same["psnr_db"] == float("inf")
+    assert same["ssim"] == pytest.approx(1.0) and same["ms_ssim"] == pytest.approx(1.0)
+    offset = paired_metrics(np.zeros((64, 64)), np.full((64, 64), 0.1))
+    assert offset["psnr_db"] == pytest.approx(20.0, abs=1e-3)
+    blurred = paired_metrics(phantoms[:4], ndi.gaussian_filter(phantoms[:4], (0, 1.5, 1.5)))
+    assert 0 < blurred["ssim"] < 0.99 and blurred["pairs"] == 4
+    assert paired_metrics(image * 255, image * 255, data_range=255)["ssim"] == pytest.approx(1.0)
+    with pytest.raises(InputError, match="outside the data range 0–1"):
+        paired_metrics(image * 255, image * 255)
+    with pytest.raises(InputError, match="differ in shape"):
+        paired_metrics(image, image[:32])
+    with pytest.raises(InputError, match="need at least 2 images"):
+        compare_moments(set_moments(phantoms[:1]), set_moments(phantoms))
