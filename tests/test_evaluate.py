@@ -62,3 +62,21 @@ def test_paired_metrics_have_known_values_and_check_the_data_range(phantoms):
         paired_metrics(image, image[:32])
     with pytest.raises(InputError, match="need at least 2 images"):
         compare_moments(set_moments(phantoms[:1]), set_moments(phantoms))
+
+
+def test_a_synthetic_set_containing_a_training_image_is_flagged(phantoms, tmp_path):
+    from mammosynth.evaluate import memorisation
+
+    other = tmp_path / "other"
+    make_phantom_dataset(other, n=12, size=64, seed=2)
+    fresh = np.stack([read_image(other / r.path).pixels for r in load_dataset(other).records])
+    train, held_out = phantoms[:16], phantoms[16:]
+    copied = np.clip(train[5] + np.random.default_rng(0).normal(0, 0.01, train[5].shape), 0, 1)
+    synthetic = np.concatenate([fresh[:6], copied[None], fresh[6:]])
+    result = memorisation(synthetic, train, held_out)
+    assert result["copies"] == 1 and result["pairs"][0][:2] == (6, 5), result["pairs"]
+    assert result["threshold_from"] == "half the held-out minimum distance"
+    assert len(result["held_out_nn_correlation"]) == 8
+    assert memorisation(fresh, train, held_out)["copies"] == 0
+    with pytest.raises(InputError, match="non-empty stack"):
+        memorisation(fresh[:0], train)
