@@ -80,3 +80,19 @@ def test_a_synthetic_set_containing_a_training_image_is_flagged(phantoms, tmp_pa
     assert memorisation(fresh, train, held_out)["copies"] == 0
     with pytest.raises(InputError, match="non-empty stack"):
         memorisation(fresh[:0], train)
+
+
+def test_c2st_cannot_tell_a_set_from_itself_but_spots_noise(phantoms, tmp_path):
+    from mammosynth.evaluate import two_sample_test
+
+    more = tmp_path / "more"
+    make_phantom_dataset(more, n=24, size=64, seed=7)
+    same_kind = np.stack([read_image(more / r.path).pixels for r in load_dataset(more).records])
+    alike = two_sample_test(phantoms, same_kind, steps=150)
+    assert alike["auc_ci95"][0] < 0.5 + 1e-9 or alike["auc"] < 0.75, alike  # indistinguishable
+    noise = np.random.default_rng(0).random(phantoms.shape).astype(np.float32)
+    spotted = two_sample_test(phantoms, noise, steps=150)
+    assert spotted["auc"] > 0.95 and spotted["accuracy"] > 0.9, spotted
+    assert spotted["test_images"] == 24 and len(spotted["most_synthetic"]) == 8
+    with pytest.raises(InputError, match="the synthetic set needs at least 4 images"):
+        two_sample_test(phantoms, noise[:2])
