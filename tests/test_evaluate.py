@@ -96,3 +96,36 @@ def test_c2st_cannot_tell_a_set_from_itself_but_spots_noise(phantoms, tmp_path):
     assert spotted["test_images"] == 24 and len(spotted["most_synthetic"]) == 8
     with pytest.raises(InputError, match="the synthetic set needs at least 4 images"):
         two_sample_test(phantoms, noise[:2])
+
+
+def power_law_noise(beta: float, size: int = 256, seed: int = 0) -> np.ndarray:
+    f = np.fft.fftfreq(size)
+    radius = np.hypot(*np.meshgrid(f, f, indexing="ij"))
+    amplitude = np.where(radius > 0, radius, np.inf) ** (-beta / 2)
+    noise = np.fft.fft2(np.random.default_rng(seed).normal(size=(size, size)))
+    return np.real(np.fft.ifft2(noise * amplitude))
+
+
+@pytest.mark.parametrize("beta", [1.5, 3.0])
+def test_spectrum_exponent_recovers_a_known_power_law(beta):
+    from mammosynth.evaluate import spectrum_exponent
+
+    assert spectrum_exponent(power_law_noise(beta)) == pytest.approx(beta, abs=0.25)
+    region = np.zeros((256, 256), bool)
+    with pytest.raises(InputError, match="no 64×64 patch"):
+        spectrum_exponent(power_law_noise(beta), region)
+
+
+def test_precision_recall_density_coverage_on_known_sets():
+    from mammosynth.evaluate import precision_recall_density_coverage as prdc
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 8))
+    same = prdc(real, real)
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0
+    far = prdc(real, rng.normal(size=(200, 8)) + 20)
+    assert far["precision"] == far["recall"] == far["coverage"] == far["density"] == 0.0
+    collapsed = prdc(real, np.repeat(real[:1], 200, axis=0) + rng.normal(scale=0.01, size=(200, 8)))
+    assert collapsed["precision"] == 1.0 and collapsed["coverage"] < 0.1  # mode collapse: faithful but narrow
+    with pytest.raises(InputError, match="one width"):
+        prdc(real, real[:, :4])
