@@ -129,3 +129,18 @@ def test_precision_recall_density_coverage_on_known_sets():
     assert collapsed["precision"] == 1.0 and collapsed["coverage"] < 0.1  # mode collapse: faithful but narrow
     with pytest.raises(InputError, match="one width"):
         prdc(real, real[:, :4])
+
+
+def test_fid_and_kid_are_zero_for_a_set_against_itself_and_grow_with_a_shift():
+    from mammosynth.evaluate import frechet_distance, kernel_distance
+
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(300, 16))
+    other = rng.normal(size=(300, 16))
+    assert abs(frechet_distance(real, real)) < 1e-6
+    assert frechet_distance(real, other) < 1.0 < frechet_distance(real, other + 1.0)
+    assert frechet_distance(real, other + 1.0) == pytest.approx(16.0, rel=0.15)  # |Δμ|² = 16
+    kid_same, kid_shift = kernel_distance(real, other)[0], kernel_distance(real, other + 1.0)[0]
+    assert abs(kid_same) < 0.05 < kid_shift
+    with pytest.raises(InputError, match="at least 2 feature vectors"):
+        kernel_distance(real, other[:1])
