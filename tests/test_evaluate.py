@@ -144,3 +144,18 @@ def test_fid_and_kid_are_zero_for_a_set_against_itself_and_grow_with_a_shift():
     assert abs(kid_same) < 0.05 < kid_shift
     with pytest.raises(InputError, match="at least 2 feature vectors"):
         kernel_distance(real, other[:1])
+
+
+def test_the_self_trained_encoder_separates_noise_from_breasts_and_is_seeded(phantoms, tmp_path):
+    from mammosynth.evaluate import frechet_distance, train_encoder
+
+    more = tmp_path / "more"
+    make_phantom_dataset(more, n=24, size=64, seed=9)
+    alike = np.stack([read_image(more / r.path).pixels for r in load_dataset(more).records])
+    noise = np.random.default_rng(0).random(phantoms.shape).astype(np.float32)
+    extract = train_encoder(phantoms, steps=60)
+    real, same_kind, noisy = extract(phantoms), extract(alike), extract(noise)
+    assert real.shape == (24, 64) and np.allclose(np.linalg.norm(real, axis=1), 1, atol=1e-5)
+    assert frechet_distance(real, same_kind) < 0.5 * frechet_distance(real, noisy)
+    first, second = train_encoder(phantoms, steps=5, seed=3), train_encoder(phantoms, steps=5, seed=3)
+    assert np.array_equal(first(phantoms), second(phantoms))
