@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -159,3 +161,35 @@ def test_the_self_trained_encoder_separates_noise_from_breasts_and_is_seeded(pha
     assert frechet_distance(real, same_kind) < 0.5 * frechet_distance(real, noisy)
     first, second = train_encoder(phantoms, steps=5, seed=3), train_encoder(phantoms, steps=5, seed=3)
     assert np.array_equal(first(phantoms), second(phantoms))
+
+
+def test_evaluate_writes_every_number_and_refuses_bad_sets(tmp_path):
+    from mammosynth import api
+    from mammosynth.datasets.schema import Record, write_manifest
+    from mammosynth.io.images import write_png
+    from test_generate import cli
+
+    make_phantom_dataset(tmp_path / "real", n=12, size=64, seed=1)
+    make_phantom_dataset(tmp_path / "synth", n=12, size=64, seed=2)
+    result = cli("evaluate", str(tmp_path / "real"), str(tmp_path / "synth"), "--out", str(tmp_path / "ev"),
+                 "--train", str(tmp_path / "real"), "--encoder-steps", "20", "--c2st-steps", "20")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert report["inputs"]["real_images"] == 12 and report["memorisation"]["copies"] == 0
+    assert set(report["fidelity"]["moments"]) == set(MOMENTS) and 0 <= report["realism_c2st"]["auc"] <= 1
+    assert report["fidelity"]["spectrum_beta"]["real_images"] > 0
+    make_phantom_dataset(tmp_path / "big", n=6, size=128, seed=3)
+    with pytest.raises(InputError, match="are 128×128 but the real ones are 64×64"):
+        api.evaluate(tmp_path / "real", tmp_path / "big", tmp_path / "x")
+    mixed = tmp_path / "mixed"
+    records = []
+    for i, size in enumerate((64, 64, 32)):
+        write_png(mixed / f"images/{i}.png", np.zeros((size, size), np.float32))
+        records.append(Record(image_id=str(i), path=f"images/{i}.png", dataset="toy", patient_key=f"p{i}"))
+    write_manifest(mixed, records)
+    with pytest.raises(InputError, match=r"mixed resolutions: 64×64 \(2\), 32×32 \(1\)"):
+        api.evaluate(tmp_path / "real", mixed, tmp_path / "x")
+    write_manifest(tmp_path / "empty", [])
+    with pytest.raises(InputError, match="no images found"):
+        api.evaluate(tmp_path / "empty", tmp_path / "synth", tmp_path / "x")
+    assert not (tmp_path / "x").exists()

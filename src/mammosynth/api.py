@@ -342,6 +342,25 @@ def inpaint(
     return {"out": str(out), **provenance}
 
 
+def evaluate(
+    real: str | Path,
+    synthetic: str | Path,
+    out: str | Path,
+    train: str | Path | None = None,
+    seed: int = 0,
+    encoder_steps: int = 300,
+    c2st_steps: int = 300,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> dict:
+    """Compare a synthetic dataset with a real one (and, with ``train``, check it for copies of the
+    generator's training images); writes ``out/evaluation.json``. See :mod:`mammosynth.evaluate.suite`."""
+    from mammosynth.evaluate.suite import evaluate_sets
+
+    return evaluate_sets(real, synthetic, out, train=train, seed=seed, encoder_steps=encoder_steps,
+                         c2st_steps=c2st_steps, overwrite=overwrite, progress=progress)
+
+
 def _merge(parts: list[Path], merged: Path) -> None:
     """Join phantom folders into one dataset folder (relative paths kept unique by image id)."""
     import shutil

@@ -265,6 +265,27 @@ def inpaint(
                        overwrite=overwrite, device=device))
 
 
+@app.command()
+def evaluate(
+    real: Annotated[Path, typer.Argument(help="Real dataset (record schema, one image size).")],
+    synthetic: Annotated[Path, typer.Argument(help="Synthetic dataset of the same image size.")],
+    out: Annotated[Path, typer.Option(help="Output folder for evaluation.json.")],
+    train: Annotated[Path | None, typer.Option(help="The generator's training set: check for copies.")] = None,
+    seed: int = 0,
+    encoder_steps: Annotated[int, typer.Option(help="Training steps of the feature encoder.")] = 300,
+    c2st_steps: Annotated[int, typer.Option(help="Training steps of the two-sample classifier.")] = 300,
+    overwrite: bool = False,
+) -> None:
+    """Measure how real, diverse and private a synthetic dataset is (moments, spectra, FID/KID, coverage,
+    C2ST, memorisation)."""
+    with progress_bar("evaluate") as update:
+        result = api.evaluate(real, synthetic, out, train=train, seed=seed, encoder_steps=encoder_steps,
+                              c2st_steps=c2st_steps, overwrite=overwrite, progress=update)
+    _print({"out": str(out), "frechet_distance": result["fidelity"]["features"]["frechet_distance"],
+            "c2st_auc": result["realism_c2st"]["auc"], "coverage": result["diversity"]["coverage"],
+            "copies": result.get("memorisation", {}).get("copies")})
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
