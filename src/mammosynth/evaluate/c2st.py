@@ -2,8 +2,8 @@
 CC publication's expert questionnaire: train a small CNN to tell real from synthetic on one half of the
 images and report its held-out accuracy and AUC (0.5 = indistinguishable) with a bootstrap interval.
 
-The CNN is written here (4 strided convolutions and a linear score) because it must train in seconds on
-a CPU from nothing; no pretrained weights are involved."""
+The CNN (:func:`~mammosynth.evaluate.features.small_cnn`) trains in seconds on a CPU from nothing; no
+pretrained weights are involved."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from mammosynth.errors import InputError
+from mammosynth.evaluate.features import small_cnn
 from mammosynth.preprocess.resize import resize_image
 
 
@@ -32,16 +33,6 @@ def auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
     positive, negative = scores[labels == 1], scores[labels == 0]
     greater = (positive[:, None] > negative[None]).sum() + 0.5 * (positive[:, None] == negative[None]).sum()
     return float(greater / (len(positive) * len(negative)))
-
-
-def _classifier(width: int) -> nn.Module:
-    layers: list[nn.Module] = []
-    previous = 1
-    for k in range(4):
-        layers += [nn.Conv2d(previous, width * 2**k, 3, stride=2, padding=1), nn.GroupNorm(4, width * 2**k),
-                   nn.LeakyReLU(0.2)]
-        previous = width * 2**k
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, 1))
 
 
 def two_sample_test(real: np.ndarray, synthetic: np.ndarray, work_px: int = 64, steps: int = 300,
@@ -65,7 +56,7 @@ def two_sample_test(real: np.ndarray, synthetic: np.ndarray, work_px: int = 64, 
         members = order[labels[order] == cls]
         half[members[: len(members) // 2]] = True
     torch.manual_seed(seed)
-    model = _classifier(width)
+    model = small_cnn(width, 1)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.from_numpy(images)[:, None]
     y = torch.from_numpy(labels)

@@ -26,18 +26,24 @@ def _to_tensor(images: np.ndarray, work_px: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(small))[:, None]
 
 
+def small_cnn(width: int, outputs: int) -> nn.Sequential:
+    """Four stride-2 convolutions (width, 2×, 4×, 8×) with group norm, global pooling and a linear head:
+    the evaluation's encoder and its two-sample classifier."""
+    layers: list[nn.Module] = []
+    previous = 1
+    for k in range(4):
+        layers += [nn.Conv2d(previous, width * 2**k, 3, stride=2, padding=1), nn.GroupNorm(4, width * 2**k),
+                   nn.LeakyReLU(0.2)]
+        previous = width * 2**k
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, outputs))
+
+
 class ImageEncoder(nn.Module):
     """(N, 1, S, S) → (N, dim) L2-normalised features."""
 
     def __init__(self, width: int = 16, dim: int = 64) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        previous = 1
-        for k in range(4):
-            layers += [nn.Conv2d(previous, width * 2**k, 3, stride=2, padding=1), nn.GroupNorm(4, width * 2**k),
-                       nn.LeakyReLU(0.2)]
-            previous = width * 2**k
-        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, dim))
+        self.body = small_cnn(width, dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.body(images), dim=1)
