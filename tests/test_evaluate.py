@@ -78,7 +78,9 @@ def test_a_synthetic_set_containing_a_training_image_is_flagged(phantoms, tmp_pa
     result = memorisation(synthetic, train, held_out)
     assert result["copies"] == 1 and result["pairs"][0][:2] == (6, 5), result["pairs"]
     assert result["threshold_from"] == "half the held-out minimum distance"
-    assert len(result["held_out_nn_correlation"]) == 8
+    assert len(result["reference_nn_correlation"]) == 8
+    alone = memorisation(synthetic, train)  # no held-out set: training images against each other
+    assert alone["copies"] == 1 and alone["threshold_from"] == "half the smallest distance between training images"
     assert memorisation(fresh, train, held_out)["copies"] == 0
     with pytest.raises(InputError, match="non-empty stack"):
         memorisation(fresh[:0], train)
