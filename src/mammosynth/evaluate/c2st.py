@@ -11,16 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mammosynth.errors import InputError
 from mammosynth.evaluate.features import small_cnn
-from mammosynth.preprocess.resize import resize_image
-
-
-def _stack(images: np.ndarray, work_px: int, name: str) -> np.ndarray:
-    images = np.asarray(images, np.float32)
-    if images.ndim != 3 or len(images) < 4:
-        raise InputError(None, f"the {name} set needs at least 4 images (N, H, W), got shape {images.shape}")
-    return np.stack([resize_image(im, work_px, work_px) if im.shape != (work_px, work_px) else im for im in images])
+from mammosynth.evaluate.stack import work_stack
 
 
 def auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -43,7 +35,8 @@ def two_sample_test(real: np.ndarray, synthetic: np.ndarray, work_px: int = 64, 
     for ``steps`` Adam steps and scored on the other. Also returns the held-out synthetic images it finds
     most and least synthetic (indices into ``synthetic``).
     """
-    real_images, synthetic_images = _stack(real, work_px, "real"), _stack(synthetic, work_px, "synthetic")
+    real_images = work_stack(real, work_px, 4, "real")
+    synthetic_images = work_stack(synthetic, work_px, 4, "synthetic")
     rng = np.random.default_rng(seed)
     n = min(len(real_images), len(synthetic_images))
     real_index, synthetic_index = rng.permutation(len(real_images))[:n], rng.permutation(len(synthetic_images))[:n]

@@ -15,15 +15,11 @@ import torch
 from torch import nn
 
 from mammosynth.errors import InputError
-from mammosynth.preprocess.resize import resize_image
+from mammosynth.evaluate.stack import work_stack
 
 
 def _to_tensor(images: np.ndarray, work_px: int) -> torch.Tensor:
-    images = np.asarray(images, np.float32)
-    if images.ndim != 3 or len(images) == 0:
-        raise InputError(None, f"expected a non-empty stack of images (N, H, W), got shape {images.shape}")
-    small = [resize_image(im, work_px, work_px) if im.shape != (work_px, work_px) else im for im in images]
-    return torch.from_numpy(np.stack(small))[:, None]
+    return torch.from_numpy(work_stack(images, work_px))[:, None]
 
 
 def small_cnn(width: int, outputs: int) -> nn.Sequential:

@@ -10,15 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from mammosynth.errors import InputError
-from mammosynth.preprocess.resize import resize_image
+from mammosynth.evaluate.stack import work_stack
 
 
 def _vectors(images: np.ndarray, work_px: int) -> np.ndarray:
-    images = np.asarray(images, np.float32)
-    if images.ndim != 3 or len(images) == 0:
-        raise InputError(None, f"expected a non-empty stack of images (N, H, W), got shape {images.shape}")
-    small = np.stack([resize_image(im, work_px, work_px) if im.shape != (work_px, work_px) else im
-                      for im in images]).reshape(len(images), -1).astype(np.float64)
+    small = work_stack(images, work_px).reshape(len(images), -1).astype(np.float64)
     small -= small.mean(1, keepdims=True)
     norm = np.linalg.norm(small, axis=1, keepdims=True)
     return small / np.where(norm > 0, norm, 1)
