@@ -1,4 +1,4 @@
-"""Evaluation metrics on cases with known answers (issue 5, in progress: moments and paired metrics)."""
+"""Evaluation metrics on cases with known answers, the evaluate command and its report (issue 5)."""
 
 from __future__ import annotations
 
@@ -165,24 +165,53 @@ def test_the_self_trained_encoder_separates_noise_from_breasts_and_is_seeded(pha
     assert np.array_equal(first(phantoms), second(phantoms))
 
 
-def test_evaluate_writes_every_number_and_refuses_bad_sets(tmp_path):
+def mixed_phantoms(root, name: str, n: int, size: int, seed: int, start: int = 0):
+    """Half normal, half malignant-mass phantoms in one dataset folder."""
+    from mammosynth import api
+
+    parts = []
+    for k, lesion in enumerate(("none", "malignant-mass")):
+        part = root / f"{name}-{lesion}"
+        make_phantom_dataset(part, n=n // 2, size=size, seed=seed, lesion=lesion, start=start + k * n)
+        parts.append(part)
+    api._merge(parts, root / name)
+    return root / name
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """One small evaluation through the CLI: 16 real (half with lesions) against 16 synthetic phantoms,
+    the real set doubling as the training set."""
+    from test_generate import cli
+
+    root = tmp_path_factory.mktemp("ev")
+    real, synthetic = mixed_phantoms(root, "real", 16, 64, 1), mixed_phantoms(root, "synth", 16, 64, 2, start=100)
+    result = cli("evaluate", str(real), str(synthetic), "--out", str(root / "ev"), "--train", str(real),
+                 "--encoder-steps", "20", "--c2st-steps", "20", "--utility-steps", "20")
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_evaluate_writes_every_number_and_refuses_bad_sets(evaluated, tmp_path):
     from mammosynth import api
     from mammosynth.datasets.schema import Record, write_manifest
     from mammosynth.io.images import write_png
-    from test_generate import cli
 
-    make_phantom_dataset(tmp_path / "real", n=12, size=64, seed=1)
-    make_phantom_dataset(tmp_path / "synth", n=12, size=64, seed=2)
-    result = cli("evaluate", str(tmp_path / "real"), str(tmp_path / "synth"), "--out", str(tmp_path / "ev"),
-                 "--train", str(tmp_path / "real"), "--encoder-steps", "20", "--c2st-steps", "20")
-    assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
-    assert report["inputs"]["real_images"] == 12 and report["memorisation"]["copies"] == 0
+    report = json.loads((evaluated / "ev" / "evaluation.json").read_text())
+    assert report["inputs"]["real_images"] == 16 and report["memorisation"]["copies"] == 0
     assert set(report["fidelity"]["moments"]) == set(MOMENTS) and 0 <= report["realism_c2st"]["auc"] <= 1
     assert report["fidelity"]["spectrum_beta"]["real_images"] > 0
+    assert report["fidelity"]["shape"]["area"]["real_median"] > 0.05
+    assert set(report["utility"]["arms"]) == {"real", "real+synthetic", "synthetic"}
+    assert report["utility"]["arms"]["real+synthetic"]["train_images"] == (
+        report["utility"]["arms"]["real"]["train_images"] + 16)
+    assert set(report["conditional"]["fields"]) == {"view", "laterality", "density", "lesion"}
+    assert "skipped" in report["reidentification"]  # every real image is a training image here
+    assert report["counts"]["synthetic"]["images_with_findings"] == 8
+    assert (evaluated / "ev" / "report.html").stat().st_size > 10_000
     make_phantom_dataset(tmp_path / "big", n=6, size=128, seed=3)
     with pytest.raises(InputError, match="are 128×128 but the real ones are 64×64"):
-        api.evaluate(tmp_path / "real", tmp_path / "big", tmp_path / "x")
+        api.evaluate(evaluated / "real", tmp_path / "big", tmp_path / "x")
     mixed = tmp_path / "mixed"
     records = []
     for i, size in enumerate((64, 64, 32)):
@@ -190,8 +219,183 @@ def test_evaluate_writes_every_number_and_refuses_bad_sets(tmp_path):
         records.append(Record(image_id=str(i), path=f"images/{i}.png", dataset="toy", patient_key=f"p{i}"))
     write_manifest(mixed, records)
     with pytest.raises(InputError, match=r"mixed resolutions: 64×64 \(2\), 32×32 \(1\)"):
-        api.evaluate(tmp_path / "real", mixed, tmp_path / "x")
+        api.evaluate(evaluated / "real", mixed, tmp_path / "x")
     write_manifest(tmp_path / "empty", [])
     with pytest.raises(InputError, match="no images found"):
-        api.evaluate(tmp_path / "empty", tmp_path / "synth", tmp_path / "x")
+        api.evaluate(tmp_path / "empty", evaluated / "synth", tmp_path / "x")
+    with pytest.raises(InputError, match=r"evaluation\.json: not a safetensors weights file"):
+        api.evaluate(evaluated / "real", evaluated / "synth", tmp_path / "x", features=str(evaluated / "ev" /
+                                                                                           "evaluation.json"))
     assert not (tmp_path / "x").exists()
+
+
+def test_the_report_renders_in_headless_chromium_without_console_errors(evaluated):
+    import re
+    import shutil
+    import subprocess
+
+    page = evaluated / "ev" / "report.html"
+    text = page.read_text()
+    assert not re.search(r"(src|href)=\"(?!data:)", text), "the report must not load anything from outside"
+    assert text.count("data:image/png;base64,") >= 10
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium here (make test installs it with apt where it can)")
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                           "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    loaded = re.search(r'data-images-loaded="(\d+)"', done.stdout)
+    total = re.search(r'data-images-total="(\d+)"', done.stdout)
+    assert loaded and total, "the report's load script did not run"
+    assert int(loaded.group(1)) == int(total.group(1)) >= 10, "some embedded images did not decode"
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+
+
+def test_a_saved_encoder_makes_two_evaluations_comparable(evaluated, tmp_path):
+    from mammosynth import api
+
+    first = json.loads((evaluated / "ev" / "evaluation.json").read_text())
+    again = api.evaluate(evaluated / "real", evaluated / "synth", tmp_path / "again", features=str(
+        evaluated / "ev" / "encoder.safetensors"), run_utility=False, c2st_steps=5, encoder_steps=1)
+    assert again["fidelity"]["features"]["frechet_distance"] == pytest.approx(
+        first["fidelity"]["features"]["frechet_distance"], rel=1e-6)
+    assert not (tmp_path / "again" / "encoder.safetensors").exists()
+
+
+def test_resnet_weights_from_a_file_load_and_bad_files_are_refused(tmp_path):
+    import torch
+    from monai.networks.nets import resnet18
+    from safetensors.torch import save_file
+
+    from mammosynth.evaluate import load_extractor
+
+    torch.manual_seed(0)
+    network = resnet18(spatial_dims=2, n_input_channels=3, num_classes=7, conv1_t_stride=2,
+                       bias_downsample=False)  # torchvision's layout, with an fc head as in its files
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, tmp_path / "r18.safetensors")
+    extract = load_extractor(f"resnet18:{tmp_path / 'r18.safetensors'}", work_px=48)
+    images = np.random.default_rng(0).random((3, 48, 48)).astype(np.float32)
+    features = extract(images)
+    assert features.shape == (3, 512) and np.array_equal(features, extract(images))
+    network.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(images)[:, None]
+        x = (x.expand(-1, 3, -1, -1) - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+            [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        network.fc = torch.nn.Identity()
+        assert np.allclose(features, network(x).numpy(), atol=1e-4)
+    with pytest.raises(InputError, match=r"weights do not fit the network: missing 'layer1\.0\.conv3"):
+        load_extractor(f"resnet50:{tmp_path / 'r18.safetensors'}")
+    (tmp_path / "junk.safetensors").write_bytes(b"not weights at all")
+    with pytest.raises(InputError, match=r"junk\.safetensors: not a safetensors weights file"):
+        load_extractor(f"resnet18:{tmp_path / 'junk.safetensors'}")
+    with pytest.raises(InputError, match="weights not found"):
+        load_extractor(f"resnet18:{tmp_path / 'absent.safetensors'}")
+
+
+def _discs(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy blank images; odd ones carry a bright disc (the "lesion") at a random place."""
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0.4, 0.05, (n, size, size)).astype(np.float32)
+    labels = np.arange(n) % 2
+    yy, xx = np.mgrid[:size, :size]
+    for i in np.flatnonzero(labels):
+        cy, cx = rng.integers(8, size - 8, 2)
+        images[i][(yy - cy) ** 2 + (xx - cx) ** 2 <= 16] += 0.4
+    return images, labels
+
+
+def test_utility_arms_on_a_task_with_known_answers():
+    from mammosynth.evaluate import group_split, utility
+
+    real, labels = _discs(60, 0)
+    patients = [f"p{i // 2}" for i in range(60)]  # two images per patient
+    test = group_split(patients, 0.3, seed=0)
+    assert not {p for p, t in zip(patients, test, strict=True) if t} & {
+        p for p, t in zip(patients, test, strict=True) if not t}
+    synthetic, synthetic_labels = _discs(60, 1)
+    found = utility(real, labels, patients, synthetic, synthetic_labels, work_px=32, steps=150)
+    arms = found["arms"]
+    assert arms["real"]["auc"] > 0.9 and arms["synthetic"]["auc"] > 0.9  # faithful synthetic data teaches the task
+    assert arms["real"]["auc_ci95"][0] <= arms["real"]["auc"] <= arms["real"]["auc_ci95"][1]
+    wrong = utility(real, labels, patients, synthetic, 1 - synthetic_labels, work_px=32, steps=150)
+    assert wrong["arms"]["synthetic"]["auc"] < 0.2  # mislabelled synthetic data teaches the opposite
+    assert "skipped" in utility(real, labels, patients, synthetic, np.zeros(60), work_px=32, steps=5)["arms"][
+        "synthetic"]
+    with pytest.raises(InputError, match="with and without lesions"):
+        utility(real, np.zeros(60), patients, synthetic, synthetic_labels)
+
+
+def test_conditional_agreement_sees_wrong_requests_and_unlearnable_fields():
+    from mammosynth.evaluate import field_agreement
+
+    images, labels = _discs(60, 0)
+    values = ["lesion" if v else "normal" for v in labels]
+    patients = [str(i) for i in range(60)]
+    synthetic, synthetic_labels = _discs(20, 1)
+    honest = field_agreement(images, values, patients, synthetic,
+                             ["lesion" if v else "normal" for v in synthetic_labels], work_px=32, steps=150)
+    assert honest["checkable"] and honest["agreement"] > 0.9
+    lying = field_agreement(images, values, patients, synthetic,
+                            ["normal" if v else "lesion" for v in synthetic_labels], work_px=32, steps=150)
+    assert lying["agreement"] < 0.1
+    coin = np.random.default_rng(5).integers(0, 2, 60)
+    unlearnable = field_agreement(images, ["L" if c else "R" for c in coin], patients, synthetic, ["L"] * 20,
+                                  work_px=32, steps=150)
+    assert not unlearnable["checkable"]
+    assert "skipped" in field_agreement(images, ["CC"] * 60, patients, synthetic, ["CC"] * 20)
+
+
+def test_reidentification_links_copies_to_training_patients_but_not_fresh_images(phantoms, tmp_path):
+    from mammosynth.evaluate import reidentification
+
+    rng = np.random.default_rng(0)
+    train, held_out = phantoms[:12], phantoms[12:]
+    patients = [f"p{i}" for i in range(12)]
+    copies = np.clip(train[rng.integers(0, 12, 30)] + rng.normal(0, 0.01, (30, 64, 64)), 0, 1)
+    copied = reidentification(copies, train, patients, held_out)
+    assert copied["better_than_chance"] and copied["link_rate"] == 1.0 and copied["chance"] == 0.5
+    make_phantom_dataset(tmp_path / "fresh", n=30, size=64, seed=9)  # a new draw of the same population
+    fresh_images = np.stack([read_image(tmp_path / "fresh" / r.path).pixels
+                             for r in load_dataset(tmp_path / "fresh").records])
+    independent = reidentification(fresh_images, train, patients, held_out)
+    assert not independent["better_than_chance"]
+
+
+def test_mode_collapse_is_seen_in_a_collapsed_set_only():
+    from mammosynth.evaluate import mode_collapse
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(80, 8))
+    assert not mode_collapse(real, rng.normal(size=(200, 8)))["collapse_suspected"]
+    collapsed = np.repeat(rng.normal(size=(4, 8)), 50, axis=0) + rng.normal(0, 0.01, (200, 8))
+    found = mode_collapse(real, collapsed)
+    assert found["collapse_suspected"] and found["nn_distance_ratio"] < 0.2
+
+
+def test_shape_statistics_find_a_changed_outline(phantoms):
+    from mammosynth.evaluate import compare_shapes
+
+    shrunk = np.stack([np.pad(im[::2, ::2], ((16, 16), (0, 32))) for im in phantoms])  # half-size breasts
+    cc = np.ones(len(phantoms), bool)
+    same = compare_shapes(phantoms, phantoms, cc, cc, max_fits=8)
+    assert same["area"]["ks_pvalue"] == 1.0 and same["outline"]["fit_iou_median"][0] > 0.9
+    differ = compare_shapes(phantoms, shrunk, cc, cc, max_fits=8)
+    assert differ["area"]["ks_pvalue"] < 0.01 and differ["area"]["median_gap_iqr"] < -1
+    assert "skipped" in compare_shapes(phantoms, phantoms, cc, ~cc)["outline"]
+
+
+def test_frd_is_zero_against_itself_and_grows_with_a_shift_or_says_how_to_install(phantoms, monkeypatch):
+    from mammosynth.evaluate import radiomics
+
+    if not radiomics.frd_available():
+        with pytest.raises(InputError, match="no-build-isolation pyradiomics"):
+            radiomics.radiomics_distance(phantoms, phantoms)
+        pytest.skip(f"the optional radiomics extra is not installed ({radiomics.INSTALL_HINT})")
+    same = radiomics.radiomics_distance(phantoms[:12], phantoms[:12])["frd"]
+    shifted = radiomics.radiomics_distance(phantoms[:12], np.clip(phantoms[:12] * 0.6, 0, 1))["frd"]
+    assert abs(same) < 1e-2 and shifted > 1.0
+    monkeypatch.setattr(radiomics, "frd_available", lambda: False)
+    with pytest.raises(InputError, match="no-build-isolation pyradiomics"):
+        radiomics.radiomics_distance(phantoms, phantoms)

@@ -348,17 +348,24 @@ def evaluate(
     out: str | Path,
     train: str | Path | None = None,
     seed: int = 0,
+    features: str | None = None,
+    verifier: str | Path | None = None,
+    run_utility: bool = True,
+    frd: bool = False,
     encoder_steps: int = 300,
     c2st_steps: int = 300,
+    utility_steps: int = 400,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> dict:
-    """Compare a synthetic dataset with a real one (and, with ``train``, check it for copies of the
-    generator's training images); writes ``out/evaluation.json``. See :mod:`mammosynth.evaluate.suite`."""
+    """Compare a synthetic dataset with a real one — fidelity, diversity, realism, conditional correctness,
+    utility and, with ``train``, memorisation and re-identification; writes ``out/evaluation.json`` and
+    ``out/report.html``. See :func:`mammosynth.evaluate.suite.evaluate_sets`."""
     from mammosynth.evaluate.suite import evaluate_sets
 
-    return evaluate_sets(real, synthetic, out, train=train, seed=seed, encoder_steps=encoder_steps,
-                         c2st_steps=c2st_steps, overwrite=overwrite, progress=progress)
+    return evaluate_sets(real, synthetic, out, train=train, seed=seed, features=features, verifier=verifier,
+                         run_utility=run_utility, frd=frd, encoder_steps=encoder_steps, c2st_steps=c2st_steps,
+                         utility_steps=utility_steps, overwrite=overwrite, progress=progress)
 
 
 def _merge(parts: list[Path], merged: Path) -> None:

@@ -269,21 +269,33 @@ def inpaint(
 def evaluate(
     real: Annotated[Path, typer.Argument(help="Real dataset (record schema, one image size).")],
     synthetic: Annotated[Path, typer.Argument(help="Synthetic dataset of the same image size.")],
-    out: Annotated[Path, typer.Option(help="Output folder for evaluation.json.")],
+    out: Annotated[Path, typer.Option(help="Output folder: evaluation.json, report.html, encoder.safetensors.")],
     train: Annotated[Path | None, typer.Option(help="The generator's training set: check for copies.")] = None,
     seed: int = 0,
+    features: Annotated[str | None, typer.Option(
+        help="Feature extractor instead of the self-trained encoder: an encoder.safetensors from an earlier "
+             "evaluation, or ARCH:WEIGHTS.safetensors with ARCH resnet18/34/50/101/152.")] = None,
+    verifier: Annotated[Path | None, typer.Option(help="Lesion-verifier checkpoint: check lesion kind and "
+                                                        "position.")] = None,
+    utility: Annotated[bool, typer.Option(help="Train the real / real+synthetic / synthetic classifiers.")] = True,
+    frd: Annotated[bool, typer.Option(help="Add the Fréchet Radiomics Distance (optional radiomics extra).")] = False,
     encoder_steps: Annotated[int, typer.Option(help="Training steps of the feature encoder.")] = 300,
     c2st_steps: Annotated[int, typer.Option(help="Training steps of the two-sample classifier.")] = 300,
+    utility_steps: Annotated[int, typer.Option(help="Training steps of each utility classifier.")] = 400,
     overwrite: bool = False,
 ) -> None:
-    """Measure how real, diverse and private a synthetic dataset is (moments, spectra, FID/KID, coverage,
-    C2ST, memorisation)."""
+    """Measure how real, diverse, correct, private and useful a synthetic dataset is; writes numbers
+    (evaluation.json) and a self-contained HTML report."""
     with progress_bar("evaluate") as update:
-        result = api.evaluate(real, synthetic, out, train=train, seed=seed, encoder_steps=encoder_steps,
-                              c2st_steps=c2st_steps, overwrite=overwrite, progress=update)
-    _print({"out": str(out), "frechet_distance": result["fidelity"]["features"]["frechet_distance"],
+        result = api.evaluate(real, synthetic, out, train=train, seed=seed, features=features, verifier=verifier,
+                              run_utility=utility, frd=frd, encoder_steps=encoder_steps, c2st_steps=c2st_steps,
+                              utility_steps=utility_steps, overwrite=overwrite, progress=update)
+    arms = result.get("utility", {}).get("arms", {})
+    _print({"report": str(Path(out) / "report.html"),
+            "frechet_distance": result["fidelity"]["features"]["frechet_distance"],
             "c2st_auc": result["realism_c2st"]["auc"], "coverage": result["diversity"]["coverage"],
-            "copies": result.get("memorisation", {}).get("copies")})
+            "copies": result.get("memorisation", {}).get("copies"),
+            "utility_auc": {arm: found.get("auc") for arm, found in arms.items()} or None})
 
 
 def main() -> None:

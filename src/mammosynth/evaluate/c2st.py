@@ -8,23 +8,9 @@ pretrained weights are involved."""
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
-from mammosynth.evaluate.features import small_cnn
+from mammosynth.evaluate.classifier import auc_with_interval, fit_classifier, predict
 from mammosynth.evaluate.stack import work_stack
-
-
-def auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve by the rank (Mann–Whitney) formula, ties counted half.
-
-    Example:
-        >>> auc_score(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
-        0.75
-    """
-    positive, negative = scores[labels == 1], scores[labels == 0]
-    greater = (positive[:, None] > negative[None]).sum() + 0.5 * (positive[:, None] == negative[None]).sum()
-    return float(greater / (len(positive) * len(negative)))
 
 
 def two_sample_test(real: np.ndarray, synthetic: np.ndarray, work_px: int = 64, steps: int = 300,
@@ -48,38 +34,17 @@ def two_sample_test(real: np.ndarray, synthetic: np.ndarray, work_px: int = 64, 
     for cls in (0, 1):  # stratified halves
         members = order[labels[order] == cls]
         half[members[: len(members) // 2]] = True
-    torch.manual_seed(seed)
-    model = small_cnn(width, 1)
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    x = torch.from_numpy(images)[:, None]
-    y = torch.from_numpy(labels)
-    train = np.flatnonzero(half)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(steps):
-        pick = torch.from_numpy(train)[torch.randint(0, len(train), (min(batch_size, len(train)),),
-                                                     generator=generator)]
-        loss = nn.functional.binary_cross_entropy_with_logits(model(x[pick]).squeeze(1), y[pick])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    test = np.flatnonzero(~half)
-    with torch.no_grad():
-        scores = torch.sigmoid(model(x[test]).squeeze(1)).numpy()
+    train, test = np.flatnonzero(half), np.flatnonzero(~half)
+    model = fit_classifier(images[train], labels[train].astype(np.int64), 2, steps=steps, batch_size=batch_size,
+                           width=width, seed=seed, balanced=False)
+    scores = predict(model, images[test])[:, 1]
     test_labels = labels[test]
-    auc = auc_score(scores, test_labels)
-    boot = []
-    for _ in range(bootstrap):
-        sample = rng.integers(0, len(test), len(test))
-        if 0 < test_labels[sample].sum() < len(sample):
-            boot.append(auc_score(scores[sample], test_labels[sample]))
+    roc = auc_with_interval(scores, test_labels, seed=seed, bootstrap=bootstrap)
     synthetic_test = test[test_labels == 1]
     ranked = synthetic_test[np.argsort(-scores[test_labels == 1])]
     return {
         "accuracy": float(((scores > 0.5) == (test_labels == 1)).mean()),
-        "auc": auc,
-        "auc_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        **roc,
         "train_images": len(train), "test_images": len(test), "steps": steps, "seed": seed, "work_px": work_px,
         "most_synthetic": [int(source[i]) for i in ranked[:8]],
         "least_synthetic": [int(source[i]) for i in ranked[::-1][:8]],

@@ -43,3 +43,39 @@ def precision_recall_density_coverage(real: np.ndarray, synthetic: np.ndarray, k
         "coverage": float((d.min(1) <= real_radius).mean()),
         "k": k,
     }
+
+
+def mode_collapse(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> dict:
+    """Signs of mode collapse in a feature space: the spread of the synthetic set relative to the real one
+    (median distance to the set's own nearest neighbour and median pairwise distance, as ratios; a
+    collapsed generator is well under 1) and the share of synthetic images with a near-duplicate among
+    the other synthetic images (closer than the closest pair of real images). Both sets are first cut to
+    the same size at random (``seed``): nearest-neighbour distances shrink as a set grows.
+
+    Example:
+        >>> rng = np.random.default_rng(0); x = rng.normal(size=(60, 4))
+        >>> mode_collapse(x, np.repeat(x[:3], 20, axis=0))["near_duplicate_share"]
+        1.0
+    """
+    real, synthetic = np.asarray(real, np.float64), np.asarray(synthetic, np.float64)
+    if min(len(real), len(synthetic)) < 3:
+        raise InputError(None, "the mode-collapse check needs at least 3 feature vectors in each set")
+    rng = np.random.default_rng(seed)
+    m = min(len(real), len(synthetic))
+    real, synthetic = real[rng.permutation(len(real))[:m]], synthetic[rng.permutation(len(synthetic))[:m]]
+    spreads = []
+    nearest = []
+    for features in (real, synthetic):
+        d = _distances(features, features)
+        pairs = d[np.triu_indices(len(d), 1)]
+        np.fill_diagonal(d, np.inf)
+        nearest.append(d.min(1))
+        spreads.append(np.median(pairs))
+    floor = nearest[0].min()
+    return {
+        "nn_distance_ratio": float(np.median(nearest[1]) / max(np.median(nearest[0]), 1e-12)),
+        "pairwise_distance_ratio": float(spreads[1] / max(spreads[0], 1e-12)),
+        "near_duplicate_share": float((nearest[1] < floor).mean()),
+        "collapse_suspected": bool(np.median(nearest[1]) < 0.5 * np.median(nearest[0])
+                                   or (nearest[1] < floor).mean() > 0.1),
+    }

@@ -39,6 +39,7 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, width: int = 16, dim: int = 64) -> None:
         super().__init__()
+        self.width, self.dim = width, dim
         self.body = small_cnn(width, dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -57,15 +58,23 @@ def _view(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 class FeatureExtractor:
-    """A trained :class:`ImageEncoder` with the resolution it works at; call it on (N, H, W) images."""
+    """A feature network with the resolution and input convention it works at; call it on (N, H, W) images
+    in [0, 1]. ``channels`` = 3 repeats the grayscale image (for networks trained on colour images) and
+    ``mean`` / ``std`` normalise the input as the network was trained (e.g. ImageNet's)."""
 
-    def __init__(self, encoder: ImageEncoder, work_px: int) -> None:
-        self.encoder, self.work_px = encoder.eval(), work_px
+    def __init__(self, network: nn.Module, work_px: int, name: str = "contrastive encoder trained on the real set",
+                 channels: int = 1, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None
+                 ) -> None:
+        self.network, self.work_px, self.name, self.channels = network.eval(), work_px, name, channels
+        self.mean = torch.tensor(mean or (0.0,) * channels).view(1, -1, 1, 1)
+        self.std = torch.tensor(std or (1.0,) * channels).view(1, -1, 1, 1)
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        x = _to_tensor(images, self.work_px)
-        return torch.cat([self.encoder(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+        x = _to_tensor(images, self.work_px).expand(-1, self.channels, -1, -1)
+        x = (x - self.mean) / self.std
+        return torch.cat([self.network(x[i:i + batch_size]).flatten(1)
+                          for i in range(0, len(x), batch_size)]).numpy().astype(np.float64)
 
 
 def train_encoder(real: np.ndarray, work_px: int = 64, steps: int = 300, batch_size: int = 32,

@@ -52,7 +52,8 @@ def memorisation(synthetic: np.ndarray, train: np.ndarray, held_out: np.ndarray 
     a plain maximum over a small held-out set flagged ordinary look-alikes) — without a held-out set, the
     smallest distance between two different training images — or over a given correlation ``threshold``
     (a fixed 0.95 flagged 12 of 1000 independent phantoms). Returns the
-    count and the flagged (synthetic index, train index, correlation) pairs, most similar first, plus both
+    count and the flagged (synthetic index, train index, correlation) pairs, most similar first, the eight
+    closest pairs whether flagged or not, plus both
     nearest-neighbour distributions for plotting.
     """
     index, corr = nearest_neighbours(synthetic, train, work_px)
@@ -72,6 +73,7 @@ def memorisation(synthetic: np.ndarray, train: np.ndarray, held_out: np.ndarray 
         "threshold_from": "given" if given else "half the held-out minimum distance" if held_out is not None
         else "half the smallest distance between training images",
         "pairs": [(int(i), int(index[i]), float(corr[i])) for i in flagged],
+        "closest": [(int(i), int(index[i]), float(corr[i])) for i in np.argsort(-corr)[:8]],
         "synthetic_nn_correlation": corr.tolist(),
         "reference_nn_correlation": reference.tolist(),
     }

@@ -41,11 +41,16 @@ def compare_moments(real: np.ndarray, synthetic: np.ndarray) -> dict[str, dict[s
         >>> compare_moments(a, a)["mean"]["ks_pvalue"]
         1.0
     """
+    return compare_columns(real, synthetic, MOMENTS)
+
+
+def compare_columns(real: np.ndarray, synthetic: np.ndarray, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """:func:`compare_moments` for any per-image statistics: column ``k`` of both arrays is ``names[k]``."""
     real, synthetic = np.atleast_2d(real), np.atleast_2d(synthetic)
     if len(real) < 2 or len(synthetic) < 2:
-        raise InputError(None, "moment tests need at least 2 images in each set")
+        raise InputError(None, "two-sample tests need at least 2 images in each set")
     out = {}
-    for k, name in enumerate(MOMENTS):
+    for k, name in enumerate(names):
         a, b = real[:, k], synthetic[:, k]
         iqr = np.subtract(*np.percentile(a, [75, 25]))
         same = np.array_equal(np.sort(a), np.sort(b))

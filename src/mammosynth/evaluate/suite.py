@@ -1,6 +1,7 @@
-"""Run the evaluation metrics on two datasets in the record schema (real and synthetic; optionally the
-generator's training set) and write every number, with the inputs and seeds that produced it, to
-``evaluation.json`` — the machine-readable half of the report (the HTML half is still to come)."""
+"""Run every evaluation on two datasets in the record schema (real and synthetic; optionally the
+generator's training set) and write every number, with the inputs, versions and seeds that produced it,
+to ``evaluation.json``, the pictures and tables to the self-contained ``report.html``, and the feature
+encoder to ``encoder.safetensors`` (give it back with ``features`` to compare evaluations)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ from mammosynth import __version__
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
 from mammosynth.evaluate.c2st import two_sample_test
-from mammosynth.evaluate.coverage import precision_recall_density_coverage
+from mammosynth.evaluate.conditional import conditional_agreement, verifier_agreement
+from mammosynth.evaluate.coverage import mode_collapse, precision_recall_density_coverage
 from mammosynth.evaluate.distances import frechet_distance, kernel_distance
+from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import train_encoder
 from mammosynth.evaluate.memorisation import memorisation
 from mammosynth.evaluate.moments import compare_moments, histogram_distance, intensity_moments
+from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics_distance
+from mammosynth.evaluate.reidentify import reidentification
+from mammosynth.evaluate.report import write_report
+from mammosynth.evaluate.shape import compare_shapes
 from mammosynth.evaluate.spectrum import spectrum_exponent
+from mammosynth.evaluate.utility import utility
 from mammosynth.io.atomic import atomic_output_dir
 from mammosynth.io.images import read_image
 
@@ -64,12 +72,61 @@ def _counts(records: list) -> dict:
             "findings": dict(lesions), "images_with_findings": sum(bool(r.findings) for r in records)}
 
 
+def has_lesion(record) -> int:
+    """1 when a record shows a lesion, 0 when normal."""
+    return int(bool(record.findings))
+
+
+def requested_fields(records: list) -> dict[str, list]:
+    """Per field, what each image requested (generator output: its provenance; otherwise what the record
+    says, e.g. phantoms and real data); ``None`` where nothing was asked."""
+    out: dict[str, list] = {"view": [], "laterality": [], "density": [], "lesion": []}
+    for record in records:
+        asked = record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
+        for name in ("view", "laterality", "density"):
+            out[name].append(getattr(record, name) if asked is None else asked.get(name))
+        if asked is None:
+            out["lesion"].append("lesion" if record.findings else "normal")
+        else:
+            category = asked.get("category")
+            out["lesion"].append(None if category is None else "normal" if category == "none" else "lesion")
+    return out
+
+
+def _verifier_section(checkpoint: str | Path, images: np.ndarray, records: list, root: Path) -> dict:
+    from mammosynth.generate.verify import LesionChecker
+    from mammosynth.io.images import read_mask
+
+    checker = LesionChecker(str(checkpoint))
+    requests, regions = [], []
+    for record in records:
+        asked = record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
+        if asked is None:
+            first = record.findings[0] if record.findings else None
+            asked = {"category": first.category if first else "none",
+                     **({"pathology": first.pathology} if first else {})}
+        requests.append(asked)
+        mask = next((f.mask_path for f in record.findings if f.mask_path), None)
+        region = read_mask(root / mask) if mask and (root / mask).is_file() else None
+        regions.append(region if region is None or region.shape == images.shape[1:] else None)
+    return verifier_agreement(checker, images, requests, regions)
+
+
 def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, train: str | Path | None = None,
-                  seed: int = 0, encoder_steps: int = 300, c2st_steps: int = 300, overwrite: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> dict:
-    """Fidelity (moments, histogram, spectra, FID/KID), diversity (precision/recall/density/coverage), realism
-    (C2ST) and — with ``train`` — memorisation of ``synthetic`` against ``real``; writes
-    ``out/evaluation.json`` and returns the same dictionary."""
+                  seed: int = 0, encoder_steps: int = 300, c2st_steps: int = 300, features: str | None = None,
+                  run_utility: bool = True, utility_steps: int = 400, conditional_steps: int = 300,
+                  verifier: str | Path | None = None, frd: bool = False, shape_fits: int = 40,
+                  overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Fidelity (moments, histogram, spectra, shape, FID/KID, optionally FRD), diversity
+    (precision/recall/density/coverage, mode collapse), realism (C2ST), conditional correctness, utility
+    (real / real+synthetic / synthetic-only classifiers) and — with ``train`` — memorisation and
+    re-identification of ``synthetic`` against ``real``. Writes ``out/evaluation.json``,
+    ``out/report.html`` and ``out/encoder.safetensors`` (atomically, as one folder) and returns the numbers.
+
+    ``features`` replaces the self-trained encoder with a saved one (``PATH``) or ``ARCH:PATH`` weights
+    (:func:`~mammosynth.evaluate.extractors.load_extractor`); ``verifier`` is a lesion-verifier checkpoint
+    for lesion kind and position; ``frd`` adds the Fréchet Radiomics Distance (optional extra).
+    """
     real_images, real_records = load_images(real)
     synthetic_images, synthetic_records = load_images(synthetic)
     if real_images.shape[1:] != synthetic_images.shape[1:]:
@@ -79,7 +136,15 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
         if len(images) < 6:
             raise InputError(real if name == "real" else synthetic, f"the {name} set has {len(images)} images; "
                              "the evaluation needs at least 6")
-    steps = 6 if train is not None else 5
+    if frd and not frd_available():
+        raise InputError(None, f"--frd needs the optional radiomics extra: {INSTALL_HINT}")
+    extractor = load_extractor(features) if features else None  # bad weights fail before the long steps
+    train_images = train_records = None
+    if train is not None:
+        train_images, train_records = load_images(train)
+        if train_images.shape[1:] != synthetic_images.shape[1:]:
+            raise InputError(train, "training images differ in size from the synthetic ones")
+    steps = 8 + (train is not None) + run_utility + frd
     done = 0
 
     def tick() -> None:
@@ -92,7 +157,7 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     synthetic_moments = np.stack([intensity_moments(im, _breast(im)) for im in synthetic_images])
     patch = max(16, real_images.shape[1] // 8)
     real_beta, synthetic_beta = _spectra(real_images, patch), _spectra(synthetic_images, patch)
-    fidelity = {
+    fidelity: dict = {
         "moments": compare_moments(real_moments, synthetic_moments),
         "histogram_js_distance": histogram_distance(real_images[real_images > 0.02],
                                                     synthetic_images[synthetic_images > 0.02]),
@@ -102,35 +167,74 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
                           "real_images": len(real_beta), "synthetic_images": len(synthetic_beta)},
     }
     tick()
-    extract = train_encoder(real_images, steps=encoder_steps, seed=seed)
-    real_features, synthetic_features = extract(real_images), extract(synthetic_images)
+    fidelity["shape"] = compare_shapes(real_images, synthetic_images, np.array([r.view == "CC" for r in real_records]),
+                                       np.array([r.view == "CC" for r in synthetic_records]), max_fits=shape_fits,
+                                       seed=seed)
+    tick()
+    if extractor is None:
+        extractor = train_encoder(real_images, steps=encoder_steps, seed=seed)
+    real_features, synthetic_features = extractor(real_images), extractor(synthetic_images)
     kid, kid_std = kernel_distance(real_features, synthetic_features, seed=seed)
-    fidelity["features"] = {"extractor": "contrastive encoder trained on the real set",
-                            "encoder_steps": encoder_steps, "frechet_distance": frechet_distance(real_features,
-                                                                                                synthetic_features),
+    fidelity["features"] = {"extractor": extractor.name, "encoder_steps": None if features else encoder_steps,
+                            "frechet_distance": frechet_distance(real_features, synthetic_features),
                             "kernel_distance": kid, "kernel_distance_std": kid_std}
     tick()
+    if frd:
+        fidelity["radiomics"] = radiomics_distance(real_images, synthetic_images, seed=seed)
+        tick()
     k = min(5, len(real_features) - 1, len(synthetic_features) - 1)
     diversity = precision_recall_density_coverage(real_features, synthetic_features, k=k)
+    collapse = mode_collapse(real_features, synthetic_features, seed=seed)
     tick()
     realism = two_sample_test(real_images, synthetic_images, steps=c2st_steps, seed=seed)
+    tick()
+    real_patients = [r.patient_key for r in real_records]
+    real_fields = requested_fields(real_records)
+    conditional: dict = {"fields": conditional_agreement(real_images, real_fields, real_patients, synthetic_images,
+                                                         requested_fields(synthetic_records), seed=seed,
+                                                         steps=conditional_steps)}
+    conditional["verifier"] = (_verifier_section(verifier, synthetic_images, synthetic_records, Path(synthetic))
+                               if verifier else {"skipped": "no lesion-verifier checkpoint given (--verifier)"})
     tick()
     result = {
         "mammosynth": __version__, "python": platform.python_version(), "seed": seed,
         "inputs": {"real": str(real), "synthetic": str(synthetic), "train": None if train is None else str(train),
                    "real_images": len(real_images), "synthetic_images": len(synthetic_images),
                    "image_size": list(real_images.shape[1:])},
+        "settings": {"encoder_steps": encoder_steps, "c2st_steps": c2st_steps, "features": features,
+                     "utility_steps": utility_steps if run_utility else None, "conditional_steps": conditional_steps,
+                     "verifier": None if verifier is None else str(verifier), "frd": frd, "shape_fits": shape_fits},
         "counts": {"real": _counts(real_records), "synthetic": _counts(synthetic_records)},
-        "fidelity": fidelity, "diversity": diversity, "realism_c2st": realism,
+        "fidelity": fidelity, "diversity": diversity, "mode_collapse": collapse, "realism_c2st": realism,
+        "conditional": conditional,
     }
-    if train is not None:
-        train_images, _ = load_images(train)
-        if train_images.shape[1:] != synthetic_images.shape[1:]:
-            raise InputError(train, "training images differ in size from the synthetic ones")
-        found = memorisation(synthetic_images, train_images, None if Path(train) == Path(real) else real_images)
-        result["memorisation"] = {key: value for key, value in found.items()}
+    if run_utility:
+        try:
+            result["utility"] = utility(real_images, np.array([has_lesion(r) for r in real_records]), real_patients,
+                                        synthetic_images, np.array([has_lesion(r) for r in synthetic_records]),
+                                        steps=utility_steps, seed=seed)
+        except InputError as exc:
+            result["utility"] = {"skipped": exc.problem}
         tick()
+    if train_images is not None:
+        train_patients = {r.patient_key for r in train_records}
+        unseen = np.array([r.patient_key not in train_patients for r in real_records])
+        held_out = real_images[unseen] if unseen.any() else None
+        result["memorisation"] = memorisation(synthetic_images, train_images, held_out)
+        result["memorisation"]["held_out_images"] = int(unseen.sum())
+        if held_out is not None:
+            result["reidentification"] = reidentification(synthetic_images, train_images,
+                                                          [r.patient_key for r in train_records], held_out)
+        else:
+            result["reidentification"] = {"skipped": "every real image belongs to a training patient; give real "
+                                          "images the generator never saw"}
+        tick()
+    plots = {"real_moments": real_moments, "synthetic_moments": synthetic_moments, "real_beta": real_beta,
+             "synthetic_beta": synthetic_beta, "real_features": real_features, "synthetic_features": synthetic_features}
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         (tmp / "evaluation.json").write_text(json.dumps(result, indent=1))
+        write_report(tmp / "report.html", result, real_images, synthetic_images, train_images, plots, seed=seed)
+        if features is None:
+            save_encoder(extractor, tmp / "encoder.safetensors")
     tick()
     return result

@@ -1,0 +1,96 @@
+"""The evaluation's one small image classifier: trained from nothing in seconds on a CPU, shared by the
+two-sample test, the conditional-correctness checks and the utility arm (so every arm of every check has
+the same architecture, budget and seeds), plus ROC AUC with a bootstrap interval and patient-level splits.
+
+Written by hand because it is a dozen lines around :func:`~mammosynth.evaluate.features.small_cnn`;
+a training framework would add more than it saves."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from mammosynth.errors import InputError
+from mammosynth.evaluate.features import small_cnn
+
+
+def auc_score(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve by the rank (Mann–Whitney) formula, ties counted half.
+
+    Example:
+        >>> auc_score(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+        0.75
+    """
+    positive, negative = scores[labels == 1], scores[labels == 0]
+    if not len(positive) or not len(negative):
+        raise InputError(None, "an AUC needs positive and negative cases")
+    greater = (positive[:, None] > negative[None]).sum() + 0.5 * (positive[:, None] == negative[None]).sum()
+    return float(greater / (len(positive) * len(negative)))
+
+
+def auc_with_interval(scores: np.ndarray, labels: np.ndarray, seed: int = 0, bootstrap: int = 1000) -> dict:
+    """AUC and its 95 % percentile-bootstrap interval (resampling the test cases)."""
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(bootstrap):
+        sample = rng.integers(0, len(scores), len(scores))
+        if 0 < labels[sample].sum() < len(sample):
+            boot.append(auc_score(scores[sample], labels[sample]))
+    return {"auc": auc_score(scores, labels),
+            "auc_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))] if boot else None}
+
+
+def group_split(groups: list[str], test_fraction: float, seed: int) -> np.ndarray:
+    """Boolean test mask that keeps every group (patient) wholly on one side.
+
+    Example:
+        >>> test = group_split(["a", "a", "b", "c", "c", "d"], 0.5, seed=0)
+        >>> bool(test[0] == test[1]) and bool(test[3] == test[4])
+        True
+    """
+    names = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))
+    wanted = max(1, round(test_fraction * len(names)))
+    chosen = {names[i] for i in order[:wanted]}
+    return np.array([g in chosen for g in groups])
+
+
+def _shifted(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    shift = max(1, x.shape[-1] // 16)
+    dy, dx = torch.randint(-shift, shift + 1, (2,), generator=generator).tolist()
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+def fit_classifier(images: np.ndarray, labels: np.ndarray, classes: int, steps: int = 300, batch_size: int = 32,
+                   width: int = 16, seed: int = 0, balanced: bool = True, augment: bool = False) -> nn.Module:
+    """Train :func:`small_cnn` on (N, S, S) images with integer ``labels`` < ``classes`` for ``steps`` Adam
+    steps; ``balanced`` draws every class equally often (rare conditions are not ignored), ``augment``
+    adds small random shifts. Returns the model in eval mode; score with :func:`predict`."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = small_cnn(width, classes)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    x = torch.from_numpy(np.asarray(images, np.float32))[:, None]
+    y = torch.from_numpy(np.asarray(labels, np.int64))
+    weights = torch.ones(len(y), dtype=torch.float64)
+    if balanced:
+        counts = torch.bincount(y, minlength=classes).double()
+        weights = 1.0 / counts[y]
+    model.train()
+    for _ in range(steps):
+        pick = torch.multinomial(weights, min(batch_size, len(y)), replacement=True, generator=generator)
+        batch = _shifted(x[pick], generator) if augment else x[pick]
+        loss = nn.functional.cross_entropy(model(batch), y[pick])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """Class probabilities (N, classes) of a model from :func:`fit_classifier`."""
+    x = torch.from_numpy(np.asarray(images, np.float32))[:, None]
+    return torch.cat([model(x[i:i + batch_size]).softmax(1) for i in range(0, len(x), batch_size)]).numpy()
