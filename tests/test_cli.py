@@ -16,12 +16,20 @@ def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    result = run("demo", "--out", str(tmp_path / "demo"), "--n", "8", "--size", "64")
+    """The README's first command, shortened: phantoms → prepare → GAN → balanced expansion → evaluation."""
+    result = run("demo", "--out", str(tmp_path / "demo"), "--n", "40", "--train-steps", "20")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert summary["counts"]["images"]["total"] == 8
-    assert (tmp_path / "demo" / "contact_sheet.png").stat().st_size > 1000
-    assert run("demo", "--out", str(tmp_path / "demo"), "--n", "8").returncode == 2  # refuses to overwrite
+    assert summary["prepared_counts"]["images"]["total"] == 40
+    assert summary["counts_before"] == {"none": 24, "benign-mass": 6, "malignant-mass": 6, "calcification": 4}
+    assert set(summary["counts_after"].values()) == {24} and summary["synthetic_images"] == 18 + 18 + 20
+    report = tmp_path / "demo" / "expanded" / "evaluation" / "report.html"
+    assert report.stat().st_size > 10_000 and "Side by side" in report.read_text()
+    assert "not for diagnosis" in (tmp_path / "demo" / "expanded" / "README.md").read_text()
+    for sheet in ("contact_sheet.png", "synthetic_contact_sheet.png"):
+        assert (tmp_path / "demo" / sheet).stat().st_size > 1000
+    refused = run("demo", "--out", str(tmp_path / "demo"), "--n", "40")
+    assert refused.returncode == 2 and "pass --overwrite" in refused.stdout + refused.stderr
 
 
 def test_phantom_and_inspect_commands(tmp_path):

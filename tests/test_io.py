@@ -126,3 +126,20 @@ def test_pseudonym_is_keyed_and_stable():
     a = pseudonymise("P_00001", "salt-1")
     assert a == pseudonymise("P_00001", "salt-1") != pseudonymise("P_00001", "salt-2")
     assert "00001" not in a
+
+
+def test_atomic_outputs_get_the_modes_a_plain_write_would(tmp_path):
+    import os
+    import stat
+
+    from mammosynth.io.atomic import atomic_output_dir, atomic_write
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with atomic_write(tmp_path / "file.txt", "w") as handle:
+        handle.write("x")
+    with atomic_output_dir(tmp_path / "folder") as folder:
+        (folder / "inside.txt").write_text("y")
+    assert stat.S_IMODE((tmp_path / "file.txt").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~umask
+    assert (tmp_path / "folder" / "inside.txt").read_text() == "y"

@@ -154,43 +154,83 @@ def fit(image: str | Path) -> dict:
     return {"outline": outline.__dict__, "iou": round(iou, 4)}
 
 
+DEMO_SIZE = 64  # the demo generator's (gan/cpu-64) image size
+DEMO_MIX = (("none", 0.6), ("benign-mass", 0.15), ("malignant-mass", 0.15), ("calcification", 0.10))
+
+
 def demo(
     out: str | Path = "demo-output",
-    n: int = 24,
-    size: int = 256,
+    n: int = 200,
+    train_steps: int | None = None,
     seed: int = 0,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> dict:
-    """The main job on the embedded default: phantom dataset → prepare → contact sheet + summary."""
+    """The main job on the embedded default, end to end with no data and no download: an imbalanced
+    phantom dataset (60 % normal) → prepare → train a small conditional GAN (``gan/cpu-64``; ``train_steps``
+    overrides its 2,500 steps) → expand to a lesion-balanced set (copy filter on) → evaluate → HTML report,
+    dataset card and contact sheets. Writes ``summary.json`` with the time of every stage."""
     out = check_output_dir(out, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    lesions = ["none", "benign-mass", "malignant-mass", "calcification"]
-    parts = []
-    per = max(1, n // len(lesions))
-    for k, lesion in enumerate(lesions):
-        part = out / "phantom" / lesion
-        make_phantom_dataset(part, n=per, size=size * 2, lesion=lesion, seed=seed, overwrite=True, start=k * per)
-        parts.append(part)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    if n < 20:
+        raise InputError(None, "the demo needs at least 20 phantom images (--n)")
+    stages: dict[str, float] = {}
+    total_steps = 5
+
+    def stage(name: str, started: float, done: int) -> float:
+        stages[name] = round(time.perf_counter() - started, 2)
         if progress:
-            progress(k + 1, len(lesions) + 1)
+            progress(done, total_steps)
+        return time.perf_counter()
+
+    clock = start = time.perf_counter()
+    size = DEMO_SIZE
+    parts, first = [], 0
+    for k, (lesion, share) in enumerate(DEMO_MIX):
+        count = n - first if k == len(DEMO_MIX) - 1 else round(n * share)
+        part = out / "phantom" / lesion
+        make_phantom_dataset(part, n=count, size=size * 2, lesion=lesion, seed=seed, overwrite=True, start=first)
+        parts.append(part)
+        first += count
     merged = out / "phantom" / "all"
     _merge(parts, merged)
-    result = prepare(merged, out / "prepared", size=size, overwrite=True, seed=seed)
-    if progress:
-        progress(len(lesions) + 1, len(lesions) + 1)
-    prepared = load_dataset(out / "prepared")
-    sheet = contact_sheet(prepared, out / "contact_sheet.png")
-    raw_sheet = contact_sheet(load_dataset(merged), out / "phantom_contact_sheet.png")
+    clock = stage("phantom", clock, 1)
+    prepared = prepare(merged, out / "prepared", size=size, overwrite=True, seed=seed)
+    clock = stage("prepare", clock, 2)
+    trained = train(out / "prepared", out / "run", model="gan", config="cpu-64",
+                    set=[f"train.steps={train_steps}"] if train_steps else None)
+    clock = stage("train", clock, 3)
+    expanded = expand(out / "prepared", out / "expanded", out / "run", target="balanced", seed=seed)
+    clock = stage("expand", clock, 4)
+    from mammosynth.evaluate.suite import evaluate_sets
+    from mammosynth.export.card import write_card
+
+    evaluation = evaluate_sets(out / "prepared", out / "expanded", out / "expanded" / "evaluation",
+                               train=out / "prepared", seed=seed)
+    write_card(out / "expanded" / "README.md", expanded, evaluation)
+    clock = stage("evaluate", clock, 5)
+    sheet = contact_sheet(load_dataset(out / "prepared"), out / "contact_sheet.png")
+    synthetic = load_dataset(out / "expanded")
+    synthetic.records = [r for r in synthetic.records if r.extra.get("synthetic")]
+    synthetic_sheet = contact_sheet(synthetic, out / "synthetic_contact_sheet.png")
     summary = {
-        "phantom_images": len(load_dataset(merged)),
-        "prepared": result["out"],
-        "contact_sheet": str(sheet),
-        "phantom_contact_sheet": str(raw_sheet),
-        "counts": result["counts"],
-        "seconds": round(time.perf_counter() - start, 2),
-        "prepare_images_per_second": result["images_per_second"],
+        "phantom_images": n, "prepared": prepared["out"], "prepared_counts": prepared["counts"],
+        "generator": {"run": str(out / "run"), "steps": trained["steps"], "config": "gan/cpu-64",
+                      "images_per_second": trained["images_per_second"]},
+        "expanded": str(out / "expanded"), "synthetic_images": expanded["synthetic_images"],
+        "counts_before": expanded["counts_before"], "counts_after": expanded["counts_after"],
+        "report": str(out / "expanded" / "evaluation" / "report.html"),
+        "dataset_card": str(out / "expanded" / "README.md"),
+        "contact_sheet": str(sheet), "synthetic_contact_sheet": str(synthetic_sheet),
+        "evaluation": {"c2st_auc": evaluation["realism_c2st"]["auc"],
+                       "frechet_distance": evaluation["fidelity"]["features"]["frechet_distance"],
+                       "coverage": evaluation["diversity"]["coverage"],
+                       "copies": evaluation["memorisation"]["copies"]},
+        "seconds": {**stages, "total": round(time.perf_counter() - start, 2)},
     }
     with atomic_write(out / "summary.json", "w") as handle:
         json.dump(summary, handle, indent=2)
@@ -366,6 +406,50 @@ def evaluate(
     return evaluate_sets(real, synthetic, out, train=train, seed=seed, features=features, verifier=verifier,
                          run_utility=run_utility, frd=frd, encoder_steps=encoder_steps, c2st_steps=c2st_steps,
                          utility_steps=utility_steps, overwrite=overwrite, progress=progress)
+
+
+def expand(
+    dataset: str | Path,
+    out: str | Path,
+    checkpoint: str | Path,
+    target: str = "balanced",
+    by: list[str] | None = None,
+    seed: int = 0,
+    formats: list[str] | None = None,
+    verify: str | Path | None = None,
+    copy_filter: bool = True,
+    include_real: bool = True,
+    sampler: str = "ddim",
+    steps: int = 50,
+    guidance: float = 3.0,
+    layout: str = "none",
+    batch_size: int = 8,
+    max_attempts: int = 5,
+    dry_run: bool = False,
+    evaluate: bool = False,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: Progress = None,
+) -> dict:
+    """Expand a dataset to a target balance with synthetic images from a trained generator (lesion check,
+    copy filter, resumable), writing one dataset with manifests, optional DICOM / VinDr exports and a
+    dataset card. See :func:`mammosynth.export.expand.expand_dataset`."""
+    from mammosynth.export.expand import expand_dataset
+
+    return expand_dataset(dataset, out, checkpoint, target=target, by=tuple(by) if by else None, seed=seed,
+                          formats=tuple(formats or ("png",)), verify=verify, copy_filter=copy_filter,
+                          include_real=include_real, sampler=sampler, steps=steps, guidance=guidance, layout=layout,
+                          batch_size=batch_size, max_attempts=max_attempts, dry_run=dry_run, evaluate=evaluate,
+                          overwrite=overwrite, device=device, progress=progress)
+
+
+def regenerate(folder: str | Path, row: str, checkpoint: str | Path | None = None, out: str | Path | None = None,
+               device: str = "auto") -> dict:
+    """Remake one synthetic image from its provenance and say whether it is bit-identical to the stored one.
+    See :func:`mammosynth.export.regenerate.regenerate`."""
+    from mammosynth.export.regenerate import regenerate as remake
+
+    return remake(folder, row, checkpoint=checkpoint, out=out, device=device)
 
 
 def _merge(parts: list[Path], merged: Path) -> None:

@@ -77,14 +77,16 @@ def _counts_table(counts: dict) -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo-output"),
-    n: Annotated[int, typer.Option(help="Phantom images to render.")] = 24,
-    size: Annotated[int, typer.Option(help="Prepared image size (px).")] = 256,
+    n: Annotated[int, typer.Option(help="Phantom images to render (60 % normal).")] = 200,
+    train_steps: Annotated[int | None, typer.Option(help="Generator training steps (default: the config's "
+                                                         "2500).")] = None,
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Main job on the embedded default: phantom data → prepare → contact sheet and summary."""
+    """Main job on the embedded default: phantom data → prepare → train a GAN → expand to a balanced set →
+    evaluate → HTML report and dataset card."""
     with progress_bar("demo") as update:
-        result = api.demo(out=out, n=n, size=size, seed=seed, overwrite=overwrite, progress=update)
+        result = api.demo(out=out, n=n, train_steps=train_steps, seed=seed, overwrite=overwrite, progress=update)
     _print(result)
 
 
@@ -296,6 +298,79 @@ def evaluate(
             "c2st_auc": result["realism_c2st"]["auc"], "coverage": result["diversity"]["coverage"],
             "copies": result.get("memorisation", {}).get("copies"),
             "utility_auc": {arm: found.get("auc") for arm, found in arms.items()} or None})
+
+
+@app.command()
+def expand(
+    dataset: Annotated[Path, typer.Argument(help="The dataset to expand (prepared at the model's size).")],
+    model: Annotated[Path, typer.Option(help="Checkpoint or run folder of a trained generator.")],
+    out: Annotated[Path, typer.Option(help="Output folder (rerun the same command to resume).")],
+    target: Annotated[str, typer.Option(help="balanced, N-per-class (200-per-class) or a YAML spec.")] = "balanced",
+    by: Annotated[list[str] | None, typer.Option(help="Balance over these fields: view, laterality, density, "
+                                                      "lesion (repeatable; default lesion).")] = None,
+    format: Annotated[list[str] | None, typer.Option(help="Extra outputs: dicom, vindr (repeatable; PNG + "
+                                                          "manifests always).")] = None,
+    verify: Annotated[Path | None, typer.Option(help="Lesion-verifier checkpoint: reject and regenerate bad "
+                                                     "lesions.")] = None,
+    copy_filter: Annotated[bool, typer.Option(help="Regenerate images too close to a real one.")] = True,
+    include_real: Annotated[bool, typer.Option(help="Copy the real images into the output.")] = True,
+    seed: int = 0,
+    sampler: Annotated[str, typer.Option(help="ddim or ddpm (diffusion models).")] = "ddim",
+    steps: Annotated[int, typer.Option(help="Sampling steps (diffusion models).")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (diffusion models).")] = 3.0,
+    layout: Annotated[str, typer.Option(help="none or phantom (a drawn label map per image).")] = "none",
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 8,
+    max_attempts: Annotated[int, typer.Option(help="Samples per image at most before giving up on it.")] = 5,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
+    evaluate: Annotated[bool, typer.Option(help="Evaluate the synthetic images against the dataset "
+                                                "(report in OUT/evaluation).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a different expansion in --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Expand a dataset with balanced synthetic images: plan, generate, check, write (resumable)."""
+    plan = api.expand(dataset, out, model, target=target, by=by, seed=seed, dry_run=True,
+                      overwrite=dry_run and overwrite)
+    _plan_table(plan["plan"])
+    if dry_run:
+        return
+    with progress_bar("expand") as update:
+        result = api.expand(dataset, out, model, target=target, by=by, seed=seed, formats=["png", *(format or [])],
+                            verify=verify, copy_filter=copy_filter, include_real=include_real, sampler=sampler,
+                            steps=steps, guidance=guidance, layout=layout, batch_size=batch_size,
+                            max_attempts=max_attempts, evaluate=evaluate, overwrite=overwrite, device=device,
+                            progress=update)
+    _print({k: result[k] for k in ("out", "real_images", "synthetic_images", "rejected", "made_this_run",
+                                   "images_per_second", "counts_after")})
+
+
+def _plan_table(plan: dict) -> None:
+    table = Table(title=f"plan: {plan['target']} by {', '.join(plan['by'])} → {plan['synthetic_images']} synthetic",
+                  title_justify="left")
+    for name in plan["by"]:
+        table.add_column(name)
+    for name in ("real", "add", "after"):
+        table.add_column(name, justify="right")
+    for cell in plan["cells"]:
+        table.add_row(*cell["cell"].values(), str(cell["real"]), str(cell["add"]), str(cell["real"] + cell["add"]))
+    Console().print(table)
+    if plan["ignored_unknown"]:
+        Console().print(f"{plan['ignored_unknown']} images with an unknown {'/'.join(plan['by'])} are kept but not "
+                        "counted")
+
+
+@app.command()
+def regenerate(
+    folder: Annotated[Path, typer.Argument(help="A generated or expanded dataset folder.")],
+    row: Annotated[str, typer.Argument(help="Image id (e.g. syn0000012) or manifest row number.")],
+    model: Annotated[Path | None, typer.Option(help="The checkpoint (default: the one the expansion used).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the remade image here (PNG).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Remake one synthetic image from its provenance and check it is bit-identical."""
+    result = api.regenerate(folder, row, checkpoint=model, out=out, device=device)
+    _print(result)
+    if not result["identical"]:
+        raise typer.Exit(1)
 
 
 def main() -> None:

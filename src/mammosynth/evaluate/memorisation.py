@@ -20,6 +20,42 @@ def _vectors(images: np.ndarray, work_px: int) -> np.ndarray:
     return small / np.where(norm > 0, norm, 1)
 
 
+class NeighbourIndex:
+    """Reference images kept as normalised vectors, for repeated nearest-neighbour queries (the copy filter
+    of an expansion asks once per batch)."""
+
+    def __init__(self, references: np.ndarray, work_px: int = 64) -> None:
+        self.work_px = work_px
+        self.vectors = _vectors(references, work_px)
+
+    def query(self, queries: np.ndarray, chunk: int = 256, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Index of each query's most correlated reference and that correlation (see
+        :func:`nearest_neighbours`)."""
+        q = _vectors(queries, self.work_px)
+        index, best = np.empty(len(q), np.int64), np.empty(len(q))
+        for start in range(0, len(q), chunk):
+            sims = q[start:start + chunk] @ self.vectors.T
+            if exclude_self:
+                rows = np.arange(len(sims))
+                sims[rows, start + rows] = -np.inf
+            index[start:start + chunk] = sims.argmax(1)
+            best[start:start + chunk] = sims.max(1)
+        return index, best
+
+    def copy_threshold(self) -> float:
+        """Correlation above which an image counts as a copy when no held-out set is given: half the
+        smallest distance (1 − correlation) between two different reference images."""
+        if len(self.vectors) < 2:
+            raise InputError(None, "a copy threshold needs at least 2 reference images")
+        best = -1.0
+        for start in range(0, len(self.vectors), 256):
+            sims = self.vectors[start:start + 256] @ self.vectors.T
+            rows = np.arange(len(sims))
+            sims[rows, start + rows] = -np.inf
+            best = max(best, float(sims.max()))
+        return float(1 - (1 - best) / 2)
+
+
 def nearest_neighbours(queries: np.ndarray, references: np.ndarray, work_px: int = 64,
                        chunk: int = 256, exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """For each query image, the index of its most correlated reference image and that correlation (−1…1);
@@ -31,16 +67,7 @@ def nearest_neighbours(queries: np.ndarray, references: np.ndarray, work_px: int
         >>> int(index[0]), round(float(corr[0]), 6)
         (3, 1.0)
     """
-    q, r = _vectors(queries, work_px), _vectors(references, work_px)
-    index, best = np.empty(len(q), np.int64), np.empty(len(q))
-    for start in range(0, len(q), chunk):
-        sims = q[start:start + chunk] @ r.T
-        if exclude_self:
-            rows = np.arange(len(sims))
-            sims[rows, start + rows] = -np.inf
-        index[start:start + chunk] = sims.argmax(1)
-        best[start:start + chunk] = sims.max(1)
-    return index, best
+    return NeighbourIndex(references, work_px).query(queries, chunk, exclude_self)
 
 
 def memorisation(synthetic: np.ndarray, train: np.ndarray, held_out: np.ndarray | None = None,

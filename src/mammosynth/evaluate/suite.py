@@ -34,19 +34,27 @@ from mammosynth.io.atomic import atomic_output_dir
 from mammosynth.io.images import read_image
 
 
-def load_images(folder: str | Path) -> tuple[np.ndarray, list]:
+def load_images(folder: str | Path, synthetic_only: bool = False) -> tuple[np.ndarray, list]:
     """All images of a dataset as one (N, H, W) float32 stack in [0, 1], and its records; every image
-    must have the same size (evaluate prepared or generated sets)."""
+    must have the same size (evaluate prepared or generated sets). ``synthetic_only`` keeps the records
+    marked synthetic when the set has any (an expanded dataset holds real and synthetic images)."""
     dataset = load_dataset(folder)  # refuses an empty dataset itself
+    records = dataset.records
+    if synthetic_only and any(_is_synthetic(r) for r in records):
+        records = [r for r in records if _is_synthetic(r)]
     images, sizes = [], Counter()
-    for record in dataset.records:
+    for record in records:
         pixels = read_image(dataset.image_path(record)).pixels.astype(np.float32)
         sizes[pixels.shape] += 1
         images.append(pixels)
     if len(sizes) > 1:
         shown = ", ".join(f"{w}×{h} ({n})" for (h, w), n in sizes.most_common(3))
         raise InputError(folder, f"images have mixed resolutions: {shown}; run `mammosynth prepare` first")
-    return np.stack(images), dataset.records
+    return np.stack(images), records
+
+
+def _is_synthetic(record) -> bool:
+    return isinstance(record.extra, dict) and bool(record.extra.get("synthetic"))
 
 
 def _breast(image: np.ndarray) -> np.ndarray:
@@ -128,7 +136,7 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     for lesion kind and position; ``frd`` adds the Fréchet Radiomics Distance (optional extra).
     """
     real_images, real_records = load_images(real)
-    synthetic_images, synthetic_records = load_images(synthetic)
+    synthetic_images, synthetic_records = load_images(synthetic, synthetic_only=True)
     if real_images.shape[1:] != synthetic_images.shape[1:]:
         raise InputError(synthetic, f"images are {synthetic_images.shape[2]}×{synthetic_images.shape[1]} but the real "
                          f"ones are {real_images.shape[2]}×{real_images.shape[1]}; prepare both at one size")

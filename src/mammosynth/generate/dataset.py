@@ -170,7 +170,7 @@ def _make_batch(pipeline: Pipeline, rows: list[dict], pending: list[int], attemp
     extra = {"labels": labels} if pipeline.uses_labels else {}
     images = pipeline.sample(conditions, seeds, sampler, steps, guidances, guide_fields, spatial=spatial, **extra)
     return {"images": images, "conditions": conditions, "seeds": seeds, "spatial": spatial, "params": params,
-            "regions": regions, "guidance": guidances}
+            "regions": regions, "guidance": guidances, "requested": [rows[i]["conditions"] for i in pending]}
 
 
 def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: Pipeline, verdict: dict | None,
@@ -195,7 +195,8 @@ def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: Pipeline, verdi
         "generator": f"mammosynth {__version__}", "torch": torch.__version__, **pipeline.describe(),
         **settings, "seed": batch["seeds"][k],
         "guidance": batch["guidance"][k] if pipeline.uses_sampler else None,
-        "conditions": conditions, "index": index, "orientation": orientation, "mirrored": mirror,
+        "conditions": conditions, "requested": batch["requested"][k], "index": index, "orientation": orientation,
+        "mirrored": mirror,
     }
     provenance.pop("trained_on", None)
     if batch["params"]:

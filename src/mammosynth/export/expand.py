@@ -1,0 +1,287 @@
+"""Expand a dataset: plan the synthetic images a target needs, make them with any trained generator,
+pass each through the lesion-integrity check (with a verifier) and the privacy copy filter (regenerating
+rejects with the next seed), and write the real and synthetic images together as one dataset with a
+manifest (JSONL, CSV, parquet), optional DICOM / VinDr-style exports and a dataset card.
+
+Resumable by construction: image ``i`` has a fixed name, seed and conditions, each finished image's record
+is written atomically after its pixels, and a rerun skips the indices that have a record — interrupt it
+and run the same command again for exactly the planned set, with no duplicate and no gap."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mammosynth import __version__
+from mammosynth.datasets import load_dataset
+from mammosynth.datasets.schema import Record, write_manifest
+from mammosynth.errors import InputError
+from mammosynth.evaluate.memorisation import NeighbourIndex
+from mammosynth.export.plan import Plan, cell_of, plan_expansion
+from mammosynth.generate.dataset import _make_batch, _write
+from mammosynth.generate.pipeline import load_pipeline
+from mammosynth.generate.verify import LesionChecker
+from mammosynth.io.atomic import atomic_write
+from mammosynth.io.images import image_size, read_image
+from mammosynth.models.conditioning import validate_conditions
+
+FORMATS = ("png", "dicom", "vindr")
+PLAN_FILE, RECORDS = "plan.json", "records"
+
+
+def _fingerprint(dataset: Path, checkpoint_id: str, plan: Plan, settings: dict) -> str:
+    manifest = hashlib.sha256()
+    for record in load_dataset(dataset).records:
+        manifest.update(record.image_id.encode())
+    payload = json.dumps({"dataset": manifest.hexdigest(), "model": checkpoint_id, "plan": plan.to_dict(),
+                          "settings": settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _check_model(pipeline, plan: Plan, where: str) -> None:
+    """Refuse requests the generator never saw in training (a model without malignant images cannot be
+    asked for malignant masses; one trained on CC only cannot make MLO)."""
+    if pipeline.uses_labels:
+        return  # a translator renders the phantom's label map; the conditions shape the layout only
+    seen = pipeline.describe().get("trained_on") or {}
+    labels, views = set(seen.get("labels") or {}), set(seen.get("views") or {})
+    needs = {"none": "normal", "benign-mass": "benign", "malignant-mass": "malignant"}
+    for conditions in plan.images:
+        lesion, view = conditions.get("lesion"), conditions.get("view")
+        if labels and lesion in needs and needs[lesion] not in labels:
+            raise InputError(where, f"the model was trained without {needs[lesion]} images "
+                             f"({', '.join(sorted(labels))}) but the plan asks for {lesion}")
+        if views and view and view not in views:
+            raise InputError(where, f"the model was trained without {view} views ({', '.join(sorted(views))}) but "
+                             "the plan asks for them")
+
+
+def _copy_real(dataset, out: Path) -> list[Record]:
+    """Copy the real images and their masks under ``out/real`` (paths rewritten) and return their records."""
+    records = []
+    for record in dataset.records:
+        copied = Record.from_dict(record.to_dict())
+        relatives = [("path", record.path)] + [(f"finding{k}", f.mask_path) for k, f in enumerate(record.findings)
+                                               if f.mask_path]
+        relatives += [(key, record.extra.get(key)) for key in ("breast_mask", "pectoral_mask")
+                      if isinstance(record.extra.get(key), str)]
+        for key, relative in relatives:
+            target = out / "real" / relative
+            if not target.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f".{target.name}.partial")
+                shutil.copyfile(dataset.root / relative, partial)
+                partial.replace(target)
+            new = f"real/{relative}"
+            if key == "path":
+                copied.path = new
+            elif key.startswith("finding"):
+                copied.findings[int(key[7:])].mask_path = new
+            else:
+                copied.extra[key] = new
+        records.append(copied)
+    return records
+
+
+def expand_dataset(
+    dataset: str | Path,
+    out: str | Path,
+    checkpoint: str | Path,
+    target: str = "balanced",
+    by: tuple[str, ...] | None = None,
+    seed: int = 0,
+    formats: tuple[str, ...] = ("png",),
+    verify: str | Path | None = None,
+    copy_filter: bool = True,
+    include_real: bool = True,
+    sampler: str = "ddim",
+    steps: int = 50,
+    guidance: float = 3.0,
+    layout: str = "none",
+    batch_size: int = 8,
+    max_attempts: int = 5,
+    dry_run: bool = False,
+    evaluate: bool = False,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Plan, generate and write an expanded dataset (see the module docstring); returns the summary that is
+    also written to ``out/expand.json``. ``dry_run`` returns the plan and writes nothing; ``evaluate`` runs
+    the evaluation of the synthetic images against the dataset (``out/evaluation/``, summary in the card)."""
+    for name in formats:
+        if name not in FORMATS:
+            raise InputError(None, f"unknown output format {name!r}; known: {', '.join(FORMATS)}")
+    if dry_run and overwrite:
+        raise InputError(None, "--dry-run writes nothing, so --overwrite contradicts it; drop one")
+    if batch_size < 1 or max_attempts < 1:
+        raise InputError(None, "batch size and max attempts must be ≥ 1")
+    source = load_dataset(dataset)
+    plan = plan_expansion(source.records, target, by, seed)
+    summary: dict = {"dataset": str(dataset), "plan": {"by": list(plan.by), "target": target, "cells": plan.cells,
+                                                       "synthetic_images": plan.total,
+                                                       "ignored_unknown": plan.ignored_unknown}}
+    if dry_run:
+        return summary
+    pipeline = load_pipeline(str(checkpoint), device)
+    if pipeline.uses_labels and layout == "none":
+        layout = "phantom"
+    real_size = image_size(source.image_path(source.records[0]))
+    if real_size != (pipeline.size, pipeline.size):
+        raise InputError(checkpoint, f"the model makes {pipeline.size}×{pipeline.size} images but {dataset} holds "
+                         f"{real_size[0]}×{real_size[1]}; prepare the dataset at {pipeline.size} or use a model "
+                         "trained at its size")
+    _check_model(pipeline, plan, str(checkpoint))
+    sampled = pipeline.uses_sampler
+    settings = {"sampler": sampler if sampled else None, "steps": steps if sampled else None,
+                "guidance": guidance if sampled else None, "layout": layout,
+                "verify": None if verify is None else str(verify), "copy_filter": copy_filter,
+                "max_attempts": max_attempts, "include_real": include_real}
+    fingerprint_settings = dict(settings)
+    settings["evaluate"] = evaluate
+    fingerprint = _fingerprint(Path(dataset), pipeline.model_id, plan, fingerprint_settings)
+    out = Path(out)
+    try:
+        return _run(source, out, pipeline, plan, fingerprint, settings, summary, str(checkpoint), formats, verify,
+                    batch_size, overwrite, device, progress)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise InputError(out, f"cannot write ({exc.strerror}); make room and run the same command again to "
+                             "continue where it stopped") from None
+        raise
+
+
+def _run(source, out: Path, pipeline, plan: Plan, fingerprint: str, settings: dict, summary: dict,
+         checkpoint: str, formats: tuple[str, ...], verify, batch_size: int, overwrite: bool, device: str,
+         progress) -> dict:
+    plan_path = out / PLAN_FILE
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "output path is a file")
+    if plan_path.is_file():
+        previous = json.loads(plan_path.read_text())
+        if previous.get("fingerprint") != fingerprint:
+            if not overwrite:
+                raise InputError(out, "holds a different expansion (other dataset, model, target or settings); "
+                                 "choose another folder or pass --overwrite")
+            shutil.rmtree(out)
+    elif out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(out, "output folder exists and is not empty; pass --overwrite to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not plan_path.is_file():
+        with atomic_write(plan_path, "w") as handle:
+            json.dump({"fingerprint": fingerprint, "checkpoint": checkpoint, "model": pipeline.describe(),
+                       "settings": settings, **plan.to_dict()}, handle, indent=1)
+    (out / RECORDS).mkdir(exist_ok=True)
+    rows = [{"conditions": validate_conditions(c, f"plan image {i}"), "guidance": None}
+            for i, c in enumerate(plan.images)]
+    done = {p.stem for p in (out / RECORDS).glob("syn*.json")}
+    todo = [i for i in range(plan.total) if f"syn{i:07d}" not in done]
+    checker = LesionChecker(str(verify), 0.5, device) if verify else None
+    index = threshold = None
+    if settings["copy_filter"]:
+        references = np.stack([_square(read_image(source.image_path(r)).pixels, pipeline.size)
+                               for r in source.records])
+        index = NeighbourIndex(references)
+        threshold = index.copy_threshold() if len(references) > 1 else 0.999
+    started, made = time.perf_counter(), 0
+    if progress:
+        progress(plan.total - len(todo), plan.total)
+    for first in range(0, len(todo), batch_size):
+        chunk = todo[first:first + batch_size]
+        attempt = dict.fromkeys(chunk, 0)
+        pending = list(chunk)
+        while pending:
+            batch = _make_batch(pipeline, rows, pending, attempt, plan.seed, 0, settings["sampler"] or "ddim",
+                                settings["steps"] or 1, settings["guidance"] or 0.0, None, settings["layout"], None)
+            verdicts = (checker.check(batch["images"], batch["conditions"], batch["regions"]) if checker
+                        else [None] * len(pending))
+            nearest = index.query(batch["images"])[1] if index is not None else [None] * len(pending)
+            still = []
+            for k, i in enumerate(pending):
+                copied = nearest[k] is not None and nearest[k] > threshold
+                if (verdicts[k] is None or verdicts[k]["accepted"]) and not copied:
+                    record = _write(out, i, batch, k, pipeline, verdicts[k], "standard", pipeline.spacing_mm,
+                                    {"sampler": settings["sampler"], "steps": settings["steps"],
+                                     "layout": settings["layout"], "base_seed": plan.seed, "attempt": attempt[i],
+                                     "batch": list(pending), "plan_cell": plan.images[i]})
+                    if nearest[k] is not None:
+                        record.extra["provenance"]["copy_filter"] = {"nearest_real_correlation": float(nearest[k]),
+                                                                     "threshold": threshold, "passed": True}
+                    _save_record(out, record.to_dict())
+                    made += 1
+                elif attempt[i] + 1 < settings["max_attempts"]:
+                    attempt[i] += 1
+                    still.append(i)
+                else:
+                    _save_record(out, {"image_id": f"syn{i:07d}", "rejected": True,
+                                       "reason": "copy filter" if copied else "lesion verifier",
+                                       "attempts": attempt[i] + 1})
+            pending = still
+        if progress:
+            progress(plan.total - len(todo) + first + len(chunk), plan.total)
+    seconds = time.perf_counter() - started
+    return _finish(source, out, pipeline, plan, summary, formats, settings, made, seconds, threshold)
+
+
+def _square(pixels: np.ndarray, size: int) -> np.ndarray:
+    from mammosynth.preprocess.resize import resize_image
+
+    return pixels if pixels.shape == (size, size) else resize_image(pixels, size, size)
+
+
+def _save_record(out: Path, data: dict) -> None:
+    with atomic_write(out / RECORDS / f"{data['image_id']}.json", "w") as handle:
+        json.dump(data, handle)
+
+
+def _finish(source, out: Path, pipeline, plan: Plan, summary: dict, formats: tuple[str, ...], settings: dict,
+            made: int, seconds: float, threshold: float | None) -> dict:
+    from mammosynth.export.card import write_card
+    from mammosynth.export.formats import write_dicom_set, write_tables, write_vindr
+
+    saved = [json.loads(p.read_text()) for p in sorted((out / RECORDS).glob("syn*.json"))]
+    rejected = [s for s in saved if s.get("rejected")]
+    synthetic = [Record.from_dict(s) for s in saved if not s.get("rejected")]
+    real = _copy_real(source, out) if settings["include_real"] else []
+    records = real + synthetic
+    write_manifest(out, records)
+    tables = write_tables(out, records)
+    before = Counter(" / ".join(cell_of(r, plan.by)) for r in source.records)
+    after = Counter(" / ".join(cell_of(r, plan.by)) for r in records) if real else Counter(
+        " / ".join(cell_of(r, plan.by)) for r in source.records + synthetic)
+    summary.update({
+        "out": str(out), "synthetic_images": len(synthetic), "real_images": len(real),
+        "rejected": {"count": len(rejected), "by_reason": dict(Counter(s["reason"] for s in rejected))},
+        "seconds_this_run": round(seconds, 2), "made_this_run": made,
+        "images_per_second": round(made / seconds, 3) if seconds > 0 and made else None,
+        "model": {k: v for k, v in pipeline.describe().items() if k != "trained_on"},
+        "trained_on": pipeline.describe().get("trained_on"), "settings": settings,
+        "copy_threshold": threshold, "counts_before": dict(before), "counts_after": dict(after),
+        "tables": tables, "mammosynth": __version__,
+    })
+    if "dicom" in formats:
+        summary["dicom"] = write_dicom_set(out, synthetic, pipeline.describe()["family"])
+    if "vindr" in formats:
+        summary["vindr"] = write_vindr(out, records)
+    evaluation = None
+    if settings.get("evaluate"):
+        from mammosynth.evaluate.suite import evaluate_sets
+
+        evaluation = evaluate_sets(source.root, out, out / "evaluation", train=source.root, seed=plan.seed,
+                                   overwrite=True)
+        summary["evaluation"] = {"report": "evaluation/report.html", "c2st_auc": evaluation["realism_c2st"]["auc"],
+                                 "copies": evaluation["memorisation"]["copies"]}
+    with atomic_write(out / "expand.json", "w") as handle:
+        json.dump(summary, handle, indent=1)
+    write_card(out / "README.md", summary, evaluation)
+    return summary
