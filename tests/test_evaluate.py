@@ -84,6 +84,11 @@ def test_a_synthetic_set_containing_a_training_image_is_flagged(phantoms, tmp_pa
     assert memorisation(fresh, train, held_out)["copies"] == 0
     with pytest.raises(InputError, match="non-empty stack"):
         memorisation(fresh[:0], train)
+    from mammosynth.evaluate import feature_copies, train_encoder
+
+    extract = train_encoder(phantoms, steps=100)
+    in_features = feature_copies(extract(synthetic), extract(train), extract(held_out))
+    assert (6, 5) in [pair[:2] for pair in in_features["pairs"]]  # coarser than pixels: look-alikes may join it
 
 
 def test_c2st_cannot_tell_a_set_from_itself_but_spots_noise(phantoms, tmp_path):
@@ -207,6 +212,7 @@ def test_evaluate_writes_every_number_and_refuses_bad_sets(evaluated, tmp_path):
         report["utility"]["arms"]["real"]["train_images"] + 16)
     assert set(report["conditional"]["fields"]) == {"view", "laterality", "density", "lesion"}
     assert "skipped" in report["reidentification"]  # every real image is a training image here
+    assert report["memorisation"]["feature_space"]["images"] == 16
     assert report["counts"]["synthetic"]["images_with_findings"] == 8
     assert (evaluated / "ev" / "report.html").stat().st_size > 10_000
     make_phantom_dataset(tmp_path / "big", n=6, size=128, seed=3)

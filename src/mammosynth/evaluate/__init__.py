@@ -11,7 +11,7 @@ from mammosynth.evaluate.coverage import mode_collapse, precision_recall_density
 from mammosynth.evaluate.distances import frechet_distance, kernel_distance
 from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import FeatureExtractor, ImageEncoder, train_encoder
-from mammosynth.evaluate.memorisation import memorisation, nearest_neighbours
+from mammosynth.evaluate.memorisation import feature_copies, memorisation, nearest_neighbours
 from mammosynth.evaluate.moments import MOMENTS, compare_columns, compare_moments, histogram_distance, intensity_moments
 from mammosynth.evaluate.paired import paired_metrics
 from mammosynth.evaluate.reidentify import reidentification
@@ -29,6 +29,7 @@ __all__ = [
     "compare_moments",
     "compare_shapes",
     "conditional_agreement",
+    "feature_copies",
     "field_agreement",
     "fit_classifier",
     "frechet_distance",

@@ -344,6 +344,12 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
         parts.append(f"<h2>Privacy and memorisation</h2><p><b>{memo['copies']} of {memo['images']}</b> synthetic "
                      f"images look copied (correlation with the nearest training image above "
                      f"{memo['threshold']:.3f}: {html.escape(memo['threshold_from'])}).</p>")
+        features_memo = memo.get("feature_space")
+        if features_memo:
+            parts.append(f"<p>In the feature space: <b>{features_memo['copies']} of {features_memo['images']}</b> "
+                         f"closer to a training image than half the closest held-out distance (median nearest "
+                         f"distance {features_memo['synthetic_nn_distance_median']:.3f} synthetic vs "
+                         f"{features_memo['reference_nn_distance_median']:.3f} reference).</p>")
         parts.append(_img(_nn_plot(memo["synthetic_nn_correlation"], memo["reference_nn_correlation"],
                                    memo["threshold"], "held-out real → train" if memo.get("held_out_images")
                                    else "train → other train"), "nearest-neighbour correlations"))

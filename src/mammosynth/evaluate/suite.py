@@ -22,7 +22,7 @@ from mammosynth.evaluate.coverage import mode_collapse, precision_recall_density
 from mammosynth.evaluate.distances import frechet_distance, kernel_distance
 from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import train_encoder
-from mammosynth.evaluate.memorisation import memorisation
+from mammosynth.evaluate.memorisation import feature_copies, memorisation
 from mammosynth.evaluate.moments import compare_moments, histogram_distance, intensity_moments
 from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics_distance
 from mammosynth.evaluate.reidentify import reidentification
@@ -230,6 +230,8 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
         held_out = real_images[unseen] if unseen.any() else None
         result["memorisation"] = memorisation(synthetic_images, train_images, held_out)
         result["memorisation"]["held_out_images"] = int(unseen.sum())
+        result["memorisation"]["feature_space"] = feature_copies(
+            synthetic_features, extractor(train_images), real_features[unseen] if unseen.any() else None)
         if held_out is not None:
             result["reidentification"] = reidentification(synthetic_images, train_images,
                                                           [r.patient_key for r in train_records], held_out)
