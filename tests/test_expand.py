@@ -77,6 +77,10 @@ def test_expand_writes_a_dataset_the_adapters_read_back(setup):
     for record in synthetic:
         provenance = record.extra["provenance"]
         assert {"model_id", "seed", "conditions", "attempt", "batch", "copy_filter"} <= set(provenance)
+    for record in records:  # real images come along with every file their records name
+        assert (out / record.path).is_file()
+        if not record.extra.get("synthetic"):
+            assert (out / record.extra["phantom"]["labels"]).is_file()
     vindr = load_dataset(out / "vindr")
     assert vindr.name == "vindr-mammo" and len(vindr) == 36
     assert sum(bool(r.findings) for r in vindr.records) == 4 + 2 + 18

@@ -65,28 +65,37 @@ def _check_model(pipeline, plan: Plan, where: str) -> None:
 
 
 def _copy_real(dataset, out: Path) -> list[Record]:
-    """Copy the real images and their masks under ``out/real`` (paths rewritten) and return their records."""
+    """Copy the real images and every file their records name (masks, label maps, parameters) under
+    ``out/real`` with the paths rewritten, and return the rewritten records."""
+    root = dataset.root.resolve()
+
+    def relocate(relative: str) -> str:
+        source = (root / relative).resolve()
+        if not source.is_relative_to(root) or not source.is_file():
+            return relative
+        target = out / "real" / relative
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.copyfile(source, partial)
+            partial.replace(target)
+        return f"real/{relative}"
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return relocate(value) if isinstance(value, str) and value and not value.startswith("/") else value
+
     records = []
     for record in dataset.records:
         copied = Record.from_dict(record.to_dict())
-        relatives = [("path", record.path)] + [(f"finding{k}", f.mask_path) for k, f in enumerate(record.findings)
-                                               if f.mask_path]
-        relatives += [(key, record.extra.get(key)) for key in ("breast_mask", "pectoral_mask")
-                      if isinstance(record.extra.get(key), str)]
-        for key, relative in relatives:
-            target = out / "real" / relative
-            if not target.is_file():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(f".{target.name}.partial")
-                shutil.copyfile(dataset.root / relative, partial)
-                partial.replace(target)
-            new = f"real/{relative}"
-            if key == "path":
-                copied.path = new
-            elif key.startswith("finding"):
-                copied.findings[int(key[7:])].mask_path = new
-            else:
-                copied.extra[key] = new
+        copied.path = relocate(record.path)
+        for finding in copied.findings:
+            if finding.mask_path:
+                finding.mask_path = relocate(finding.mask_path)
+        copied.extra = walk(copied.extra)
         records.append(copied)
     return records
 
