@@ -51,3 +51,72 @@ def test_bad_answers_are_refused():
         analyse_reads([{"reader": "a", "image": "r1", "answer": "maybe", "confidence": 1}], TRUTH)
     with pytest.raises(InputError, match="same number"):
         fleiss_kappa([[2, 1], [1, 1]])
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    from mammosynth.phantom import make_phantom_dataset
+
+    root = tmp_path_factory.mktemp("study")
+    make_phantom_dataset(root / "real", n=5, size=96, seed=1)
+    make_phantom_dataset(root / "synthetic", n=4, size=64, seed=2)  # other size: the study must hide it
+    return root
+
+
+def test_a_study_is_blinded_balanced_and_needs_tokens(sets, tmp_path):
+    import struct
+
+    from mammosynth.app import StudyStore
+
+    store = StudyStore(tmp_path / "app")
+    made = store.create_study("pilot", sets / "real", sets / "synthetic", per_class=3, readers=["ann", "bob"],
+                              size=64)
+    assert made["images"] == 6 and made["per_class"] == 3
+    ann = made["reader_tokens"]["ann"]
+    state = store.reader_state(ann)
+    assert state == {"study": "pilot", "reader": "ann", "answered": 0, "total": 6, "next": state["next"]}
+    headers = set()
+    for image in store.image_order_for_tests(ann):
+        data = store.image(ann, image)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"tEXt" not in data and b"iTXt" not in data
+        headers.add(struct.unpack(">IIBB", data[16:26]))  # width, height, bit depth, colour type
+    assert headers == {(64, 64, 8, 0)}  # real 96² and synthetic 64² look the same on the wire
+    with pytest.raises(PermissionError):
+        store.reader_state("not-a-token")
+    with pytest.raises(PermissionError):
+        store.analysis(made["study"], ann)  # a reader token is not the admin token
+    other = store.create_study("other", sets / "real", sets / "synthetic", per_class=1, size=64)
+    with pytest.raises(PermissionError):
+        store.image(ann, store.image_order_for_tests(other["reader_tokens"]["reader-1"])[0])
+    assert not list((tmp_path / "app").rglob("*phantom*"))  # no source name on disk
+
+
+def test_answers_count_once_resume_and_survive_a_restart(sets, tmp_path):
+    from mammosynth.app import StudyStore
+
+    store = StudyStore(tmp_path / "app")
+    made = store.create_study("s", sets / "real", sets / "synthetic", per_class=3, readers=["ann", "bob"], size=64)
+    study, admin = made["study"], made["admin_token"]
+    truth = store.truth_for_tests(study)
+    scripted_answers = []
+    for reader, token in made["reader_tokens"].items():
+        for step in range(6):
+            if reader == "bob" and step == 3:
+                break  # bob stops half-way
+            image = store.reader_state(token)["next"]
+            answer = "synthetic" if (truth[image] if reader == "ann" else step % 2) else "real"
+            store.answer(token, image, answer, 4, density="B")
+            scripted_answers.append({"reader": reader, "image": image, "answer": answer, "confidence": 4})
+    ann, bob = made["reader_tokens"]["ann"], made["reader_tokens"]["bob"]
+    with pytest.raises(InputError, match="already answered"):
+        store.answer(ann, scripted_answers[0]["image"], "real", 1)
+    restarted = StudyStore(tmp_path / "app")  # a new process on the same folder
+    assert restarted.reader_state(bob)["answered"] == 3 and restarted.reader_state(ann)["next"] is None
+    found = restarted.analysis(study, admin)
+    expected = analyse_reads(scripted_answers, truth)
+    assert found["readers"] == expected["readers"] and found["pooled"] == expected["pooled"]
+    assert found["readers"]["ann"]["accuracy"] == 1.0
+    rows = restarted.export_csv(study, admin).splitlines()
+    assert len(rows) == 1 + 9 and rows[0].startswith("reader,image,truth,answer")
+    with pytest.raises(InputError, match="confidence"):
+        restarted.answer(bob, restarted.reader_state(bob)["next"], "real", 9)
