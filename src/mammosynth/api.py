@@ -452,6 +452,24 @@ def regenerate(folder: str | Path, row: str, checkpoint: str | Path | None = Non
     return remake(folder, row, checkpoint=checkpoint, out=out, device=device)
 
 
+def create_study(real: str | Path, synthetic: str | Path, folder: str | Path = "mammosynth-app", name: str = "study",
+                 readers: list[str] | None = None, per_class: int = 20, size: int = 256, seed: int = 0) -> dict:
+    """Create a blinded real-vs-synthetic reader study in the app folder; returns the tokens (shown once).
+    See :class:`mammosynth.app.study.StudyStore`."""
+    from mammosynth.app.study import StudyStore
+
+    return StudyStore(folder).create_study(name, real, synthetic, per_class=per_class, readers=readers, size=size,
+                                           seed=seed)
+
+
+def serve(folder: str | Path = "mammosynth-app", host: str = "127.0.0.1", port: int = 8765,
+          translator: str | Path | None = None, device: str = "auto") -> None:
+    """Run the web app (designer, reader study) until interrupted. See :mod:`mammosynth.app.server`."""
+    from mammosynth.app.server import serve as run
+
+    run(folder, host=host, port=port, translator=translator, device=device)
+
+
 def _merge(parts: list[Path], merged: Path) -> None:
     """Join phantom folders into one dataset folder (relative paths kept unique by image id)."""
     import shutil

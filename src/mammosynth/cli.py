@@ -373,6 +373,47 @@ def regenerate(
         raise typer.Exit(1)
 
 
+study_app = typer.Typer(help="Blinded reader studies (real vs synthetic).", no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("create")
+def study_create(
+    real: Annotated[Path, typer.Argument(help="Real dataset.")],
+    synthetic: Annotated[Path, typer.Argument(help="Synthetic dataset.")],
+    folder: Annotated[Path, typer.Option(help="The app's data folder (as for serve).")] = Path("mammosynth-app"),
+    name: Annotated[str, typer.Option(help="Study name shown to readers.")] = "study",
+    reader: Annotated[list[str] | None, typer.Option(help="Reader name (repeatable).")] = None,
+    per_class: Annotated[int, typer.Option(help="Images drawn from each set.")] = 20,
+    size: Annotated[int, typer.Option(help="Served image size (px).")] = 256,
+    seed: int = 0,
+    base_url: Annotated[str, typer.Option(help="Where serve runs, for the printed links.")] = "http://127.0.0.1:8765",
+) -> None:
+    """Create a blinded, balanced study and print the reader links and the admin link (shown once)."""
+    made = api.create_study(real, synthetic, folder, name=name, readers=reader, per_class=per_class, size=size,
+                            seed=seed)
+    _print({"study": made["study"], "images": made["images"],
+            "admin": f"{base_url}/study/{made['study']}?admin={made['admin_token']}",
+            "readers": {r: f"{base_url}/read?token={t}" for r, t in made["reader_tokens"].items()}})
+
+
+@app.command()
+def serve(
+    folder: Annotated[Path, typer.Option(help="The app's data folder (studies, answers).")] = Path("mammosynth-app"),
+    host: Annotated[str, typer.Option(help="Interface to bind (default: this machine only).")] = "127.0.0.1",
+    port: int = 8765,
+    model: Annotated[Path | None, typer.Option(help="Translation checkpoint: realistic previews in the "
+                                                    "designer.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Start the local web app: the breast designer at /, reader studies at /read and /study/ID."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/yellow] serving on {host}: anyone who can reach it sees the designer; "
+                      "study data still needs tokens")
+    console.print(f"mammosynth app on http://{host}:{port}/  (Ctrl-C stops it)")
+    api.serve(folder, host=host, port=port, translator=model, device=device)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

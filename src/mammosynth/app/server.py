@@ -1,0 +1,207 @@
+"""``mammosynth serve``: the local web app (FastAPI + uvicorn) — the parametric breast designer and the
+blinded reader study. Pages are plain HTML with inline script (no CDN, works offline); every action is
+an HTTP call the tests drive in headless Chromium.
+
+Safety: binds to 127.0.0.1 unless told otherwise; study data needs a token (readers) or the admin token
+(analysis); request bodies are size-bounded; no value from a request becomes a file-system path (images
+are looked up by opaque ids in the database)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from PIL import Image
+
+from mammosynth.app.study import StudyStore
+from mammosynth.errors import InputError
+from mammosynth.phantom.labelmap import draw_label_map, prepared_label_map, to_colour
+from mammosynth.phantom.params import MASS_KINDS, MASS_SHAPES, PhantomParams
+from mammosynth.phantom.render import render_phantom
+from mammosynth.phantom.sampling import outline_stats, sample_params
+
+MAX_BODY_BYTES = 1_000_000
+PREVIEW_SIZES = (128, 256, 512)
+
+
+def _png(array: np.ndarray, bits: int = 8) -> bytes:
+    if array.ndim == 3:
+        image = Image.fromarray(array.astype(np.uint8), mode="RGB")
+    elif bits == 16:
+        image = Image.fromarray((np.clip(array, 0, 1) * 65535).round().astype(np.uint16))
+    else:
+        image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8), mode="L")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _params(body: dict) -> PhantomParams:
+    try:
+        return PhantomParams.from_dict(body).validate("designer")
+    except (TypeError, ValueError) as exc:
+        raise InputError("designer", f"bad parameters ({exc})") from None
+
+
+def preset(name: str, seed: int = 0) -> PhantomParams:
+    """Designer presets: ``random`` (any draw), ``median`` (the real-data median outline), ``normal`` /
+    ``benign`` / ``malignant`` (a draw from the empirical distribution of that class of real breasts)."""
+    if name == "median":
+        return sample_params(seed, view="CC", laterality="L", density="B", mode="median")
+    if name == "random":
+        return sample_params(seed, mode="uniform")
+    lesions = {"normal": "none", "benign": "benign-mass", "malignant": "malignant-mass"}
+    if name not in lesions:
+        raise InputError("preset", f"unknown preset {name!r}; known: random, median, normal, benign, malignant")
+    return sample_params(seed, lesion=lesions[name])
+
+
+def create_app(folder: str | Path, translator: str | Path | None = None, device: str = "auto") -> FastAPI:
+    """The app over the study folder ``folder``; ``translator`` (a translation checkpoint) adds the
+    realistic image to the designer's preview."""
+    store = StudyStore(folder)
+    pipeline = None
+    if translator is not None:
+        from mammosynth.generate.pipeline import TranslationPipeline
+
+        pipeline = TranslationPipeline(str(translator), device)
+    app = FastAPI(title="mammosynth", docs_url=None, redoc_url=None)
+    pages = resources.files("mammosynth.app").joinpath("pages")
+
+    @app.middleware("http")
+    async def bounded(request: Request, call_next):
+        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(InputError)
+    async def input_error(_request: Request, exc: InputError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(PermissionError)
+    async def refused(_request: Request, exc: PermissionError):
+        return JSONResponse({"error": str(exc) or "forbidden"}, status_code=403)
+
+    @app.get("/", response_class=HTMLResponse)
+    def designer_page() -> str:
+        return pages.joinpath("designer.html").read_text()
+
+    @app.get("/api/bounds")
+    def bounds() -> dict:
+        stats = outline_stats()["classes"]["all"]
+        names = outline_stats()["names"]
+        return {"outline": {n: [lo, hi] for n, lo, hi in zip(names, stats["min"], stats["max"], strict=True)},
+                "mass_kinds": MASS_KINDS, "mass_shapes": MASS_SHAPES, "realistic": pipeline is not None}
+
+    @app.get("/api/preset/{name}")
+    def get_preset(name: str, seed: int = 0) -> dict:
+        return preset(name, seed).to_dict()
+
+    @app.post("/api/preview")
+    async def preview(request: Request, size: int = 256) -> dict:
+        if size not in PREVIEW_SIZES:
+            raise InputError("designer", f"preview size must be one of {PREVIEW_SIZES}")
+        started = time.perf_counter()
+        params = _params(await request.json())
+        labels = draw_label_map(params, size)
+        phantom = render_phantom(params, labels)
+        out = {"labels": _uri(_png(to_colour(labels, 1))), "phantom": _uri(_png(phantom)), "realistic": None,
+               "label_counts": {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)}}
+        if pipeline is not None:
+            framed, _ = prepared_label_map(params, pipeline.size)
+            out["realistic"] = _uri(_png(pipeline.translate(framed, [params.seed])[0]))
+        out["milliseconds"] = round(1000 * (time.perf_counter() - started), 1)
+        return out
+
+    @app.post("/api/labels")
+    async def labels_array(request: Request, size: int = 256) -> dict:
+        """The integer label map as nested lists (tests and scripts check where things landed)."""
+        if size not in PREVIEW_SIZES:
+            raise InputError("designer", f"size must be one of {PREVIEW_SIZES}")
+        return {"labels": draw_label_map(_params(await request.json()), size).tolist()}
+
+    @app.post("/api/export/{kind}")
+    async def export(kind: str, request: Request, size: int = 512) -> Response:
+        if size not in PREVIEW_SIZES:
+            raise InputError("designer", f"size must be one of {PREVIEW_SIZES}")
+        params = _params(await request.json())
+        labels = draw_label_map(params, size)
+        if kind == "params":
+            return Response(json.dumps(params.to_dict(), indent=1), media_type="application/json",
+                            headers={"Content-Disposition": 'attachment; filename="phantom.json"'})
+        if kind == "labels":
+            data = _png(labels.astype(np.float32) / 255.0)
+        elif kind in ("labels-colour1", "labels-colour2"):
+            data = _png(to_colour(labels, int(kind[-1])))
+        elif kind == "phantom":
+            data = _png(render_phantom(params, labels), bits=16)
+        elif kind == "dicom":
+            import tempfile
+
+            from mammosynth.io.dicom import write_dicom
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "phantom.dcm"
+                write_dicom(path, render_phantom(params, labels), view=params.view, laterality=params.laterality,
+                            patient_key="synthetic-phantom", spacing_mm=params.field_mm / size, synthetic=True,
+                            description="mammosynth parametric phantom")
+                return Response(path.read_bytes(), media_type="application/dicom",
+                                headers={"Content-Disposition": 'attachment; filename="phantom.dcm"'})
+        else:
+            raise InputError("designer", f"unknown export {kind!r}")
+        return Response(data, media_type="image/png",
+                        headers={"Content-Disposition": f'attachment; filename="{kind}.png"'})
+
+    @app.get("/read", response_class=HTMLResponse)
+    def reader_page() -> str:
+        return pages.joinpath("reader.html").read_text()
+
+    @app.get("/api/read/state")
+    def read_state(x_token: str = Header("")) -> dict:
+        return store.reader_state(x_token)
+
+    @app.get("/api/read/image/{image}")
+    def read_image(image: str, token: str = "") -> Response:
+        if not image.isalnum():
+            raise HTTPException(404)
+        return Response(store.image(token, image), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/read/answer")
+    async def read_answer(request: Request, x_token: str = Header("")) -> dict:
+        body = await request.json()
+        return store.answer(x_token, str(body.get("image", "")), str(body.get("answer", "")),
+                            body.get("confidence"), body.get("density"), body.get("birads"))
+
+    @app.get("/study/{study}", response_class=HTMLResponse)
+    def study_page(study: str) -> str:
+        return pages.joinpath("study.html").read_text()
+
+    @app.get("/api/study/{study}/analysis")
+    def analysis(study: str, x_token: str = Header("")) -> dict:
+        return store.analysis(study, x_token)
+
+    @app.get("/api/study/{study}/answers.csv")
+    def answers_csv(study: str, token: str = "") -> PlainTextResponse:
+        return PlainTextResponse(store.export_csv(study, token), media_type="text/csv",
+                                 headers={"Content-Disposition": 'attachment; filename="answers.csv"'})
+
+    return app
+
+
+def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8765, translator: str | Path | None = None,
+          device: str = "auto") -> None:
+    """Run the app with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(folder, translator, device), host=host, port=port, log_level="warning")

@@ -1,0 +1,149 @@
+"""The web app in a real browser (headless Chromium driven by Playwright): the designer's preview follows
+its controls and puts a mass where it is dropped; a reader completes a blinded study; the analysis page
+shows the numbers computed from the scripted answers; answers survive a restart; a wrong token is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from mammosynth.evaluate.reader_study import analyse_reads
+from mammosynth.phantom import make_phantom_dataset
+from mammosynth.phantom.labelmap import MALIGNANT_MASS
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(BROWSER is None, reason="no headless Chromium (make test installs it with apt)")
+
+
+class Server:
+    """The app under uvicorn in a thread, on a free local port."""
+
+    def __init__(self, folder) -> None:
+        import uvicorn
+
+        from mammosynth.app.server import create_app
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(create_app(folder), host="127.0.0.1", port=self.port,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def call(url: str, token: str = "", body: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"X-Token": token, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def test_the_designer_preview_follows_the_controls_and_places_masses(browser, tmp_path):
+    server = Server(tmp_path / "app")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.goto(server.url + "/")
+        page.wait_for_function("Number(document.body.dataset.previews || 0) >= 1")
+        before = page.get_attribute("#labels", "src")
+        page.fill("#slider-a", "0.35")
+        page.dispatch_event("#slider-a", "input")
+        page.wait_for_function(f"document.getElementById('labels').src !== {json.dumps(before)}")
+        assert page.evaluate("window.designerParams().outline.a") == pytest.approx(0.35, abs=0.01)  # slider step
+        box = page.locator("#labels").bounding_box()
+        x, y = 0.25, 0.5  # inside the breast (chest wall on the left)
+        count = page.evaluate("Number(document.body.dataset.previews)")
+        page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
+        page.wait_for_function(f"Number(document.body.dataset.previews) > {count}")
+        params = page.evaluate("window.designerParams()")
+        assert len(params["masses"]) == 1 and params["masses"][0]["x"] == pytest.approx(x, abs=0.01)
+        status, found = call(server.url + "/api/labels?size=128", body=params)
+        labels = np.array(found["labels"])
+        assert status == 200 and labels[int(y * 128), int(x * 128)] == MALIGNANT_MASS
+        page.click("#undo")
+        page.wait_for_function("window.designerParams().masses.length === 0")
+        page.screenshot(path=str(tmp_path / "designer.png"))
+        assert not errors, errors
+    finally:
+        server.stop()
+
+
+def test_a_reader_completes_a_blinded_study_and_the_analysis_matches(browser, tmp_path):
+    from mammosynth.app import StudyStore
+
+    make_phantom_dataset(tmp_path / "real", n=4, size=96, seed=1)
+    make_phantom_dataset(tmp_path / "synthetic", n=4, size=64, seed=2)
+    made = StudyStore(tmp_path / "app").create_study("pilot", tmp_path / "real", tmp_path / "synthetic",
+                                                     per_class=3, readers=["ann", "bob"], size=64)
+    truth = StudyStore(tmp_path / "app").truth_for_tests(made["study"])
+    server = Server(tmp_path / "app")
+    scripted = []
+    try:
+        page = browser.new_page()
+        page.goto(f"{server.url}/read?token={made['reader_tokens']['ann']}")
+        for step in range(6):
+            page.wait_for_function(f"document.body.dataset.answered === '{step}'")
+            image = page.get_attribute("#image", "src").split("/")[-1].split("?")[0]
+            answer = "synthetic" if step % 3 else "real"
+            page.check(f"input[name=confidence][value='{1 + step % 5}']")
+            page.click(f"#answer-{answer}")
+            scripted.append({"reader": "ann", "image": image, "answer": answer, "confidence": 1 + step % 5})
+        page.wait_for_function("document.body.dataset.state === 'done'")
+        bob = made["reader_tokens"]["bob"]
+        status, state = call(server.url + "/api/read/state", bob)
+        status, _ = call(server.url + "/api/read/answer", bob, {"image": state["next"], "answer": "real",
+                                                                "confidence": 2})
+        assert status == 200
+        scripted.append({"reader": "bob", "image": state["next"], "answer": "real", "confidence": 2})
+        status, again = call(server.url + "/api/read/answer", bob, {"image": state["next"], "answer": "synthetic",
+                                                                    "confidence": 5})
+        assert status == 400 and "already answered" in again["error"]
+        status, refused = call(server.url + "/api/read/state", "wrong-token")
+        assert status == 403 and "token" in refused["error"]
+        page.goto(f"{server.url}/read?token=wrong-token")
+        page.wait_for_function("document.body.dataset.state === 'refused'")
+    finally:
+        server.stop()
+    restarted = Server(tmp_path / "app")  # answers live in SQLite
+    try:
+        page = browser.new_page()
+        page.goto(f"{restarted.url}/study/{made['study']}?admin={made['admin_token']}")
+        page.wait_for_function("document.body.dataset.state === 'loaded'")
+        shown = json.loads(page.evaluate("document.body.dataset.analysis"))
+        expected = analyse_reads(scripted, truth)["readers"]
+        assert shown == json.loads(json.dumps(expected))
+        page.screenshot(path=str(tmp_path / "study.png"))
+        status, _ = call(f"{restarted.url}/api/study/{made['study']}/analysis", made["reader_tokens"]["ann"])
+        assert status == 403
+    finally:
+        restarted.stop()
