@@ -19,15 +19,13 @@ from mammosynth.evaluate.reader_study import analyse_reads
 from mammosynth.phantom import make_phantom_dataset
 from mammosynth.phantom.labelmap import MALIGNANT_MASS
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no headless Chromium (make test installs it with apt)")
 
 
 class Server:
     """The app under uvicorn in a thread, on a free local port."""
 
-    def __init__(self, folder) -> None:
+    def __init__(self, folder, translator=None) -> None:
         import uvicorn
 
         from mammosynth.app.server import create_app
@@ -35,7 +33,7 @@ class Server:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(create_app(folder), host="127.0.0.1", port=self.port,
+        self.server = uvicorn.Server(uvicorn.Config(create_app(folder, translator), host="127.0.0.1", port=self.port,
                                                     log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -61,6 +59,9 @@ def call(url: str, token: str = "", body: dict | None = None) -> tuple[int, dict
 
 @pytest.fixture(scope="module")
 def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    if BROWSER is None:
+        pytest.skip("no headless Chromium (make test installs it with apt where it can)")
     with playwright_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=BROWSER, args=["--no-sandbox"])
         yield chromium
@@ -147,3 +148,36 @@ def test_a_reader_completes_a_blinded_study_and_the_analysis_matches(browser, tm
         assert status == 403
     finally:
         restarted.stop()
+
+
+def test_a_translator_adds_the_realistic_image_and_exports_work(tmp_path):
+    import base64
+    import io
+
+    import pydicom
+    from PIL import Image
+
+    from mammosynth import api
+
+    make_phantom_dataset(tmp_path / "data", n=4, size=32, seed=1)
+    api.train(tmp_path / "data", tmp_path / "run", model="translation", config="tiny", set=["train.steps=2"])
+    server = Server(tmp_path / "app", translator=tmp_path / "run")
+    try:
+        _, params = call(server.url + "/api/preset/malignant?seed=3")
+        assert params["masses"]
+        status, preview = call(server.url + "/api/preview?size=128", body=params)
+        assert status == 200 and preview["realistic"].startswith("data:image/png;base64,")
+        realistic = Image.open(io.BytesIO(base64.b64decode(preview["realistic"].split(",", 1)[1])))
+        assert realistic.size == (32, 32)
+        request = urllib.request.Request(server.url + "/api/export/dicom?size=128", data=json.dumps(params).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            (tmp_path / "p.dcm").write_bytes(response.read())
+        ds = pydicom.dcmread(tmp_path / "p.dcm")
+        assert "SYNTHETIC" in ds.SeriesDescription and ds.pixel_array.shape == (128, 128)
+        status, error = call(server.url + "/api/preview?size=100", body=params)
+        assert status == 400 and "preview size" in error["error"]
+        status, error = call(server.url + "/api/preview", body={**params, "view": "XX"})
+        assert status == 400 and "unknown view" in error["error"]
+    finally:
+        server.stop()
