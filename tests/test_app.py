@@ -181,3 +181,43 @@ def test_a_translator_adds_the_realistic_image_and_exports_work(tmp_path):
         assert status == 400 and "unknown view" in error["error"]
     finally:
         server.stop()
+
+
+def test_generation_in_the_browser_shows_a_gallery_zips_it_and_cancels(browser, tmp_path):
+    import io
+    import zipfile
+
+    from mammosynth import api
+
+    make_phantom_dataset(tmp_path / "data", n=8, size=32, seed=1, lesion="malignant-mass")
+    api.train(tmp_path / "data", tmp_path / "app" / "models" / "gan-tiny", model="gan", config="tiny",
+              set=["train.steps=4"])
+    server = Server(tmp_path / "app")
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/generate")
+        page.wait_for_function("document.body.dataset.models === '1'")
+        page.fill("#n", "6")
+        page.select_option("#lesion", "malignant-mass")
+        page.select_option("#view", "CC")
+        page.click("#start")
+        page.wait_for_function("document.body.dataset.gallery === '6'", timeout=60_000)
+        captions = page.locator("#gallery figcaption").all_text_contents()
+        assert len(captions) == 6 and all("view=CC" in c and "pathology=malignant" in c for c in captions)
+        href = page.get_attribute("#zip", "href")
+        with urllib.request.urlopen(server.url + href, timeout=60) as response:
+            archive = zipfile.ZipFile(io.BytesIO(response.read()))
+        names = archive.namelist()
+        assert sum(n.endswith(".png") and "/images/" in n for n in names) == 6
+        assert any(n.endswith("manifest.jsonl") for n in names)
+        page.screenshot(path=str(tmp_path / "generate.png"))
+        page.fill("#n", "2000")
+        page.click("#start")
+        page.wait_for_function("document.body.dataset.job === 'running'")
+        page.click("#cancel")
+        page.wait_for_function("document.body.dataset.job === 'cancelled'", timeout=60_000)
+        assert len(list((tmp_path / "app" / "jobs").iterdir())) == 1  # the cancelled job left nothing
+        status, error = call(server.url + "/api/generate", body={"model": "../models", "n": 1})
+        assert status == 400 and "unknown model" in error["error"]
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from PIL import Image
 
+from mammosynth.app.jobs import Jobs
 from mammosynth.app.study import StudyStore
 from mammosynth.errors import InputError
 from mammosynth.phantom.labelmap import draw_label_map, prepared_label_map, to_colour
@@ -71,6 +72,7 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
     """The app over the study folder ``folder``; ``translator`` (a translation checkpoint) adds the
     realistic image to the designer's preview."""
     store = StudyStore(folder)
+    jobs = Jobs(folder)
     pipeline = None
     if translator is not None:
         from mammosynth.generate.pipeline import TranslationPipeline
@@ -195,6 +197,57 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
     def answers_csv(study: str, token: str = "") -> PlainTextResponse:
         return PlainTextResponse(store.export_csv(study, token), media_type="text/csv",
                                  headers={"Content-Disposition": 'attachment; filename="answers.csv"'})
+
+    @app.get("/generate", response_class=HTMLResponse)
+    def generate_page() -> str:
+        return pages.joinpath("generate.html").read_text()
+
+    @app.get("/api/models")
+    def models() -> list[dict]:
+        return jobs.models()
+
+    @app.post("/api/generate")
+    async def generate(request: Request) -> dict:
+        body = await request.json()
+        conditions = {k: v for k, v in (body.get("conditions") or {}).items() if v not in (None, "")}
+        from mammosynth.models.conditioning import validate_conditions
+
+        validate_conditions(conditions, "generate form")
+        job = jobs.start(str(body.get("model", "")), body.get("n"), seed=int(body.get("seed") or 0),
+                         conditions=conditions, guidance=float(body.get("guidance") or 3.0),
+                         steps=int(body.get("steps") or 50))
+        return jobs.status(job)
+
+    @app.get("/api/jobs/{job}")
+    def job_status(job: str) -> dict:
+        return jobs.status(job)
+
+    @app.post("/api/jobs/{job}/cancel")
+    def job_cancel(job: str) -> dict:
+        return jobs.cancel(job)
+
+    @app.get("/api/jobs/{job}/gallery")
+    def gallery(job: str) -> list[dict]:
+        from mammosynth.datasets import iter_manifest
+
+        return [{"image_id": r.image_id, "url": f"/api/jobs/{job}/image/{r.image_id}",
+                 "provenance": r.extra.get("provenance")} for r in iter_manifest(jobs.folder(job))]
+
+    @app.get("/api/jobs/{job}/image/{image_id}")
+    def job_image(job: str, image_id: str) -> Response:
+        from mammosynth.datasets import iter_manifest
+        from mammosynth.io.images import read_image as load
+
+        root = jobs.folder(job)
+        for record in iter_manifest(root):
+            if record.image_id == image_id:
+                return Response(_png(load(root / record.path).pixels), media_type="image/png")
+        raise HTTPException(404)
+
+    @app.get("/api/jobs/{job}/zip")
+    def job_zip(job: str) -> Response:
+        return Response(jobs.zip(job), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="mammosynth-{job}.zip"'})
 
     return app
 
