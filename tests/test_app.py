@@ -221,3 +221,35 @@ def test_generation_in_the_browser_shows_a_gallery_zips_it_and_cancels(browser, 
         assert status == 400 and "unknown model" in error["error"]
     finally:
         server.stop()
+
+
+def test_a_drawn_fibroglandular_region_shapes_the_label_map_and_paths_are_refused(browser, tmp_path):
+    from mammosynth.phantom.labelmap import FIBROGLANDULAR
+
+    server = Server(tmp_path / "app")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(server.url + "/")
+        page.wait_for_function("Number(document.body.dataset.previews || 0) >= 1")
+        page.select_option("#add-mode", "draw")
+        box = page.locator("#labels").bounding_box()
+        count = page.evaluate("Number(document.body.dataset.previews)")
+        page.mouse.move(box["x"] + 0.08 * box["width"], box["y"] + 0.5 * box["height"])
+        page.mouse.down()
+        for step in range(1, 11):
+            page.mouse.move(box["x"] + (0.08 + 0.02 * step) * box["width"], box["y"] + 0.5 * box["height"])
+        page.mouse.up()
+        page.wait_for_function(f"Number(document.body.dataset.previews) > {count}")
+        params = page.evaluate("window.designerParams()")
+        assert params["fgt_mask"].startswith("data:image/png;base64,") and not params["masses"]
+        labels = np.array(call(server.url + "/api/labels?size=128", body=params)[1]["labels"])
+        row = labels[64]
+        assert (row[16:34] == FIBROGLANDULAR).mean() > 0.8  # the stroke, inside the breast
+        assert (labels == FIBROGLANDULAR)[:40].sum() == 0  # and nowhere the brush did not go
+        status, error = call(server.url + "/api/preview", body={**params, "fgt_mask": None,
+                                                                  "fgt_mask_path": "/etc/passwd"})
+        assert status == 400 and "only name a region drawn in this app" in error["error"]
+        status, error = call(server.url + "/api/preview", body={**params, "fgt_mask": "data:image/png;base64,AAAA"})
+        assert status == 400 and "not a readable PNG" in error["error"]
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ are looked up by opaque ids in the database)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import time
@@ -48,7 +49,44 @@ def _uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _params(body: dict) -> PhantomParams:
+MAX_MASK_BYTES = 512_000
+
+
+def _params(body: dict, uploads: Path) -> PhantomParams:
+    """Designer parameters from a request body. A drawn fibroglandular region arrives as a PNG data URI
+    (``fgt_mask``), is checked and stored content-addressed under ``uploads``; a ``fgt_mask_path`` from the
+    browser is accepted only when it names such a stored file (no request path reaches anything else)."""
+    body = dict(body)
+    drawn = body.pop("fgt_mask", None)
+    given = body.get("fgt_mask_path")
+    if given is not None:
+        resolved = Path(str(given)).resolve()
+        if resolved.parent != uploads.resolve() or not resolved.is_file():
+            raise InputError("designer", "fgt_mask_path may only name a region drawn in this app")
+    if drawn:
+        prefix = "data:image/png;base64,"
+        if not isinstance(drawn, str) or not drawn.startswith(prefix):
+            raise InputError("designer", "the drawn region must be a PNG data URI")
+        try:
+            data = base64.b64decode(drawn[len(prefix):], validate=True)
+        except ValueError:
+            raise InputError("designer", "the drawn region is not valid base64") from None
+        if len(data) > MAX_MASK_BYTES:
+            raise InputError("designer", f"the drawn region is over {MAX_MASK_BYTES // 1000} kB")
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != "PNG" or max(image.size) > 1024:
+                    raise InputError("designer", "the drawn region must be a PNG of at most 1024 px")
+                mask = np.asarray(image.convert("L")) > 127
+        except OSError:
+            raise InputError("designer", "the drawn region is not a readable PNG") from None
+        name = hashlib.sha256(data).hexdigest()[:32] + ".png"
+        target = uploads / name
+        if not target.is_file():
+            from mammosynth.io.images import write_png
+
+            write_png(target, mask.astype(np.uint8) * 255, bits=8)
+        body["fgt_mask_path"] = str(target)
     try:
         return PhantomParams.from_dict(body).validate("designer")
     except (TypeError, ValueError) as exc:
@@ -73,6 +111,8 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
     realistic image to the designer's preview."""
     store = StudyStore(folder)
     jobs = Jobs(folder)
+    uploads = Path(folder) / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
     pipeline = None
     if translator is not None:
         from mammosynth.generate.pipeline import TranslationPipeline
@@ -115,7 +155,7 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         if size not in PREVIEW_SIZES:
             raise InputError("designer", f"preview size must be one of {PREVIEW_SIZES}")
         started = time.perf_counter()
-        params = _params(await request.json())
+        params = _params(await request.json(), uploads)
         labels = draw_label_map(params, size)
         phantom = render_phantom(params, labels)
         out = {"labels": _uri(_png(to_colour(labels, 1))), "phantom": _uri(_png(phantom)), "realistic": None,
@@ -131,13 +171,13 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         """The integer label map as nested lists (tests and scripts check where things landed)."""
         if size not in PREVIEW_SIZES:
             raise InputError("designer", f"size must be one of {PREVIEW_SIZES}")
-        return {"labels": draw_label_map(_params(await request.json()), size).tolist()}
+        return {"labels": draw_label_map(_params(await request.json(), uploads), size).tolist()}
 
     @app.post("/api/export/{kind}")
     async def export(kind: str, request: Request, size: int = 512) -> Response:
         if size not in PREVIEW_SIZES:
             raise InputError("designer", f"size must be one of {PREVIEW_SIZES}")
-        params = _params(await request.json())
+        params = _params(await request.json(), uploads)
         labels = draw_label_map(params, size)
         if kind == "params":
             return Response(json.dumps(params.to_dict(), indent=1), media_type="application/json",

@@ -12,6 +12,7 @@ from mammosynth.io.images import read_mask
 from mammosynth.phantom.outline import nipple_point, outline_polygon
 from mammosynth.phantom.params import CalcCluster, Mass, PhantomParams
 from mammosynth.preprocess.geometry import FrameTransform
+from mammosynth.preprocess.resize import resize_mask
 
 BACKGROUND, BREAST, SKIN, NIPPLE, FIBROGLANDULAR, PECTORAL, BENIGN_MASS, MALIGNANT_MASS, CALCIFICATION = range(9)
 LABELS = {
@@ -124,8 +125,11 @@ def fibroglandular_region(
     """Smooth random blobs whose area is ``fibroglandular_fraction`` of the breast, denser toward the
     chest wall and the breast's centre line, never in the subcutaneous fat."""
     size = breast.shape[0]
-    if params.fgt_mask_path:
-        return read_mask(Path(params.fgt_mask_path), shape=breast.shape) & inner
+    if params.fgt_mask_path:  # a drawn region, at any resolution: scaled to this label map
+        drawn = read_mask(Path(params.fgt_mask_path))
+        if drawn.shape != breast.shape:
+            drawn = resize_mask(drawn, size, size)
+        return drawn & inner
     field = ndi.gaussian_filter(rng.normal(0, 1, (size, size)), sigma=size / 40, mode="reflect")
     field /= field.std() + 1e-12
     depth = ndi.distance_transform_edt(inner)
