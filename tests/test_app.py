@@ -91,8 +91,21 @@ def test_the_designer_preview_follows_the_controls_and_places_masses(browser, tm
         status, found = call(server.url + "/api/labels?size=128", body=params)
         labels = np.array(found["labels"])
         assert status == 200 and labels[int(y * 128), int(x * 128)] == MALIGNANT_MASS
-        page.click("#undo")
-        page.wait_for_function("window.designerParams().masses.length === 0")
+        page.click("li[data-mass='0'] .mass-move")
+        page.mouse.click(box["x"] + 0.15 * box["width"], box["y"] + 0.35 * box["height"])
+        page.wait_for_function("Math.abs(window.designerParams().masses[0].x - 0.15) < 0.01")
+        page.fill("li[data-mass='0'] .mass-size_mm", "25")
+        page.dispatch_event("li[data-mass='0'] .mass-size_mm", "change")
+        page.wait_for_function("window.designerParams().masses[0].size_mm === 25")
+        moved = np.array(call(server.url + "/api/labels?size=128", body=page.evaluate("window.designerParams()"))[1][
+            "labels"])
+        assert moved[int(0.35 * 128), int(0.15 * 128)] == MALIGNANT_MASS and moved[64, 32] != MALIGNANT_MASS
+        for _ in range(6):  # undo walks back through the size change, the move and the placement
+            if page.evaluate("window.designerParams().masses.length") == 0:
+                break
+            page.click("#undo")
+        assert page.evaluate("window.designerParams().masses.length") == 0
+        assert page.evaluate("window.designerParams().outline.a") == pytest.approx(0.35, abs=0.01)
         page.screenshot(path=str(tmp_path / "designer.png"))
         assert not errors, errors
     finally:
