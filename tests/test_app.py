@@ -15,6 +15,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+from mammosynth.errors import InputError
 from mammosynth.evaluate.reader_study import analyse_reads
 from mammosynth.phantom import make_phantom_dataset
 from mammosynth.phantom.labelmap import MALIGNANT_MASS
@@ -194,6 +195,19 @@ def test_a_translator_adds_the_realistic_image_and_exports_work(tmp_path):
         assert status == 400 and "unknown view" in error["error"]
     finally:
         server.stop()
+    api.train(tmp_path / "data", tmp_path / "ldm", model="ldm", config="tiny",
+              set=["train.ae_steps=2", "train.steps=4", "train.checkpoint_every=4", "train.sample_every=1000"])
+    diffusion = Server(tmp_path / "app2", translator=tmp_path / "ldm")
+    try:
+        status, preview = call(diffusion.url + "/api/preview?size=128", body=params)
+        assert status == 200 and preview["realistic"].startswith("data:image/png;base64,")
+    finally:
+        diffusion.stop()
+    from mammosynth.app.server import create_app
+
+    api.train(tmp_path / "data", tmp_path / "gan", model="gan", config="tiny", set=["train.steps=2"])
+    with pytest.raises(InputError, match="follow a layout"):
+        create_app(tmp_path / "app3", translator=tmp_path / "gan")
 
 
 def test_generation_in_the_browser_shows_a_gallery_zips_it_and_cancels(browser, tmp_path):
@@ -224,12 +238,24 @@ def test_generation_in_the_browser_shows_a_gallery_zips_it_and_cancels(browser, 
         assert sum(n.endswith(".png") and "/images/" in n for n in names) == 6
         assert any(n.endswith("manifest.jsonl") for n in names)
         page.screenshot(path=str(tmp_path / "generate.png"))
+        from mammosynth.io.images import write_png
+
+        region = np.zeros((32, 32), np.uint8)
+        region[4:12, 20:28] = 255
+        write_png(tmp_path / "mask.png", region, bits=8)
+        page.set_input_files("#mask", str(tmp_path / "mask.png"))
+        page.fill("#n", "2")
+        page.click("#start")
+        page.wait_for_function("document.body.dataset.gallery === '2'", timeout=60_000)
+        captions = page.locator("#gallery figcaption").all_text_contents()
+        assert all("lesion_x=0.75" in c and "lesion_y=0.25" in c for c in captions), captions
+        page.set_input_files("#mask", [])
         page.fill("#n", "2000")
         page.click("#start")
         page.wait_for_function("document.body.dataset.job === 'running'")
         page.click("#cancel")
         page.wait_for_function("document.body.dataset.job === 'cancelled'", timeout=60_000)
-        assert len(list((tmp_path / "app" / "jobs").iterdir())) == 1  # the cancelled job left nothing
+        assert len(list((tmp_path / "app" / "jobs").iterdir())) == 2  # two finished; the cancelled one left nothing
         status, error = call(server.url + "/api/generate", body={"model": "../models", "n": 1})
         assert status == 400 and "unknown model" in error["error"]
     finally:

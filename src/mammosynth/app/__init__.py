@@ -1,5 +1,5 @@
-"""The local web app (issue 7, in progress): so far the reader-study store; the server, designer and
-generation pages are still to come."""
+"""The local web app (``mammosynth serve``): the parametric breast designer, generation in the browser and
+blinded reader studies — a skin over the Python API, like the CLI."""
 
 from __future__ import annotations
 

@@ -46,8 +46,8 @@ class Jobs:
         return found
 
     def start(self, model: str, n: int, seed: int = 0, conditions: dict | None = None, guidance: float = 3.0,
-              steps: int = 50) -> str:
-        """Start a job; returns its id."""
+              steps: int = 50, mask: Path | None = None) -> str:
+        """Start a job (``mask``: a stored lesion-region PNG of the model's size); returns its id."""
         names = {m["name"]: m for m in self.models()}
         if model not in names:
             raise InputError(None, f"unknown model {model!r}; available: {', '.join(names) or 'none'}")
@@ -66,7 +66,7 @@ class Jobs:
         def run() -> None:
             try:
                 generate_dataset(self.models_dir / model, self.jobs_dir / job, n=n, conditions=conditions or {},
-                                 seed=seed, guidance=guidance, steps=steps,
+                                 seed=seed, guidance=guidance, steps=steps, mask=mask,
                                  layout="phantom" if names[model]["family"] == "translation" else "none",
                                  progress=progress, device="cpu")
                 state["state"] = "done"

@@ -52,6 +52,33 @@ def _uri(data: bytes) -> str:
 MAX_MASK_BYTES = 512_000
 
 
+def store_mask(uri: object, uploads: Path, what: str) -> Path:
+    """Check a PNG data URI (size, format, dimensions) and store it as a binary mask under ``uploads``,
+    named by its content's hash; returns the stored path."""
+    prefix = "data:image/png;base64,"
+    if not isinstance(uri, str) or not uri.startswith(prefix):
+        raise InputError("designer", f"{what} must be a PNG data URI")
+    try:
+        data = base64.b64decode(uri[len(prefix):], validate=True)
+    except ValueError:
+        raise InputError("designer", f"{what} is not valid base64") from None
+    if len(data) > MAX_MASK_BYTES:
+        raise InputError("designer", f"{what} is over {MAX_MASK_BYTES // 1000} kB")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG" or max(image.size) > 1024:
+                raise InputError("designer", f"{what} must be a PNG of at most 1024 px")
+            mask = np.asarray(image.convert("L")) > 127
+    except OSError:
+        raise InputError("designer", f"{what} is not a readable PNG") from None
+    target = uploads / (hashlib.sha256(data).hexdigest()[:32] + ".png")
+    if not target.is_file():
+        from mammosynth.io.images import write_png
+
+        write_png(target, mask.astype(np.uint8) * 255, bits=8)
+    return target
+
+
 def _params(body: dict, uploads: Path) -> PhantomParams:
     """Designer parameters from a request body. A drawn fibroglandular region arrives as a PNG data URI
     (``fgt_mask``), is checked and stored content-addressed under ``uploads``; a ``fgt_mask_path`` from the
@@ -64,29 +91,7 @@ def _params(body: dict, uploads: Path) -> PhantomParams:
         if resolved.parent != uploads.resolve() or not resolved.is_file():
             raise InputError("designer", "fgt_mask_path may only name a region drawn in this app")
     if drawn:
-        prefix = "data:image/png;base64,"
-        if not isinstance(drawn, str) or not drawn.startswith(prefix):
-            raise InputError("designer", "the drawn region must be a PNG data URI")
-        try:
-            data = base64.b64decode(drawn[len(prefix):], validate=True)
-        except ValueError:
-            raise InputError("designer", "the drawn region is not valid base64") from None
-        if len(data) > MAX_MASK_BYTES:
-            raise InputError("designer", f"the drawn region is over {MAX_MASK_BYTES // 1000} kB")
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                if image.format != "PNG" or max(image.size) > 1024:
-                    raise InputError("designer", "the drawn region must be a PNG of at most 1024 px")
-                mask = np.asarray(image.convert("L")) > 127
-        except OSError:
-            raise InputError("designer", "the drawn region is not a readable PNG") from None
-        name = hashlib.sha256(data).hexdigest()[:32] + ".png"
-        target = uploads / name
-        if not target.is_file():
-            from mammosynth.io.images import write_png
-
-            write_png(target, mask.astype(np.uint8) * 255, bits=8)
-        body["fgt_mask_path"] = str(target)
+        body["fgt_mask_path"] = str(store_mask(drawn, uploads, "the drawn region"))
     try:
         return PhantomParams.from_dict(body).validate("designer")
     except (TypeError, ValueError) as exc:
@@ -106,18 +111,40 @@ def preset(name: str, seed: int = 0) -> PhantomParams:
     return sample_params(seed, lesion=lesions[name])
 
 
+def realistic(pipeline, params: PhantomParams, steps: int = 20) -> np.ndarray:
+    """The designed breast through a generator that follows a layout: a translator renders the label map,
+    a latent diffusion model samples with its spatial channels and the breast's conditions."""
+    framed, _ = prepared_label_map(params, pipeline.size)
+    if pipeline.family == "translation":
+        return pipeline.translate(framed, [params.seed])[0]
+    from mammosynth.models.conditioning import spatial_from_labels, validate_conditions
+
+    lesion = "none"
+    if params.masses:
+        lesion = f"{params.masses[0].kind}-mass"
+    elif params.calcifications:
+        lesion = "calcification"
+    conditions = validate_conditions({"view": params.view, "laterality": params.laterality,
+                                      "density": params.density, "lesion": lesion}, "designer")
+    return pipeline.sample([conditions], [params.seed], "ddim", steps, 3.0, None,
+                           spatial=spatial_from_labels(framed)[None])[0]
+
+
 def create_app(folder: str | Path, translator: str | Path | None = None, device: str = "auto") -> FastAPI:
-    """The app over the study folder ``folder``; ``translator`` (a translation checkpoint) adds the
-    realistic image to the designer's preview."""
+    """The app over the folder ``folder`` (studies, models, jobs, uploads); ``translator`` (a translation or
+    latent diffusion checkpoint) adds the realistic image to the designer's preview."""
     store = StudyStore(folder)
     jobs = Jobs(folder)
     uploads = Path(folder) / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
     pipeline = None
     if translator is not None:
-        from mammosynth.generate.pipeline import TranslationPipeline
+        from mammosynth.generate.pipeline import load_pipeline
 
-        pipeline = TranslationPipeline(str(translator), device)
+        pipeline = load_pipeline(str(translator), device)
+        if pipeline.family not in ("translation", "ldm"):
+            raise InputError(translator, "the designer previews through a translation or latent diffusion model "
+                             f"(they follow a layout); this is a {pipeline.family!r} checkpoint")
     app = FastAPI(title="mammosynth", docs_url=None, redoc_url=None)
     pages = resources.files("mammosynth.app").joinpath("pages")
 
@@ -161,8 +188,7 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         out = {"labels": _uri(_png(to_colour(labels, 1))), "phantom": _uri(_png(phantom)), "realistic": None,
                "label_counts": {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)}}
         if pipeline is not None:
-            framed, _ = prepared_label_map(params, pipeline.size)
-            out["realistic"] = _uri(_png(pipeline.translate(framed, [params.seed])[0]))
+            out["realistic"] = _uri(_png(realistic(pipeline, params)))
         out["milliseconds"] = round(1000 * (time.perf_counter() - started), 1)
         return out
 
@@ -253,9 +279,10 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         from mammosynth.models.conditioning import validate_conditions
 
         validate_conditions(conditions, "generate form")
+        mask = store_mask(body["mask"], uploads, "the lesion mask") if body.get("mask") else None
         job = jobs.start(str(body.get("model", "")), body.get("n"), seed=int(body.get("seed") or 0),
                          conditions=conditions, guidance=float(body.get("guidance") or 3.0),
-                         steps=int(body.get("steps") or 50))
+                         steps=int(body.get("steps") or 50), mask=mask)
         return jobs.status(job)
 
     @app.get("/api/jobs/{job}")
