@@ -92,7 +92,12 @@ def test_the_designer_preview_follows_the_controls_and_places_masses(browser, tm
         status, found = call(server.url + "/api/labels?size=128", body=params)
         labels = np.array(found["labels"])
         assert status == 200 and labels[int(y * 128), int(x * 128)] == MALIGNANT_MASS
+        page.select_option("#view", "MLO")
+        page.fill("#pectoral-width", "0.6")
+        page.dispatch_event("#pectoral-width", "input")
+        page.wait_for_function("window.designerParams().pectoral[0] === 0.6 && window.designerParams().view === 'MLO'")
         page.click("li[data-mass='0'] .mass-move")
+        box = page.locator("#labels").bounding_box()
         page.mouse.click(box["x"] + 0.15 * box["width"], box["y"] + 0.35 * box["height"])
         page.wait_for_function("Math.abs(window.designerParams().masses[0].x - 0.15) < 0.01")
         page.fill("li[data-mass='0'] .mass-size_mm", "25")
@@ -101,7 +106,7 @@ def test_the_designer_preview_follows_the_controls_and_places_masses(browser, tm
         moved = np.array(call(server.url + "/api/labels?size=128", body=page.evaluate("window.designerParams()"))[1][
             "labels"])
         assert moved[int(0.35 * 128), int(0.15 * 128)] == MALIGNANT_MASS and moved[64, 32] != MALIGNANT_MASS
-        for _ in range(6):  # undo walks back through the size change, the move and the placement
+        for _ in range(12):  # undo walks back through the size change, move, pectoral, view and placement
             if page.evaluate("window.designerParams().masses.length") == 0:
                 break
             page.click("#undo")
