@@ -194,6 +194,13 @@ def test_a_translator_adds_the_realistic_image_and_exports_work(tmp_path):
             (tmp_path / "p.dcm").write_bytes(response.read())
         ds = pydicom.dcmread(tmp_path / "p.dcm")
         assert "SYNTHETIC" in ds.SeriesDescription and ds.pixel_array.shape == (128, 128)
+        request = urllib.request.Request(server.url + "/api/export/realistic-dicom", data=json.dumps(params).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            (tmp_path / "r.dcm").write_bytes(response.read())
+        real_looking = pydicom.dcmread(tmp_path / "r.dcm")
+        assert real_looking.pixel_array.shape == (32, 32) and real_looking.BurnedInAnnotation == "NO"
+        assert "SYNTHETIC" in real_looking.SeriesDescription
         status, error = call(server.url + "/api/preview?size=100", body=params)
         assert status == 400 and "preview size" in error["error"]
         status, error = call(server.url + "/api/preview", body={**params, "view": "XX"})
@@ -295,5 +302,7 @@ def test_a_drawn_fibroglandular_region_shapes_the_label_map_and_paths_are_refuse
         assert status == 400 and "only name a region drawn in this app" in error["error"]
         status, error = call(server.url + "/api/preview", body={**params, "fgt_mask": "data:image/png;base64,AAAA"})
         assert status == 400 and "not a readable PNG" in error["error"]
+        status, error = call(server.url + "/api/export/realistic", body=params)
+        assert status == 400 and "no model loaded" in error["error"]
     finally:
         server.stop()

@@ -214,18 +214,26 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
             data = _png(to_colour(labels, int(kind[-1])))
         elif kind == "phantom":
             data = _png(render_phantom(params, labels), bits=16)
-        elif kind == "dicom":
+        elif kind in ("realistic", "realistic-dicom") and pipeline is None:
+            raise InputError("designer", "no model loaded: start serve with --model to export the realistic image")
+        elif kind == "realistic":
+            data = _png(realistic(pipeline, params), bits=16)
+        elif kind in ("dicom", "realistic-dicom"):
             import tempfile
 
             from mammosynth.io.dicom import write_dicom
 
+            pixels, spacing = render_phantom(params, labels), params.field_mm / size
+            what = "mammosynth parametric phantom"
+            if kind == "realistic-dicom":
+                pixels, spacing = realistic(pipeline, params), None
+                what = f"mammosynth {pipeline.family} image of a designed breast"
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "phantom.dcm"
-                write_dicom(path, render_phantom(params, labels), view=params.view, laterality=params.laterality,
-                            patient_key="synthetic-phantom", spacing_mm=params.field_mm / size, synthetic=True,
-                            description="mammosynth parametric phantom")
+                path = Path(tmp) / "image.dcm"
+                write_dicom(path, pixels, view=params.view, laterality=params.laterality,
+                            patient_key="synthetic-designer", spacing_mm=spacing, synthetic=True, description=what)
                 return Response(path.read_bytes(), media_type="application/dicom",
-                                headers={"Content-Disposition": 'attachment; filename="phantom.dcm"'})
+                                headers={"Content-Disposition": f'attachment; filename="{kind}.dcm"'})
         else:
             raise InputError("designer", f"unknown export {kind!r}")
         return Response(data, media_type="image/png",
