@@ -37,9 +37,9 @@ FORMATS = ("png", "dicom", "vindr")
 PLAN_FILE, RECORDS = "plan.json", "records"
 
 
-def _fingerprint(dataset: Path, checkpoint_id: str, plan: Plan, settings: dict) -> str:
+def _fingerprint(records: list[Record], checkpoint_id: str, plan: Plan, settings: dict) -> str:
     manifest = hashlib.sha256()
-    for record in load_dataset(dataset).records:
+    for record in records:
         manifest.update(record.image_id.encode())
     payload = json.dumps({"dataset": manifest.hexdigest(), "model": checkpoint_id, "plan": plan.to_dict(),
                           "settings": settings}, sort_keys=True)
@@ -156,7 +156,7 @@ def expand_dataset(
                 "max_attempts": max_attempts, "include_real": include_real}
     fingerprint_settings = dict(settings)
     settings["evaluate"] = evaluate
-    fingerprint = _fingerprint(Path(dataset), pipeline.model_id, plan, fingerprint_settings)
+    fingerprint = _fingerprint(source.records, pipeline.model_id, plan, fingerprint_settings)
     out = Path(out)
     try:
         return _run(source, out, pipeline, plan, fingerprint, settings, summary, str(checkpoint), formats, verify,
