@@ -24,6 +24,7 @@ from PIL import Image
 from mammosynth.app.jobs import Jobs
 from mammosynth.app.study import StudyStore
 from mammosynth.errors import InputError
+from mammosynth.io.images import encode_png
 from mammosynth.phantom.labelmap import draw_label_map, prepared_label_map, to_colour
 from mammosynth.phantom.params import MASS_KINDS, MASS_SHAPES, PhantomParams
 from mammosynth.phantom.render import render_phantom
@@ -34,15 +35,7 @@ PREVIEW_SIZES = (128, 256, 512)
 
 
 def _png(array: np.ndarray, bits: int = 8) -> bytes:
-    if array.ndim == 3:
-        image = Image.fromarray(array.astype(np.uint8), mode="RGB")
-    elif bits == 16:
-        image = Image.fromarray((np.clip(array, 0, 1) * 65535).round().astype(np.uint16))
-    else:
-        image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8), mode="L")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return encode_png(np.asarray(array), bits=bits)
 
 
 def _uri(data: bytes) -> str:

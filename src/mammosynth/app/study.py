@@ -19,13 +19,12 @@ from contextlib import closing
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
 from mammosynth.evaluate.reader_study import ANSWERS, analyse_reads
 from mammosynth.io.atomic import atomic_write
-from mammosynth.io.images import read_image
+from mammosynth.io.images import encode_png, read_image
 from mammosynth.preprocess.resize import resize_image
 
 SCHEMA = """
@@ -47,11 +46,8 @@ def _hash(token: str) -> str:
 
 def blinded_png(pixels: np.ndarray, size: int) -> bytes:
     """The one encoding every study image gets: ``size``² 8-bit grayscale PNG without metadata chunks."""
-    square = resize_image(np.asarray(pixels, np.float32), size, size) if pixels.shape != (size, size) else pixels
-    image = Image.fromarray((np.clip(square, 0, 1) * 255).round().astype(np.uint8), mode="L")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False, compress_level=6)
-    return buffer.getvalue()
+    pixels = np.asarray(pixels, np.float32)
+    return encode_png(resize_image(pixels, size, size) if pixels.shape != (size, size) else pixels, bits=8)
 
 
 class StudyStore:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
 
 from mammosynth.evaluate.moments import MOMENTS
 from mammosynth.io.atomic import atomic_write
+from mammosynth.io.images import encode_png
 
 REAL_COLOUR, SYNTHETIC_COLOUR = "#1f77b4", "#d62728"
 UNCHECKABLE = "not checkable: the classifier is not clearly above chance on real images"
@@ -46,10 +46,7 @@ window.addEventListener("load", function () {
 
 
 def _png(array: np.ndarray) -> str:
-    image = Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(encode_png(np.asarray(array), bits=8)).decode("ascii")
 
 
 def _figure_png(figure: Figure) -> str:

@@ -7,6 +7,7 @@ black) with the bit depth and the header facts that were found. Inputs that are 
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,17 +212,30 @@ def to_uint(pixels: np.ndarray, bits: int) -> np.ndarray:
     return np.round(np.clip(pixels, 0.0, 1.0) * maxval).astype(dtype)
 
 
-def write_png(path: str | Path, pixels: np.ndarray, bits: int = 16) -> None:
-    """Write a float [0, 1] image (or an integer label map) as an 8- or 16-bit grayscale PNG, atomically."""
+def encode_png(pixels: np.ndarray, bits: int = 16) -> bytes:
+    """PNG bytes of a float [0, 1] image (or an integer label map) as 8- or 16-bit grayscale; an
+    (H, W, 3) integer array is written as 8-bit RGB. No metadata chunks.
+
+    Example:
+        >>> encode_png(np.zeros((4, 4)), bits=8)[:4]
+        b'\\x89PNG'
+    """
     if bits not in (8, 16):
         raise ValueError("bits must be 8 or 16")
     if np.issubdtype(pixels.dtype, np.integer) or pixels.dtype == bool:
-        array = pixels.astype(np.uint8 if bits == 8 else np.uint16)
+        array = pixels.astype(np.uint8 if bits == 8 or pixels.ndim == 3 else np.uint16)
     else:
         array = to_uint(pixels, bits)
-    image = Image.fromarray(array)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(path: str | Path, pixels: np.ndarray, bits: int = 16) -> None:
+    """Write a float [0, 1] image (or an integer label map) as an 8- or 16-bit grayscale PNG, atomically."""
+    data = encode_png(pixels, bits)
     with atomic_write(path, "wb") as handle:
-        image.save(handle, format="PNG")
+        handle.write(data)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
