@@ -27,7 +27,7 @@ from mammosynth.evaluate.moments import compare_moments, histogram_distance, int
 from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics_distance
 from mammosynth.evaluate.reidentify import reidentification
 from mammosynth.evaluate.report import write_report
-from mammosynth.evaluate.shape import compare_shapes
+from mammosynth.evaluate.shape import breast_mask, compare_shapes
 from mammosynth.evaluate.spectrum import spectrum_exponent
 from mammosynth.evaluate.utility import utility
 from mammosynth.io.atomic import atomic_output_dir
@@ -58,7 +58,7 @@ def _is_synthetic(record) -> bool:
 
 
 def _breast(image: np.ndarray) -> np.ndarray:
-    region = image > 0.02
+    region = breast_mask(image)
     return region if region.sum() >= 16 else np.ones_like(region)
 
 
@@ -85,12 +85,17 @@ def has_lesion(record) -> int:
     return int(bool(record.findings))
 
 
+def _asked(record) -> dict | None:
+    """The conditions a generated image was made for (its provenance), or None for real/phantom images."""
+    return record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
+
+
 def requested_fields(records: list) -> dict[str, list]:
     """Per field, what each image requested (generator output: its provenance; otherwise what the record
     says, e.g. phantoms and real data); ``None`` where nothing was asked."""
     out: dict[str, list] = {"view": [], "laterality": [], "density": [], "lesion": []}
     for record in records:
-        asked = record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
+        asked = _asked(record)
         for name in ("view", "laterality", "density"):
             out[name].append(getattr(record, name) if asked is None else asked.get(name))
         if asked is None:
@@ -108,7 +113,7 @@ def _verifier_section(checkpoint: str | Path, images: np.ndarray, records: list,
     checker = LesionChecker(str(checkpoint))
     requests, regions = [], []
     for record in records:
-        asked = record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
+        asked = _asked(record)
         if asked is None:
             first = record.findings[0] if record.findings else None
             asked = {"category": first.category if first else "none",
@@ -148,7 +153,9 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
         raise InputError(None, f"--frd needs the optional radiomics extra: {INSTALL_HINT}")
     extractor = load_extractor(features) if features else None  # bad weights fail before the long steps
     train_images = train_records = None
-    if train is not None:
+    if train is not None and Path(train).resolve() == Path(real).resolve():
+        train_images, train_records = real_images, real_records  # the common `--train REAL`: read once
+    elif train is not None:
         train_images, train_records = load_images(train)
         if train_images.shape[1:] != synthetic_images.shape[1:]:
             raise InputError(train, "training images differ in size from the synthetic ones")
@@ -167,8 +174,8 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     real_beta, synthetic_beta = _spectra(real_images, patch), _spectra(synthetic_images, patch)
     fidelity: dict = {
         "moments": compare_moments(real_moments, synthetic_moments),
-        "histogram_js_distance": histogram_distance(real_images[real_images > 0.02],
-                                                    synthetic_images[synthetic_images > 0.02]),
+        "histogram_js_distance": histogram_distance(real_images[breast_mask(real_images)],
+                                                    synthetic_images[breast_mask(synthetic_images)]),
         "spectrum_beta": {"patch_px": patch,
                           "real_median": float(np.median(real_beta)) if real_beta else None,
                           "synthetic_median": float(np.median(synthetic_beta)) if synthetic_beta else None,
@@ -231,7 +238,8 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
         result["memorisation"] = memorisation(synthetic_images, train_images, held_out)
         result["memorisation"]["held_out_images"] = int(unseen.sum())
         result["memorisation"]["feature_space"] = feature_copies(
-            synthetic_features, extractor(train_images), real_features[unseen] if unseen.any() else None)
+            synthetic_features, real_features if train_images is real_images else extractor(train_images),
+            real_features[unseen] if unseen.any() else None)
         if held_out is not None:
             result["reidentification"] = reidentification(synthetic_images, train_images,
                                                           [r.patient_key for r in train_records], held_out)
