@@ -35,6 +35,7 @@ from mammosynth.models.conditioning import validate_conditions
 
 FORMATS = ("png", "dicom", "vindr")
 PLAN_FILE, RECORDS = "plan.json", "records"
+COPY_FILTER_PX = 64  # the copy filter compares images at this size (as the evaluation's memorisation check)
 
 
 def _fingerprint(records: list[Record], checkpoint_id: str, plan: Plan, settings: dict) -> str:
@@ -198,9 +199,11 @@ def _run(source, out: Path, pipeline, plan: Plan, fingerprint: str, settings: di
     checker = LesionChecker(str(verify), 0.5, device) if verify else None
     index = threshold = None
     if settings["copy_filter"]:
-        references = np.stack([_square(read_image(source.image_path(r)).pixels, pipeline.size)
+        # straight to the filter's working size: a stack at full size would grow with the dataset (10,000 real
+        # 256² images are 2.6 GB; at 64² 160 MB)
+        references = np.stack([_square(read_image(source.image_path(r)).pixels, COPY_FILTER_PX)
                                for r in source.records])
-        index = NeighbourIndex(references)
+        index = NeighbourIndex(references, work_px=COPY_FILTER_PX)
         threshold = index.copy_threshold() if len(references) > 1 else 0.999
     started, made = time.perf_counter(), 0
     if progress:
