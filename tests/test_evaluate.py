@@ -77,10 +77,19 @@ def test_a_synthetic_set_containing_a_training_image_is_flagged(phantoms, tmp_pa
     synthetic = np.concatenate([fresh[:6], copied[None], fresh[6:]])
     result = memorisation(synthetic, train, held_out)
     assert result["copies"] == 1 and result["pairs"][0][:2] == (6, 5), result["pairs"]
-    assert result["threshold_from"] == "half the held-out minimum distance"
+    assert result["threshold_from"] == "half the smallest held-out patient → training patient distance"
     assert len(result["reference_nn_correlation"]) == 8
     alone = memorisation(synthetic, train)  # no held-out set: training images against each other
-    assert alone["copies"] == 1 and alone["threshold_from"] == "half the smallest distance between training images"
+    assert alone["copies"] == 1
+    assert alone["threshold_from"] == "half the smallest distance between two training patients"
+    # a second view of woman 0 in the training set: counted as another woman it makes the threshold so
+    # permissive that the copy slips through; grouped by patient it does not
+    second_view = np.clip(train[0] + np.random.default_rng(1).normal(0, 0.01, train[0].shape), 0, 1)
+    two_views = np.concatenate([train, second_view[None]])
+    women = [f"w{i}" for i in range(16)] + ["w0"]
+    assert memorisation(synthetic, two_views)["copies"] == 0
+    grouped = memorisation(synthetic, two_views, train_patients=women)
+    assert grouped["copies"] == 1 and grouped["pairs"][0][:2] == (6, 5)
     assert memorisation(fresh, train, held_out)["copies"] == 0
     with pytest.raises(InputError, match="non-empty stack"):
         memorisation(fresh[:0], train)
@@ -183,41 +192,81 @@ def mixed_phantoms(root, name: str, n: int, size: int, seed: int, start: int = 0
     return root / name
 
 
+def split_by_patient(folder, test_every: int = 3) -> None:
+    """Give a phantom folder two images per woman (pseudonyms w0, w1, …) and patient-level splits: every
+    ``test_every``-th woman is held out (``test``), the rest are ``train``."""
+    from mammosynth.datasets import iter_manifest, write_manifest
+
+    records = list(iter_manifest(folder))
+    for i, record in enumerate(records):
+        record.patient_key = f"w{i // 2}"
+        record.split = "test" if (i // 2) % test_every == 0 else "train"
+    write_manifest(folder, records)
+
+
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    """One small evaluation through the CLI: 16 real (half with lesions) against 16 synthetic phantoms,
-    the real set doubling as the training set."""
+    """One small evaluation through the CLI: a prepared-like real set of 32 phantoms (16 women, two images
+    each, half with lesions; 6 women held out as the test split) against 16 synthetic phantoms."""
     from test_generate import cli
 
     root = tmp_path_factory.mktemp("ev")
-    real, synthetic = mixed_phantoms(root, "real", 16, 64, 1), mixed_phantoms(root, "synth", 16, 64, 2, start=100)
-    result = cli("evaluate", str(real), str(synthetic), "--out", str(root / "ev"), "--train", str(real),
-                 "--encoder-steps", "20", "--c2st-steps", "20", "--utility-steps", "20")
+    real, synthetic = mixed_phantoms(root, "real", 32, 64, 1), mixed_phantoms(root, "synth", 16, 64, 2, start=100)
+    split_by_patient(real)
+    result = cli("evaluate", str(real), str(synthetic), "--out", str(root / "ev"),
+                 "--encoder-steps", "20", "--c2st-steps", "20", "--utility-steps", "20", "--conditional-steps", "20")
     assert result.returncode == 0, result.stderr
     return root
 
 
-def test_evaluate_writes_every_number_and_refuses_bad_sets(evaluated, tmp_path):
+def test_evaluate_compares_with_held_out_patients_and_states_n(evaluated, tmp_path):
+    report = json.loads((evaluated / "ev" / "evaluation.json").read_text())
+    inputs = report["inputs"]
+    assert (inputs["real_split"], inputs["real_images"], inputs["real_patients"]) == ("test", 12, 6)
+    assert (inputs["train_split"], inputs["train_images"], inputs["train_patients"]) == ("train", 20, 10)
+    assert report["fidelity"]["features"]["encoder_trained_on"] == "training split (train)"
+    for section in (report["fidelity"], report["fidelity"]["features"], report["diversity"]):
+        assert (section["split"], section["real_images"], section["synthetic_images"]) == ("test", 12, 16)
+    c2st = report["realism_c2st"]
+    assert c2st["real_images"] == c2st["synthetic_images"] == 12 and c2st["test_images"] == 12
+    # patient-level halves: a woman on both sides would be counted twice
+    assert c2st["real_patients"]["train"] + c2st["real_patients"]["test"] == 6
+    assert c2st["auc_ci95"][0] <= c2st["auc"] <= c2st["auc_ci95"][1] and c2st["auc_ci95"][0] < c2st["auc_ci95"][1]
+    fid = report["fidelity"]["features"]["frechet"]
+    assert fid["value"] is None and "fewer than 200" in fid["suppressed"]
+    assert report["fidelity"]["features"]["kernel_distance_std"] > 0
+    memo = report["memorisation"]
+    assert memo["held_out_images"] == 12 and memo["train_images"] == 20 and memo["copies"] == 0
+    assert len(memo["reference_nn_correlation"]) == 12 and "held-out patient" in memo["threshold_from"]
+    assert report["reidentification"]["train_images"] == 20 and report["reidentification"]["held_out_images"] == 12
+    utility = report["utility"]
+    assert utility["test_images"] == 12 and utility["test_patients"] == 6 and utility["train_patients"] == 10
+    assert utility["arms"]["real"]["train_images"] == 20 and utility["arms"]["real+synthetic"]["train_images"] == 36
+    assert utility["split"] == "trained on train, tested on test"
+    lesion = report["conditional"]["fields"]["lesion"]
+    assert lesion["real_test_images"] == 12 and lesion["real_train_images"] == 20
+
+
+def test_evaluate_refuses_shared_patients_unknown_splits_and_bad_sets(evaluated, tmp_path):
     from mammosynth import api
     from mammosynth.datasets.schema import Record, write_manifest
     from mammosynth.io.images import write_png
 
-    report = json.loads((evaluated / "ev" / "evaluation.json").read_text())
-    assert report["inputs"]["real_images"] == 16 and report["memorisation"]["copies"] == 0
-    assert set(report["fidelity"]["moments"]) == set(MOMENTS) and 0 <= report["realism_c2st"]["auc"] <= 1
-    assert report["fidelity"]["spectrum_beta"]["real_images"] > 0
-    assert report["fidelity"]["shape"]["area"]["real_median"] > 0.05
-    assert set(report["utility"]["arms"]) == {"real", "real+synthetic", "synthetic"}
-    assert report["utility"]["arms"]["real+synthetic"]["train_images"] == (
-        report["utility"]["arms"]["real"]["train_images"] + 16)
-    assert set(report["conditional"]["fields"]) == {"view", "laterality", "density", "lesion"}
-    assert "skipped" in report["reidentification"]  # every real image is a training image here
-    assert report["memorisation"]["feature_space"]["images"] == 16
-    assert report["counts"]["synthetic"]["images_with_findings"] == 8
-    assert (evaluated / "ev" / "report.html").stat().st_size > 10_000
+    real, synth = evaluated / "real", evaluated / "synth"
+    with pytest.raises(InputError, match=r"share 6 patient\(s\); evaluation needs patients the generator never"):
+        api.evaluate(real, synth, tmp_path / "x", train=real, train_split="all")
+    with pytest.raises(InputError, match=r"no real images in split val \(this dataset has test 12, train 20\)"):
+        api.evaluate(real, synth, tmp_path / "x", real_split="val")
+    with pytest.raises(InputError, match="unknown split holdout"):
+        api.evaluate(real, synth, tmp_path / "x", real_split="holdout")
+    unsplit = api.evaluate(synth, real, tmp_path / "unsplit", run_utility=False, c2st_steps=5, encoder_steps=2,
+                           conditional_steps=5)
+    assert unsplit["inputs"]["real_split"] == "all (no split recorded)" and unsplit["inputs"]["train_images"] is None
+    assert "no training set" in unsplit["memorisation"]["skipped"] and unsplit["memorisation"]["copies"] is None
+    assert unsplit["fidelity"]["features"]["encoder_trained_on"].startswith("the real set itself")
     make_phantom_dataset(tmp_path / "big", n=6, size=128, seed=3)
     with pytest.raises(InputError, match="are 128×128 but the real ones are 64×64"):
-        api.evaluate(evaluated / "real", tmp_path / "big", tmp_path / "x")
+        api.evaluate(real, tmp_path / "big", tmp_path / "x")
     mixed = tmp_path / "mixed"
     records = []
     for i, size in enumerate((64, 64, 32)):
@@ -225,13 +274,14 @@ def test_evaluate_writes_every_number_and_refuses_bad_sets(evaluated, tmp_path):
         records.append(Record(image_id=str(i), path=f"images/{i}.png", dataset="toy", patient_key=f"p{i}"))
     write_manifest(mixed, records)
     with pytest.raises(InputError, match=r"mixed resolutions: 64×64 \(2\), 32×32 \(1\)"):
-        api.evaluate(evaluated / "real", mixed, tmp_path / "x")
+        api.evaluate(real, mixed, tmp_path / "x")
     write_manifest(tmp_path / "empty", [])
     with pytest.raises(InputError, match="no images found"):
-        api.evaluate(tmp_path / "empty", evaluated / "synth", tmp_path / "x")
+        api.evaluate(tmp_path / "empty", synth, tmp_path / "x")
     with pytest.raises(InputError, match=r"evaluation\.json: not a safetensors weights file"):
-        api.evaluate(evaluated / "real", evaluated / "synth", tmp_path / "x", features=str(evaluated / "ev" /
-                                                                                           "evaluation.json"))
+        api.evaluate(real, synth, tmp_path / "x", features=str(evaluated / "ev" / "evaluation.json"))
+    with pytest.raises(InputError, match="output folder exists"):
+        api.evaluate(real, synth, evaluated / "ev")
     assert not (tmp_path / "x").exists()
 
 
@@ -263,9 +313,10 @@ def test_a_saved_encoder_makes_two_evaluations_comparable(evaluated, tmp_path):
 
     first = json.loads((evaluated / "ev" / "evaluation.json").read_text())
     again = api.evaluate(evaluated / "real", evaluated / "synth", tmp_path / "again", features=str(
-        evaluated / "ev" / "encoder.safetensors"), run_utility=False, c2st_steps=5, encoder_steps=1)
-    assert again["fidelity"]["features"]["frechet_distance"] == pytest.approx(
-        first["fidelity"]["features"]["frechet_distance"], rel=1e-6)
+        evaluated / "ev" / "encoder.safetensors"), run_utility=False, c2st_steps=5, encoder_steps=1,
+        conditional_steps=5)
+    assert again["fidelity"]["features"]["kernel_distance"] == pytest.approx(
+        first["fidelity"]["features"]["kernel_distance"], rel=1e-6)
     assert not (tmp_path / "again" / "encoder.safetensors").exists()
 
 

@@ -209,8 +209,9 @@ def demo(
     from mammosynth.evaluate.suite import evaluate_sets
     from mammosynth.export.card import write_card
 
-    evaluation = evaluate_sets(out / "prepared", out / "expanded", out / "expanded" / "evaluation",
-                               train=out / "prepared", seed=seed)
+    # held-out phantom patients (the prepared test split) against the synthetic images; the train split is
+    # what the GAN learned from
+    evaluation = evaluate_sets(out / "prepared", out / "expanded", out / "expanded" / "evaluation", seed=seed)
     write_card(out / "expanded" / "README.md", expanded, evaluation)
     clock = stage("evaluate", clock, 5)
     sheet = contact_sheet(load_dataset(out / "prepared"), out / "contact_sheet.png")
@@ -226,8 +227,13 @@ def demo(
         "report": str(out / "expanded" / "evaluation" / "report.html"),
         "dataset_card": str(out / "expanded" / "README.md"),
         "contact_sheet": str(sheet), "synthetic_contact_sheet": str(synthetic_sheet),
-        "evaluation": {"c2st_auc": evaluation["realism_c2st"]["auc"],
-                       "frechet_distance": evaluation["fidelity"]["features"]["frechet_distance"],
+        "evaluation": {"real_split": evaluation["inputs"]["real_split"],
+                       "real_images": evaluation["inputs"]["real_images"],
+                       "synthetic_images": evaluation["inputs"]["synthetic_images"],
+                       "c2st_auc": evaluation["realism_c2st"]["auc"],
+                       "c2st_auc_ci95": evaluation["realism_c2st"]["auc_ci95"],
+                       "kernel_distance": evaluation["fidelity"]["features"]["kernel_distance"],
+                       "kernel_distance_std": evaluation["fidelity"]["features"]["kernel_distance_std"],
                        "coverage": evaluation["diversity"]["coverage"],
                        "copies": evaluation["memorisation"]["copies"]},
         "seconds": {**stages, "total": round(time.perf_counter() - start, 2)},
@@ -387,6 +393,8 @@ def evaluate(
     synthetic: str | Path,
     out: str | Path,
     train: str | Path | None = None,
+    real_split: str = "test",
+    train_split: str = "train",
     seed: int = 0,
     features: str | None = None,
     verifier: str | Path | None = None,
@@ -395,17 +403,21 @@ def evaluate(
     encoder_steps: int = 300,
     c2st_steps: int = 300,
     utility_steps: int = 400,
+    conditional_steps: int = 300,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> dict:
-    """Compare a synthetic dataset with a real one — fidelity, diversity, realism, conditional correctness,
-    utility and, with ``train``, memorisation and re-identification; writes ``out/evaluation.json`` and
-    ``out/report.html``. See :func:`mammosynth.evaluate.suite.evaluate_sets`."""
+    """Compare a synthetic dataset with held-out real patients (the ``real_split`` of ``real``, ``test`` by
+    default) — fidelity, diversity, realism, conditional correctness, utility, memorisation and
+    re-identification against the training set (the ``train_split`` of ``train``, by default of ``real``);
+    writes ``out/evaluation.json`` and ``out/report.html``. See :func:`mammosynth.evaluate.suite.evaluate_sets`."""
     from mammosynth.evaluate.suite import evaluate_sets
 
-    return evaluate_sets(real, synthetic, out, train=train, seed=seed, features=features, verifier=verifier,
+    return evaluate_sets(real, synthetic, out, train=train, real_split=real_split, train_split=train_split,
+                         seed=seed, features=features, verifier=verifier,
                          run_utility=run_utility, frd=frd, encoder_steps=encoder_steps, c2st_steps=c2st_steps,
-                         utility_steps=utility_steps, overwrite=overwrite, progress=progress)
+                         utility_steps=utility_steps, conditional_steps=conditional_steps, overwrite=overwrite,
+                         progress=progress)
 
 
 def expand(

@@ -269,10 +269,16 @@ def inpaint(
 
 @app.command()
 def evaluate(
-    real: Annotated[Path, typer.Argument(help="Real dataset (record schema, one image size).")],
+    real: Annotated[Path, typer.Argument(help="Real dataset (record schema, one image size); its --real-split "
+                                              "images are compared, its train split is the training set.")],
     synthetic: Annotated[Path, typer.Argument(help="Synthetic dataset of the same image size.")],
     out: Annotated[Path, typer.Option(help="Output folder: evaluation.json, report.html, encoder.safetensors.")],
-    train: Annotated[Path | None, typer.Option(help="The generator's training set: check for copies.")] = None,
+    train: Annotated[Path | None, typer.Option(help="The generator's training set, when it is not the train split "
+                                                    "of REAL (its --train-split images are used).")] = None,
+    real_split: Annotated[str, typer.Option(help="Which real images to compare: test, val, a comma list, or all "
+                                                 "(patients the generator never saw).")] = "test",
+    train_split: Annotated[str, typer.Option(help="Which images of the training set the generator trained on.")] =
+    "train",
     seed: int = 0,
     features: Annotated[str | None, typer.Option(
         help="Feature extractor instead of the self-trained encoder: an encoder.safetensors from an earlier "
@@ -284,18 +290,23 @@ def evaluate(
     encoder_steps: Annotated[int, typer.Option(help="Training steps of the feature encoder.")] = 300,
     c2st_steps: Annotated[int, typer.Option(help="Training steps of the two-sample classifier.")] = 300,
     utility_steps: Annotated[int, typer.Option(help="Training steps of each utility classifier.")] = 400,
+    conditional_steps: Annotated[int, typer.Option(help="Training steps of each condition classifier.")] = 300,
     overwrite: bool = False,
 ) -> None:
     """Measure how real, diverse, correct, private and useful a synthetic dataset is; writes numbers
     (evaluation.json) and a self-contained HTML report."""
     with progress_bar("evaluate") as update:
-        result = api.evaluate(real, synthetic, out, train=train, seed=seed, features=features, verifier=verifier,
-                              run_utility=utility, frd=frd, encoder_steps=encoder_steps, c2st_steps=c2st_steps,
-                              utility_steps=utility_steps, overwrite=overwrite, progress=update)
+        result = api.evaluate(real, synthetic, out, train=train, real_split=real_split, train_split=train_split,
+                              seed=seed, features=features, verifier=verifier, run_utility=utility, frd=frd,
+                              encoder_steps=encoder_steps, c2st_steps=c2st_steps, utility_steps=utility_steps,
+                              conditional_steps=conditional_steps, overwrite=overwrite, progress=update)
     arms = result.get("utility", {}).get("arms", {})
-    _print({"report": str(Path(out) / "report.html"),
-            "frechet_distance": result["fidelity"]["features"]["frechet_distance"],
-            "c2st_auc": result["realism_c2st"]["auc"], "coverage": result["diversity"]["coverage"],
+    realism, features = result["realism_c2st"], result["fidelity"]["features"]
+    _print({"report": str(Path(out) / "report.html"), "real_split": result["inputs"]["real_split"],
+            "real_images": result["inputs"]["real_images"], "synthetic_images": result["inputs"]["synthetic_images"],
+            "c2st_auc": realism["auc"], "c2st_auc_ci95": realism["auc_ci95"],
+            "kernel_distance": features["kernel_distance"], "kernel_distance_std": features["kernel_distance_std"],
+            "frechet_distance": features["frechet_distance"], "coverage": result["diversity"]["coverage"],
             "copies": result.get("memorisation", {}).get("copies"),
             "utility_auc": {arm: found.get("auc") for arm, found in arms.items()} or None})
 

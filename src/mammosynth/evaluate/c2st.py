@@ -9,42 +9,55 @@ from __future__ import annotations
 
 import numpy as np
 
-from mammosynth.evaluate.classifier import auc_with_interval, fit_classifier, predict
+from mammosynth.errors import InputError
+from mammosynth.evaluate.classifier import auc_with_interval, fit_classifier, group_split, predict
 from mammosynth.evaluate.stack import work_stack
 
 
-def two_sample_test(real: np.ndarray, synthetic: np.ndarray, work_px: int = 64, steps: int = 300,
-                    batch_size: int = 32, width: int = 16, seed: int = 0, bootstrap: int = 1000) -> dict:
+def two_sample_test(real: np.ndarray, synthetic: np.ndarray, real_patients: list[str] | None = None,
+                    work_px: int = 64, steps: int = 300, batch_size: int = 32, width: int = 16, seed: int = 0,
+                    bootstrap: int = 1000) -> dict:
     """Held-out accuracy and AUC of a real-vs-synthetic classifier, with a 95 % bootstrap interval on the AUC.
 
-    Both sets are cut to the same size, split in half at random (``seed``), the CNN is trained on one half
-    for ``steps`` Adam steps and scored on the other. Also returns the held-out synthetic images it finds
-    most and least synthetic (indices into ``synthetic``).
+    Both sets are cut to the same size at random (``seed``) and split in half: the real images **by
+    patient** (``real_patients``, one key per image; every image its own patient when ``None``), so the
+    classifier cannot score by recognising a woman whose other view it trained on; the synthetic images at
+    random. The CNN is trained on one half for ``steps`` Adam steps and scored on the other. Also returns the
+    held-out synthetic images it finds most and least synthetic (indices into ``synthetic``).
     """
+    patients = [str(i) for i in range(len(real))] if real_patients is None else list(real_patients)
+    if len(patients) != len(real):
+        raise InputError(None, "C2ST: one patient key per real image")
     real_images = work_stack(real, work_px, 4, "real")
     synthetic_images = work_stack(synthetic, work_px, 4, "synthetic")
     rng = np.random.default_rng(seed)
     n = min(len(real_images), len(synthetic_images))
     real_index, synthetic_index = rng.permutation(len(real_images))[:n], rng.permutation(len(synthetic_images))[:n]
+    kept_patients = [patients[i] for i in real_index]
+    if len(set(kept_patients)) < 2:
+        raise InputError(None, "C2ST needs real images of at least 2 patients (one for each half)")
+    real_test = group_split(kept_patients, 0.5, seed)
+    synthetic_test = np.zeros(n, bool)
+    synthetic_test[rng.permutation(n)[: n // 2]] = True
     images = np.concatenate([real_images[real_index], synthetic_images[synthetic_index]])
-    labels = np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)
+    labels = np.concatenate([np.zeros(n), np.ones(n)]).astype(np.int64)
     source = np.concatenate([real_index, synthetic_index])
-    order = rng.permutation(2 * n)
-    half = np.zeros(2 * n, bool)
-    for cls in (0, 1):  # stratified halves
-        members = order[labels[order] == cls]
-        half[members[: len(members) // 2]] = True
-    train, test = np.flatnonzero(half), np.flatnonzero(~half)
-    model = fit_classifier(images[train], labels[train].astype(np.int64), 2, steps=steps, batch_size=batch_size,
-                           width=width, seed=seed, balanced=False)
+    is_test = np.concatenate([real_test, synthetic_test])
+    train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    model = fit_classifier(images[train], labels[train], 2, steps=steps, batch_size=batch_size, width=width,
+                           seed=seed, balanced=True)
     scores = predict(model, images[test])[:, 1]
     test_labels = labels[test]
     roc = auc_with_interval(scores, test_labels, seed=seed, bootstrap=bootstrap)
-    synthetic_test = test[test_labels == 1]
-    ranked = synthetic_test[np.argsort(-scores[test_labels == 1])]
+    synthetic_held = test[test_labels == 1]
+    ranked = synthetic_held[np.argsort(-scores[test_labels == 1])]
     return {
         "accuracy": float(((scores > 0.5) == (test_labels == 1)).mean()),
         **roc,
+        "split_by": "patient (real), image (synthetic)",
+        "real_images": n, "synthetic_images": n,
+        "real_patients": {"train": len({p for p, t in zip(kept_patients, real_test, strict=True) if not t}),
+                          "test": len({p for p, t in zip(kept_patients, real_test, strict=True) if t})},
         "train_images": len(train), "test_images": len(test), "steps": steps, "seed": seed, "work_px": work_px,
         "most_synthetic": [int(source[i]) for i in ranked[:8]],
         "least_synthetic": [int(source[i]) for i in ranked[::-1][:8]],

@@ -21,10 +21,13 @@ FIELDS = ("view", "laterality", "density", "lesion")
 
 def field_agreement(real: np.ndarray, real_values: list[str | None], real_patients: list[str],
                     synthetic: np.ndarray, requested: list[str | None], work_px: int = 64, steps: int = 300,
-                    min_per_class: int = 4, test_fraction: float = 0.3, seed: int = 0) -> dict:
+                    min_per_class: int = 4, test_fraction: float = 0.3, seed: int = 0,
+                    held_out: np.ndarray | None = None) -> dict:
     """Train a classifier for one field on real images and report its agreement with the requests.
 
     ``real_values`` / ``requested`` hold the field's value per image (``None`` = unknown / not requested).
+    ``held_out`` (boolean per real image) names the real images that measure the classifier's ceiling (the
+    evaluation's held-out patients; the rest train it); without it a patient-level split is drawn.
     Returns a ``skipped`` reason when the real set has fewer than two values with ``min_per_class`` images
     or no synthetic image requests one of them.
 
@@ -47,7 +50,7 @@ def field_agreement(real: np.ndarray, real_values: list[str | None], real_patien
     labels = np.array([classes.index(real_values[i]) for i in keep])
     patients = [real_patients[i] for i in keep]
     x = work_stack(real[keep], work_px)
-    test = group_split(patients, test_fraction, seed)
+    test = group_split(patients, test_fraction, seed) if held_out is None else np.asarray(held_out, bool)[keep]
     if test.all() or not test.any():
         return {"classes": classes, "skipped": "too few patients for a held-out split"}
     model = fit_classifier(x[~test], labels[~test], len(classes), steps=steps, seed=seed, augment=True)
@@ -58,7 +61,8 @@ def field_agreement(real: np.ndarray, real_values: list[str | None], real_patien
     target = np.array([classes.index(requested[i]) for i in wanted])
     per_value = {classes[c]: float((predicted[target == c] == c).mean()) for c in np.unique(target)}
     return {
-        "classes": classes, "real_test_images": int(test.sum()), "real_accuracy": real_accuracy,
+        "classes": classes, "real_train_images": int((~test).sum()), "real_test_images": int(test.sum()),
+        "real_accuracy": real_accuracy,
         "chance": float(chance), "checkable": bool(real_accuracy > chance + margin),
         "synthetic_images": len(wanted), "agreement": float((predicted == target).mean()),
         "agreement_per_value": per_value,
@@ -67,10 +71,10 @@ def field_agreement(real: np.ndarray, real_values: list[str | None], real_patien
 
 def conditional_agreement(real: np.ndarray, real_fields: dict[str, list], real_patients: list[str],
                           synthetic: np.ndarray, synthetic_fields: dict[str, list], seed: int = 0,
-                          steps: int = 300) -> dict:
+                          steps: int = 300, held_out: np.ndarray | None = None) -> dict:
     """:func:`field_agreement` for every field in :data:`FIELDS` present in both dictionaries."""
     return {name: field_agreement(real, real_fields[name], real_patients, synthetic, synthetic_fields[name],
-                                  seed=seed, steps=steps)
+                                  seed=seed, steps=steps, held_out=held_out)
             for name in FIELDS if name in real_fields and name in synthetic_fields}
 
 

@@ -208,18 +208,32 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
     fidelity, realism = result["fidelity"], result["realism_c2st"]
     features = fidelity.get("features", {})
     memo = result.get("memorisation")
-    parts = [f"<h1>mammosynth evaluation</h1><p class=note>{result['inputs']['synthetic_images']} synthetic images "
-             f"(<code>{html.escape(result['inputs']['synthetic'])}</code>) against "
-             f"{result['inputs']['real_images']} real images (<code>{html.escape(result['inputs']['real'])}</code>) "
-             f"at {result['inputs']['image_size'][1]}×{result['inputs']['image_size'][0]}; every number is in "
-             f"<code>evaluation.json</code> beside this file.</p>"]
-    cards = [_card("C2ST AUC", realism["auc"], " (0.5 = indistinguishable)"),
-             _card("FID (own encoder)", features.get("frechet_distance")),
-             _card("KID (own encoder)", features.get("kernel_distance")),
+    inputs = result["inputs"]
+    train_note = (f" The generator's training set is split <b>{html.escape(str(inputs.get('train_split')))}</b> "
+                  f"({inputs.get('train_images')} images, {inputs.get('train_patients')} patients); no patient is on "
+                  "both sides." if inputs.get("train_images") else
+                  " <span class=bad>No training set was given: memorisation is not checked and the feature "
+                  "encoder learned the real set itself.</span>")
+    parts = [f"<h1>mammosynth evaluation</h1><p class=note>{inputs['synthetic_images']} synthetic images "
+             f"(<code>{html.escape(inputs['synthetic'])}</code>) against {inputs['real_images']} real images of "
+             f"{inputs.get('real_patients', '?')} patients, split <b>{html.escape(str(inputs.get('real_split')))}"
+             f"</b> of <code>{html.escape(inputs['real'])}</code>, at {inputs['image_size'][1]}×"
+             f"{inputs['image_size'][0]}.{train_note} Every number, with its n, is in <code>evaluation.json</code> "
+             "beside this file.</p>"]
+    interval = realism.get("auc_ci95")
+    n_note = f" n = {realism['test_images']} held-out" + (
+        f", 95 % CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else "")
+    fid = features.get("frechet") or {}
+    cards = [_card("C2ST AUC", realism["auc"], f" (0.5 = indistinguishable;{n_note})"),
+             _card("KID (own encoder)", features.get("kernel_distance"),
+                   f" ± {_number(features.get('kernel_distance_std'))}"),
+             _card("FID (own encoder)", features.get("frechet_distance") if fid.get("value") is not None else
+                   f"n < {fid.get('min_images', '?')}", "" if not fid.get("ci95") else
+                   f" (95 % CI {_number(fid['ci95'][0])}–{_number(fid['ci95'][1])})"),
              _card("precision / recall", f"{result['diversity']['precision']:.2f} / "
                    f"{result['diversity']['recall']:.2f}"),
              _card("coverage", result["diversity"]["coverage"])]
-    if memo:
+    if memo and memo.get("copies") is not None:
         cards.append(_card("look copied", f"{memo['copies']} of {memo['images']}"))
     utility = result.get("utility") or {}
     for arm in ("real", "real+synthetic", "synthetic"):
@@ -276,9 +290,12 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
                      f"{html.escape(radiomics.get('skipped', ''))}</p>")
 
     parts.append("<h2>Feature space, diversity and coverage</h2>")
-    parts.append(f"<p class=note>Features: {html.escape(str(features.get('extractor')))}. Distances are comparable "
-                 "only between evaluations that use the same extractor.</p>")
     diversity = result["diversity"]
+    parts.append(f"<p class=note>Features: {html.escape(str(features.get('extractor')))}, trained on "
+                 f"{html.escape(str(features.get('encoder_trained_on')))}. Distances are comparable only between "
+                 f"evaluations that use the same extractor. n = {diversity.get('real_images')} real, "
+                 f"{diversity.get('synthetic_images')} synthetic. KID is unbiased at any n; FID is shown only from "
+                 f"{fid.get('min_images', '?')} images per set (it is biased upwards below).</p>")
     collapse = result.get("mode_collapse", {})
     parts.append(_table(["FID", "KID", "precision", "recall", "density", "coverage", "NN-distance ratio",
                          "near-duplicate share", "mode collapse suspected"],
@@ -302,11 +319,14 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
     parts.append("<h2>Realism: two-sample classifier test</h2><p class=note>A small CNN trained to tell real "
                  "from synthetic on half the images, scored on the other half: the machine stand-in for an "
                  "expert reading study. AUC 0.5 means it cannot tell them apart; 1.0, always.</p>")
-    parts.append(_table(["held-out accuracy", "AUC", "AUC 95 % interval", "train / test images"],
+    patients = realism.get("real_patients") or {}
+    parts.append(_table(["held-out accuracy", "AUC", "AUC 95 % interval", "train / test images",
+                         "real patients train / test", "split"],
                         [[realism["accuracy"], realism["auc"],
                           "–" if not realism.get("auc_ci95") else
                           f"{realism['auc_ci95'][0]:.3f} – {realism['auc_ci95'][1]:.3f}",
-                          f"{realism['train_images']} / {realism['test_images']}"]]))
+                          f"{realism['train_images']} / {realism['test_images']}",
+                          f"{patients.get('train', '–')} / {patients.get('test', '–')}", realism.get("split", "–")]]))
     parts.append("<div class=pair>"
                  f"<figure>{_img(_png(image_grid(synthetic[realism['most_synthetic']])), 'most synthetic')}"
                  "<figcaption>judged most synthetic</figcaption></figure>"
@@ -337,7 +357,9 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
         elif verifier:
             parts.append(f"<p class=note>Lesion kind and position: {html.escape(verifier['skipped'])}</p>")
 
-    if memo is not None and train is not None:
+    if memo is not None and memo.get("skipped"):
+        parts.append(f"<h2>Privacy and memorisation</h2><p class=note>{html.escape(memo['skipped'])}</p>")
+    if memo is not None and train is not None and not memo.get("skipped"):
         parts.append(f"<h2>Privacy and memorisation</h2><p><b>{memo['copies']} of {memo['images']}</b> synthetic "
                      f"images look copied (correlation with the nearest training image above "
                      f"{memo['threshold']:.3f}: {html.escape(memo['threshold_from'])}).</p>")
@@ -348,8 +370,9 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
                          f"distance {features_memo['synthetic_nn_distance_median']:.3f} synthetic vs "
                          f"{features_memo['reference_nn_distance_median']:.3f} reference).</p>")
         parts.append(_img(_nn_plot(memo["synthetic_nn_correlation"], memo["reference_nn_correlation"],
-                                   memo["threshold"], "held-out real → train" if memo.get("held_out_images")
-                                   else "train → other train"), "nearest-neighbour correlations"))
+                                   memo["threshold"], "held-out patient → training patient"
+                                   if memo.get("held_out_images") else "training patient → another"),
+                          "nearest-neighbour correlations"))
         shown = memo["pairs"][:8] or memo["closest"][:4]
         title = "Flagged pairs" if memo["pairs"] else "Closest pairs (none flagged)"
         parts.append(f"<h3>{title}: synthetic beside its nearest training image</h3>" + _pairs(shown, synthetic, train))

@@ -15,11 +15,12 @@ import numpy as np
 
 from mammosynth import __version__
 from mammosynth.datasets import load_dataset
+from mammosynth.datasets.schema import SPLITS
 from mammosynth.errors import InputError
 from mammosynth.evaluate.c2st import two_sample_test
 from mammosynth.evaluate.conditional import conditional_agreement, verifier_agreement
 from mammosynth.evaluate.coverage import mode_collapse, precision_recall_density_coverage
-from mammosynth.evaluate.distances import frechet_distance, kernel_distance
+from mammosynth.evaluate.distances import FID_MIN_IMAGES, frechet_with_interval, kernel_distance
 from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import train_encoder
 from mammosynth.evaluate.memorisation import feature_copies, memorisation
@@ -30,27 +31,53 @@ from mammosynth.evaluate.report import write_report
 from mammosynth.evaluate.shape import breast_mask, compare_shapes
 from mammosynth.evaluate.spectrum import spectrum_exponent
 from mammosynth.evaluate.utility import utility
-from mammosynth.io.atomic import atomic_output_dir
+from mammosynth.io.atomic import atomic_output_dir, check_output_dir
 from mammosynth.io.images import read_image
 
 
-def load_images(folder: str | Path, synthetic_only: bool = False) -> tuple[np.ndarray, list]:
-    """All images of a dataset as one (N, H, W) float32 stack in [0, 1], and its records; every image
-    must have the same size (evaluate prepared or generated sets). ``synthetic_only`` keeps the records
-    marked synthetic when the set has any (an expanded dataset holds real and synthetic images)."""
-    dataset = load_dataset(folder)  # refuses an empty dataset itself
-    records = dataset.records
+def load_images(folder: str | Path, synthetic_only: bool = False, records: list | None = None,
+                root: Path | None = None) -> tuple[np.ndarray, list]:
+    """All images of a dataset (or of the given ``records`` under ``root``) as one (N, H, W) float32 stack in
+    [0, 1], and its records; every image must have the same size (evaluate prepared or generated sets).
+    ``synthetic_only`` keeps the records marked synthetic when the set has any (an expanded dataset holds
+    real and synthetic images)."""
+    if records is None:
+        dataset = load_dataset(folder)  # refuses an empty dataset itself
+        records, root = dataset.records, dataset.root
     if synthetic_only and any(_is_synthetic(r) for r in records):
         records = [r for r in records if _is_synthetic(r)]
     images, sizes = [], Counter()
     for record in records:
-        pixels = read_image(dataset.image_path(record)).pixels.astype(np.float32)
+        pixels = read_image(Path(root) / record.path).pixels.astype(np.float32)
         sizes[pixels.shape] += 1
         images.append(pixels)
     if len(sizes) > 1:
         shown = ", ".join(f"{w}×{h} ({n})" for (h, w), n in sizes.most_common(3))
         raise InputError(folder, f"images have mixed resolutions: {shown}; run `mammosynth prepare` first")
     return np.stack(images), records
+
+
+def select_split(folder: str | Path, splits: str, role: str, flag: str) -> tuple[list, Path, str]:
+    """The records of a dataset in ``splits`` (``test``, ``val,test`` …, or ``all``), its root and a label
+    saying which images they are. A dataset that records no splits at all is taken whole (``all, no split
+    recorded``); one that records splits but none of those asked is refused, naming the ones it has."""
+    dataset = load_dataset(folder)
+    wanted = {s.strip() for s in splits.split(",") if s.strip()}
+    unknown = wanted - {*SPLITS, "all"}
+    if not wanted or unknown:
+        raise InputError(flag, f"unknown split {', '.join(sorted(unknown)) or repr(splits)}; "
+                         f"use {', '.join(SPLITS)}, a comma list of them, or all")
+    present = Counter(r.split for r in dataset.records if r.split)
+    if "all" in wanted:
+        return dataset.records, dataset.root, "all"
+    if not present:
+        return dataset.records, dataset.root, "all (no split recorded)"
+    chosen = [r for r in dataset.records if r.split in wanted]
+    if not chosen:
+        has = ", ".join(f"{k} {n}" for k, n in sorted(present.items()))
+        raise InputError(folder, f"no {role} images in split {','.join(sorted(wanted))} (this dataset has {has}); "
+                         f"pass {flag}")
+    return chosen, dataset.root, ",".join(sorted(wanted))
 
 
 def _is_synthetic(record) -> bool:
@@ -126,40 +153,66 @@ def _verifier_section(checkpoint: str | Path, images: np.ndarray, records: list,
 
 
 def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, train: str | Path | None = None,
-                  seed: int = 0, encoder_steps: int = 300, c2st_steps: int = 300, features: str | None = None,
-                  run_utility: bool = True, utility_steps: int = 400, conditional_steps: int = 300,
-                  verifier: str | Path | None = None, frd: bool = False, shape_fits: int = 40,
+                  real_split: str = "test", train_split: str = "train", seed: int = 0, encoder_steps: int = 300,
+                  c2st_steps: int = 300, features: str | None = None, run_utility: bool = True,
+                  utility_steps: int = 400, conditional_steps: int = 300, verifier: str | Path | None = None,
+                  frd: bool = False, shape_fits: int = 40, fid_min_images: int = FID_MIN_IMAGES,
                   overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Fidelity (moments, histogram, spectra, shape, FID/KID, optionally FRD), diversity
-    (precision/recall/density/coverage, mode collapse), realism (C2ST), conditional correctness, utility
-    (real / real+synthetic / synthetic-only classifiers) and — with ``train`` — memorisation and
-    re-identification of ``synthetic`` against ``real``. Writes ``out/evaluation.json``,
+    """Fidelity (moments, histogram, spectra, shape, KID, FID from ``fid_min_images`` per set, optionally
+    FRD), diversity (precision/recall/density/coverage, mode collapse), realism (C2ST), conditional
+    correctness, utility (real / real+synthetic / synthetic-only classifiers), memorisation and
+    re-identification of ``synthetic`` against **held-out real patients**. Writes ``out/evaluation.json``,
     ``out/report.html`` and ``out/encoder.safetensors`` (atomically, as one folder) and returns the numbers.
+
+    The real set is the ``real_split`` split of ``real`` (``test`` by default; ``val,test`` or ``all`` also
+    work); the generator's training set is the ``train_split`` split of ``train`` — by default of the same
+    manifest — so a prepared folder evaluates on the patients the generator never saw. The two must share
+    no patient (refused, one line); without a training set, memorisation and re-identification are skipped
+    and the feature encoder is trained on the real set itself (said in the output). Every section states
+    its n and which split it was computed on.
 
     ``features`` replaces the self-trained encoder with a saved one (``PATH``) or ``ARCH:PATH`` weights
     (:func:`~mammosynth.evaluate.extractors.load_extractor`); ``verifier`` is a lesion-verifier checkpoint
     for lesion kind and position; ``frd`` adds the Fréchet Radiomics Distance (optional extra).
     """
-    real_images, real_records = load_images(real)
+    check_output_dir(out, overwrite)  # refuse an existing --out before minutes of work
+    chosen, real_root, real_label = select_split(real, real_split, "real", "--real-split")
+    train_chosen = train_root = None
+    train_label = None
+    if train is not None:
+        train_chosen, train_root, train_label = select_split(train, train_split, "training", "--train-split")
+    elif real_label != "all" and not real_label.startswith("all ") and train_split in real_split.split(","):
+        raise InputError("--train-split", f"split {train_split} is also the real split")
+    elif real_label != "all" and not real_label.startswith("all "):
+        candidates = [r for r in load_dataset(real).records if r.split in set(train_split.split(","))]
+        if candidates:
+            train, train_chosen, train_root, train_label = real, candidates, real_root, train_split
+    if train_chosen is not None:
+        shared = {r.patient_key for r in chosen} & {r.patient_key for r in train_chosen}
+        if shared:
+            raise InputError(real, f"the real set (split {real_label}) and the training set (split {train_label}) "
+                             f"share {len(shared)} patient(s); evaluation needs patients the generator never saw "
+                             "(use the test split of a prepared dataset, or --real-split)")
+    if frd and not frd_available():
+        raise InputError(None, f"--frd needs the optional radiomics extra: {INSTALL_HINT}")
+    for name, folder, records in (("real", real, chosen), ("training", train, train_chosen)):
+        if records is not None and len(records) < 6:
+            raise InputError(folder, f"the {name} set has {len(records)} images; the evaluation needs at least 6")
+    real_images, real_records = load_images(real, records=chosen, root=real_root)
     synthetic_images, synthetic_records = load_images(synthetic, synthetic_only=True)
     if real_images.shape[1:] != synthetic_images.shape[1:]:
         raise InputError(synthetic, f"images are {synthetic_images.shape[2]}×{synthetic_images.shape[1]} but the real "
                          f"ones are {real_images.shape[2]}×{real_images.shape[1]}; prepare both at one size")
-    for name, images in (("real", real_images), ("synthetic", synthetic_images)):
-        if len(images) < 6:
-            raise InputError(real if name == "real" else synthetic, f"the {name} set has {len(images)} images; "
-                             "the evaluation needs at least 6")
-    if frd and not frd_available():
-        raise InputError(None, f"--frd needs the optional radiomics extra: {INSTALL_HINT}")
+    if len(synthetic_images) < 6:
+        raise InputError(synthetic, f"the synthetic set has {len(synthetic_images)} images; the evaluation needs "
+                         "at least 6")
     extractor = load_extractor(features) if features else None  # bad weights fail before the long steps
-    train_images = train_records = None
-    if train is not None and Path(train).resolve() == Path(real).resolve():
-        train_images, train_records = real_images, real_records  # the common `--train REAL`: read once
-    elif train is not None:
-        train_images, train_records = load_images(train)
+    train_images = None
+    if train_chosen is not None:
+        train_images, train_chosen = load_images(train, records=train_chosen, root=train_root)
         if train_images.shape[1:] != synthetic_images.shape[1:]:
             raise InputError(train, "training images differ in size from the synthetic ones")
-    steps = 8 + (train is not None) + run_utility + frd
+    steps = 8 + (train_images is not None) + run_utility + frd
     done = 0
 
     def tick() -> None:
@@ -168,11 +221,14 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
         if progress:
             progress(done, steps)
 
+    n_real, n_synthetic = len(real_images), len(synthetic_images)
+    sizes = {"split": real_label, "real_images": n_real, "synthetic_images": n_synthetic}
     real_moments = np.stack([intensity_moments(im, _breast(im)) for im in real_images])
     synthetic_moments = np.stack([intensity_moments(im, _breast(im)) for im in synthetic_images])
     patch = max(16, real_images.shape[1] // 8)
     real_beta, synthetic_beta = _spectra(real_images, patch), _spectra(synthetic_images, patch)
     fidelity: dict = {
+        **sizes,
         "moments": compare_moments(real_moments, synthetic_moments),
         "histogram_js_distance": histogram_distance(real_images[breast_mask(real_images)],
                                                     synthetic_images[breast_mask(synthetic_images)]),
@@ -186,67 +242,87 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
                                        np.array([r.view == "CC" for r in synthetic_records]), max_fits=shape_fits,
                                        seed=seed)
     tick()
+    encoder_data = "given" if features else f"training split ({train_label})" if train_images is not None else (
+        f"the real set itself ({real_label}; no training set given, so the features favour it)")
     if extractor is None:
-        extractor = train_encoder(real_images, steps=encoder_steps, seed=seed)
+        extractor = train_encoder(train_images if train_images is not None else real_images, steps=encoder_steps,
+                                  seed=seed)
     real_features, synthetic_features = extractor(real_images), extractor(synthetic_images)
     kid, kid_std = kernel_distance(real_features, synthetic_features, seed=seed)
-    fidelity["features"] = {"extractor": extractor.name, "encoder_steps": None if features else encoder_steps,
-                            "frechet_distance": frechet_distance(real_features, synthetic_features),
-                            "kernel_distance": kid, "kernel_distance_std": kid_std}
+    fid = frechet_with_interval(real_features, synthetic_features, min_images=fid_min_images, seed=seed)
+    fidelity["features"] = {**sizes, "extractor": extractor.name, "encoder_trained_on": encoder_data,
+                            "encoder_steps": None if features else encoder_steps,
+                            "kernel_distance": kid, "kernel_distance_std": kid_std,
+                            "frechet_distance": fid["value"], "frechet": fid}
     tick()
     if frd:
-        fidelity["radiomics"] = radiomics_distance(real_images, synthetic_images, seed=seed)
+        fidelity["radiomics"] = {**sizes, **radiomics_distance(real_images, synthetic_images, seed=seed)}
         tick()
     k = min(5, len(real_features) - 1, len(synthetic_features) - 1)
-    diversity = precision_recall_density_coverage(real_features, synthetic_features, k=k)
-    collapse = mode_collapse(real_features, synthetic_features, seed=seed)
-    tick()
-    realism = two_sample_test(real_images, synthetic_images, steps=c2st_steps, seed=seed)
+    diversity = {**sizes, **precision_recall_density_coverage(real_features, synthetic_features, k=k)}
+    collapse = {"split": real_label, **mode_collapse(real_features, synthetic_features, seed=seed)}
     tick()
     real_patients = [r.patient_key for r in real_records]
-    real_fields = requested_fields(real_records)
-    conditional: dict = {"fields": conditional_agreement(real_images, real_fields, real_patients, synthetic_images,
-                                                         requested_fields(synthetic_records), seed=seed,
-                                                         steps=conditional_steps)}
+    realism = {"split": real_label, **two_sample_test(real_images, synthetic_images, real_patients,
+                                                      steps=c2st_steps, seed=seed)}
+    tick()
+    # classifiers that need real training data learn on the training split and are scored on the held-out one
+    if train_images is not None:
+        both_images = np.concatenate([train_images, real_images])
+        both_records = [*train_chosen, *real_records]
+        held_out = np.arange(len(both_records)) >= len(train_images)
+    else:
+        both_images, both_records, held_out = real_images, real_records, None
+    both_patients = [r.patient_key for r in both_records]
+    conditional: dict = {"split": real_label if held_out is not None else f"patient-level split of {real_label}",
+                         "fields": conditional_agreement(both_images, requested_fields(both_records), both_patients,
+                                                         synthetic_images, requested_fields(synthetic_records),
+                                                         seed=seed, steps=conditional_steps, held_out=held_out)}
     conditional["verifier"] = (_verifier_section(verifier, synthetic_images, synthetic_records, Path(synthetic))
                                if verifier else {"skipped": "no lesion-verifier checkpoint given (--verifier)"})
     tick()
     result = {
         "mammosynth": __version__, "python": platform.python_version(), "seed": seed,
         "inputs": {"real": str(real), "synthetic": str(synthetic), "train": None if train is None else str(train),
-                   "real_images": len(real_images), "synthetic_images": len(synthetic_images),
-                   "image_size": list(real_images.shape[1:])},
+                   "real_split": real_label, "train_split": train_label,
+                   "real_images": n_real, "real_patients": len(set(real_patients)),
+                   "train_images": None if train_images is None else len(train_images),
+                   "train_patients": None if train_chosen is None else len({r.patient_key for r in train_chosen}),
+                   "synthetic_images": n_synthetic, "image_size": list(real_images.shape[1:])},
         "settings": {"encoder_steps": encoder_steps, "c2st_steps": c2st_steps, "features": features,
                      "utility_steps": utility_steps if run_utility else None, "conditional_steps": conditional_steps,
-                     "verifier": None if verifier is None else str(verifier), "frd": frd, "shape_fits": shape_fits},
+                     "verifier": None if verifier is None else str(verifier), "frd": frd, "shape_fits": shape_fits,
+                     "fid_min_images": fid_min_images},
         "counts": {"real": _counts(real_records), "synthetic": _counts(synthetic_records)},
         "fidelity": fidelity, "diversity": diversity, "mode_collapse": collapse, "realism_c2st": realism,
         "conditional": conditional,
     }
     if run_utility:
         try:
-            result["utility"] = utility(real_images, np.array([has_lesion(r) for r in real_records]), real_patients,
-                                        synthetic_images, np.array([has_lesion(r) for r in synthetic_records]),
-                                        steps=utility_steps, seed=seed)
+            result["utility"] = {
+                "split": (f"trained on {train_label}, tested on {real_label}" if held_out is not None
+                          else f"patient-level split of {real_label}"),
+                **utility(both_images, np.array([has_lesion(r) for r in both_records]), both_patients,
+                          synthetic_images, np.array([has_lesion(r) for r in synthetic_records]),
+                          steps=utility_steps, seed=seed, held_out=held_out)}
         except InputError as exc:
             result["utility"] = {"skipped": exc.problem}
         tick()
     if train_images is not None:
-        train_patients = {r.patient_key for r in train_records}
-        unseen = np.array([r.patient_key not in train_patients for r in real_records])
-        held_out = real_images[unseen] if unseen.any() else None
-        result["memorisation"] = memorisation(synthetic_images, train_images, held_out)
-        result["memorisation"]["held_out_images"] = int(unseen.sum())
-        result["memorisation"]["feature_space"] = feature_copies(
-            synthetic_features, real_features if train_images is real_images else extractor(train_images),
-            real_features[unseen] if unseen.any() else None)
-        if held_out is not None:
-            result["reidentification"] = reidentification(synthetic_images, train_images,
-                                                          [r.patient_key for r in train_records], held_out)
-        else:
-            result["reidentification"] = {"skipped": "every real image belongs to a training patient; give real "
-                                          "images the generator never saw"}
+        train_patients = [r.patient_key for r in train_chosen]
+        result["memorisation"] = {"split": f"synthetic → {train_label}, reference {real_label} → {train_label}",
+                                  **memorisation(synthetic_images, train_images, real_images,
+                                                 train_patients=train_patients),
+                                  "held_out_images": n_real}
+        result["memorisation"]["feature_space"] = feature_copies(synthetic_features, extractor(train_images),
+                                                                 real_features)
+        result["reidentification"] = {"split": f"{train_label} vs {real_label}",
+                                      **reidentification(synthetic_images, train_images, train_patients, real_images)}
         tick()
+    else:
+        reason = "no training set: give the generator's training images (--train, or a dataset with a train split)"
+        result["memorisation"] = {"skipped": reason, "copies": None}
+        result["reidentification"] = {"skipped": reason}
     plots = {"real_moments": real_moments, "synthetic_moments": synthetic_moments, "real_beta": real_beta,
              "synthetic_beta": synthetic_beta, "real_features": real_features, "synthetic_features": synthetic_features}
     with atomic_output_dir(out, overwrite=overwrite) as tmp:

@@ -1,7 +1,8 @@
 """Do synthetic images help a classifier? One fixed downstream task — lesion vs normal on whole images —
 trained three ways with the same architecture, budget and seeds: on real training images only, on real +
 synthetic, and on synthetic only (train-synthetic-test-real, TSTR); every arm is tested on the same
-held-out real images, split by patient so no patient is on both sides. AUCs carry 95 % bootstrap
+held-out real images — the evaluation's held-out patients, whom the generator never saw — so no patient is
+on both sides. AUCs carry 95 % bootstrap
 intervals over the test images.
 
 Limits: a small CNN at 64² from nothing, so absolute AUCs are modest; the comparison between arms is the
@@ -22,25 +23,37 @@ ARMS = ("real", "real+synthetic", "synthetic")
 
 def utility(real: np.ndarray, real_labels: np.ndarray, real_patients: list[str], synthetic: np.ndarray,
             synthetic_labels: np.ndarray, work_px: int = 64, steps: int = 400, test_fraction: float = 0.3,
-            seed: int = 0, repeats: int = 1) -> dict:
+            seed: int = 0, repeats: int = 1, held_out: np.ndarray | None = None) -> dict:
     """AUC of lesion-vs-normal on held-out real images for each training arm (see the module docstring).
 
     ``*_labels`` are 1 for an image with a lesion, 0 for a normal one; ``real_patients`` the pseudonymous
     patient keys that group the real images for the split. ``repeats`` > 1 retrains each arm with seeds
-    ``seed … seed + repeats − 1`` and averages the test scores.
+    ``seed … seed + repeats − 1`` and averages the test scores. ``held_out`` (boolean per real image) names
+    the test images (the generator's unseen patients; the others are the real training arm); without it a
+    patient-level split of ``test_fraction`` is drawn.
     """
     real_labels, synthetic_labels = np.asarray(real_labels, np.int64), np.asarray(synthetic_labels, np.int64)
     if len(real_labels) != len(real) or len(real_patients) != len(real):
         raise InputError(None, "utility: one label and one patient key per real image")
     if len(set(real_labels.tolist())) < 2:
         raise InputError(None, "utility needs real images with and without lesions")
-    test = group_split(real_patients, test_fraction, seed)
-    for attempt in range(1, 50):  # re-draw until both sides hold both classes (patient groups are lumpy)
-        if len(set(real_labels[test].tolist())) == 2 and len(set(real_labels[~test].tolist())) == 2:
-            break
-        test = group_split(real_patients, test_fraction, seed + 1000 * attempt)
+    if held_out is not None:
+        test = np.asarray(held_out, bool)
+        if len(test) != len(real) or len(set(real_labels[test].tolist())) < 2:
+            raise InputError(None, "utility: the held-out real images need lesion and normal images")
+        if not (~test).any():
+            raise InputError(None, "utility: no real training images beside the held-out ones")
+        if {p for p, t in zip(real_patients, test, strict=True) if t} & {
+                p for p, t in zip(real_patients, test, strict=True) if not t}:
+            raise InputError(None, "utility: a patient is both in the held-out and the training images")
     else:
-        raise InputError(None, "utility: no patient-level split puts lesion and normal images on both sides")
+        test = group_split(real_patients, test_fraction, seed)
+        for attempt in range(1, 50):  # re-draw until both sides hold both classes (patient groups are lumpy)
+            if len(set(real_labels[test].tolist())) == 2 and len(set(real_labels[~test].tolist())) == 2:
+                break
+            test = group_split(real_patients, test_fraction, seed + 1000 * attempt)
+        else:
+            raise InputError(None, "utility: no patient-level split puts lesion and normal images on both sides")
     real_x, synthetic_x = work_stack(real, work_px, 2, "real"), work_stack(synthetic, work_px, 1, "synthetic")
     train_sets = {
         "real": (real_x[~test], real_labels[~test]),

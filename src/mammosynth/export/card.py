@@ -16,6 +16,11 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _interval(section: dict) -> str:
+    ci = section.get("auc_ci95")
+    return f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "–"
+
+
 def render_card(summary: dict, evaluation: dict | None = None) -> str:
     """Markdown text of the card for an ``expand`` summary (and an ``evaluate`` result, if any)."""
     model, plan = summary["model"], summary["plan"]
@@ -56,9 +61,14 @@ def render_card(summary: dict, evaluation: dict | None = None) -> str:
     if evaluation:
         utility = evaluation.get("utility", {}).get("arms", {})
         parts += ["## Evaluation summary",
-                  _table(["C2ST AUC", "FID (own encoder)", "precision", "recall", "coverage", "copies"],
-                         [[round(evaluation["realism_c2st"]["auc"], 3),
-                           round(evaluation["fidelity"]["features"]["frechet_distance"], 4),
+                  f"Against {evaluation['inputs']['real_images']} real images of the held-out split "
+                  f"`{evaluation['inputs']['real_split']}` ({evaluation['inputs']['real_patients']} patients the "
+                  "generator never saw).",
+                  _table(["C2ST AUC (95 % CI)", "KID ± std (own encoder)", "precision", "recall", "coverage",
+                          "copies"],
+                         [[f"{evaluation['realism_c2st']['auc']:.3f} ({_interval(evaluation['realism_c2st'])})",
+                           f"{evaluation['fidelity']['features']['kernel_distance']:.4f} ± "
+                           f"{evaluation['fidelity']['features']['kernel_distance_std']:.4f}",
                            round(evaluation["diversity"]["precision"], 3), round(evaluation["diversity"]["recall"], 3),
                            round(evaluation["diversity"]["coverage"], 3),
                            evaluation.get("memorisation", {}).get("copies")]])]

@@ -203,8 +203,9 @@ def _run(source, out: Path, pipeline, plan: Plan, fingerprint: str, settings: di
         # 256² images are 2.6 GB; at 64² 160 MB)
         references = np.stack([_square(read_image(source.image_path(r)).pixels, COPY_FILTER_PX)
                                for r in source.records])
-        index = NeighbourIndex(references, work_px=COPY_FILTER_PX)
-        threshold = index.copy_threshold() if len(references) > 1 else 0.999
+        patients = [r.patient_key for r in source.records]
+        index = NeighbourIndex(references, work_px=COPY_FILTER_PX, patients=patients)
+        threshold = index.copy_threshold() if len(set(patients)) > 1 else 0.999
     started, made = time.perf_counter(), 0
     if progress:
         progress(plan.total - len(todo), plan.total)
@@ -289,8 +290,8 @@ def _finish(source, out: Path, pipeline, plan: Plan, summary: dict, formats: tup
     if settings.get("evaluate"):
         from mammosynth.evaluate.suite import evaluate_sets
 
-        evaluation = evaluate_sets(source.root, out, out / "evaluation", train=source.root, seed=plan.seed,
-                                   overwrite=True)
+        # the dataset's held-out (test) patients against the synthetic images; its train split is the generator's
+        evaluation = evaluate_sets(source.root, out, out / "evaluation", seed=plan.seed, overwrite=True)
         summary["evaluation"] = {"report": "evaluation/report.html", "c2st_auc": evaluation["realism_c2st"]["auc"],
                                  "copies": evaluation["memorisation"]["copies"]}
     with atomic_write(out / "expand.json", "w") as handle:

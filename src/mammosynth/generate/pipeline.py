@@ -13,13 +13,11 @@ from mammosynth.errors import InputError
 from mammosynth.models.conditioning import encode_conditions, spatial_from_masks
 from mammosynth.models.gan import ConditionalGAN, GANConfig
 from mammosynth.models.ldm import LatentDiffusion, LDMConfig
-from mammosynth.models.sampling import denoise
+from mammosynth.models.sampling import SAMPLERS, denoise
 from mammosynth.models.translation import LabelTranslator, TranslationConfig, check_label_map, one_hot_labels
 from mammosynth.preprocess.segment import breast_mask
 from mammosynth.training.checkpoint import load_module, open_checkpoint
 from mammosynth.training.device import pick_device
-
-SAMPLERS = ("ddim", "ddpm")
 
 
 class _TrainedModel:
