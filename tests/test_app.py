@@ -121,7 +121,7 @@ def test_the_designer_preview_follows_the_controls_and_places_masses(browser, tm
 def test_a_reader_completes_a_blinded_study_and_the_analysis_matches(browser, tmp_path):
     from mammosynth.app import StudyStore
 
-    make_phantom_dataset(tmp_path / "real", n=4, size=96, seed=1)
+    make_phantom_dataset(tmp_path / "real", n=4, size=64, seed=1)
     make_phantom_dataset(tmp_path / "synthetic", n=4, size=64, seed=2)
     made = StudyStore(tmp_path / "app").create_study("pilot", tmp_path / "real", tmp_path / "synthetic",
                                                      per_class=3, readers=["ann", "bob"], size=64)

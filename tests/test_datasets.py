@@ -19,7 +19,19 @@ def test_mini_mias_original_format():
     assert r.view == "MLO" and r.density == "A" and r.laterality == "R"
     assert r.findings[0].category == "mass" and r.findings[0].pathology == "benign"
     assert r.findings[0].coords == [477.0, 1024 - 133.0, 30.0]
-    assert by_id["mdb005"].patient_key != by_id.get("mdb006", r).patient_key or "mdb006" not in by_id
+
+
+def test_mini_mias_pairs_share_one_patient_key(tmp_path):
+    """mdb001/mdb002 are one woman's two films, mdb003 another woman's (made-up PGMs in the original layout)."""
+    import numpy as np
+
+    rows = ["mdb001 G CIRC B 535 425 197", "mdb002 G CIRC B 522 280 69", "mdb003 D NORM"]
+    (tmp_path / "Info.txt").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        pixels = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+        (tmp_path / f"{row[:6]}.pgm").write_bytes(b"P5\n64 64\n255\n" + pixels.tobytes())
+    keys = {r.image_id: r.patient_key for r in load_dataset(tmp_path, salt="s").records}
+    assert keys["mdb001"] == keys["mdb002"] != keys["mdb003"]
 
 
 def test_mias_coordinates_match_the_derived_copy():

@@ -220,19 +220,36 @@ def test_a_different_expansion_is_not_mixed_into_an_existing_folder(setup, tmp_p
     assert np.isfinite(again["copy_threshold"])
 
 
-def test_the_lesion_verifier_rejects_and_counts_and_the_evaluation_uses_it(setup, tmp_path):
+def test_the_lesion_verifier_rejects_and_counts_and_the_evaluation_uses_it(setup, tmp_path, monkeypatch):
+    from mammosynth.generate.verify import LesionChecker
+
     api.train(setup / "data", tmp_path / "v", model="verifier", config="tiny", set=["train.steps=3"])
-    result = api.expand(setup / "data", tmp_path / "o", setup / "run", verify=tmp_path / "v", max_attempts=2)
-    synthetic = [r for r in load_dataset(tmp_path / "o").records if r.extra.get("synthetic")]
-    assert len(synthetic) + result["rejected"]["count"] == 18 == result["plan"]["synthetic_images"]
-    assert result["rejected"]["by_reason"].get("lesion verifier", 0) == result["rejected"]["count"]
+    real_check = LesionChecker.check
+
+    def no_malignant(self, images, conditions, regions):  # a verdict known in advance: malignant never passes
+        verdicts = real_check(self, images, conditions, regions)
+        return [{**v, "accepted": c.get("pathology") != "malignant"} for v, c in zip(verdicts, conditions, strict=True)]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LesionChecker, "check", no_malignant)
+        result = api.expand(setup / "data", tmp_path / "o", setup / "run", verify=tmp_path / "v", max_attempts=2)
+        again = api.expand(setup / "data", tmp_path / "o", setup / "run", verify=tmp_path / "v", max_attempts=2)
+    synthetic = [r for r in load_dataset(tmp_path / "o").records if r.synthetic]
+    assert result["rejected"]["count"] == 8 and result["rejected"]["by_reason"] == {"lesion verifier": 8}
+    assert len(synthetic) == 10 == result["plan"]["synthetic_images"] - 8  # the balanced plan: 8 malignant, 10 benign
+    assert {r.extra["provenance"]["conditions"]["pathology"] for r in synthetic} == {"benign"}
     assert all(r.extra["provenance"]["verifier"]["accepted"] for r in synthetic)
-    again = api.expand(setup / "data", tmp_path / "o", setup / "run", verify=tmp_path / "v", max_attempts=2)
     assert again["made_this_run"] == 0 and again["rejected"] == result["rejected"]
     unchecked = tmp_path / "unchecked"
     api.expand(setup / "data", unchecked, setup / "run")
     found = api.evaluate(setup / "data", unchecked, tmp_path / "ev", verifier=tmp_path / "v", run_utility=False,
-                         encoder_steps=5, c2st_steps=5)
+                         encoder_steps=5, c2st_steps=5, conditional_steps=5)
     verdict = found["conditional"]["verifier"]
     assert verdict["judged_images"] == 18 and verdict["lesion_requests"] == 18 and verdict["normal_requests"] == 0
-    assert 0 <= verdict["lesion_present"] <= 1 and found["inputs"]["synthetic_images"] == 18  # real ones left out
+    assert found["inputs"]["synthetic_images"] == 18  # the real images of the expanded folder are left out
+    from mammosynth.evaluate.suite import load_images
+
+    images, records = load_images(unchecked, synthetic_only=True)
+    direct = LesionChecker(str(tmp_path / "v")).check(images, [r.extra["provenance"]["conditions"] for r in records],
+                                                      [None] * len(records))
+    assert verdict["lesion_present"] == pytest.approx(np.mean([v["present"] for v in direct]))

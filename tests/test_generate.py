@@ -115,16 +115,36 @@ def test_inpainting_leaves_pixels_outside_the_mask_unchanged(model, tmp_path):
     assert np.array_equal(removed[~grown], result[~grown])
 
 
-def test_verify_loop_rejects_and_resamples(model, tmp_path):
+def test_verify_loop_rejects_and_resamples(model, tmp_path, monkeypatch):
+    from mammosynth.generate.dataset import attempt_seed
+
     api.train(model.parent / "data", tmp_path / "v", model="verifier", config="tiny", set=["train.steps=3"])
+    real_check, calls = LesionChecker.check, []
+
+    def second_time_lucky(self, images, conditions, regions):  # images 1 and 3 fail their first draw
+        verdicts = real_check(self, images, conditions, regions)
+        calls.append(np.array(images))
+        return [{**v, "accepted": len(calls) > 1 or k % 2 == 0} for k, v in enumerate(verdicts)]
+
+    monkeypatch.setattr(LesionChecker, "check", second_time_lucky)
     result = api.generate(model, tmp_path / "g", n=4, lesion="malignant-mass", steps=5, verify=tmp_path / "v",
-                          max_attempts=2)
+                          max_attempts=2, seed=7)
     verify = result["verify"]
-    assert verify["samples_drawn"] >= 4 and verify["accepted"] == result["images"]
-    assert verify["acceptance_rate"] == round(result["images"] / verify["samples_drawn"], 4)
-    assert len(verify["rejected_after_max_attempts"]) == 4 - result["images"]
-    for record in load_dataset(tmp_path / "g").records:
+    assert len(calls) == 2 and len(calls[1]) == 2  # only the two rejected images were drawn again
+    assert verify["samples_drawn"] == 6 and verify["accepted"] == result["images"] == 4
+    assert verify["acceptance_rate"] == round(4 / 6, 4) and verify["rejected_after_max_attempts"] == []
+    assert not np.allclose(calls[1], calls[0][[1, 3]])  # a new seed, a new image
+    records = sorted(load_dataset(tmp_path / "g").records, key=lambda r: r.image_id)
+    assert [r.extra["provenance"]["attempt"] for r in records] == [0, 1, 0, 1]
+    assert [r.extra["provenance"]["seed"] for r in records] == [attempt_seed(7, i, a) for i, a in
+                                                                enumerate([0, 1, 0, 1])]
+    for record in records:
         assert record.extra["provenance"]["verifier"]["accepted"] is True
+    monkeypatch.setattr(LesionChecker, "check", lambda self, images, c, r: [{"accepted": False}] * len(images))
+    none = api.generate(model, tmp_path / "none", n=3, lesion="malignant-mass", steps=5, verify=tmp_path / "v",
+                        max_attempts=2)
+    assert none["images"] == 0 and none["verify"]["samples_drawn"] == 6
+    assert len(none["verify"]["rejected_after_max_attempts"]) == 3
 
 
 def test_checker_rules(model, tmp_path, monkeypatch):

@@ -48,9 +48,11 @@ def test_mias_lesion_lands_on_the_same_breast_pixels(tmp_path):
 
 def test_phantom_prepare_flips_right_breasts_and_moves_masks(tmp_path):
     make_phantom_dataset(tmp_path / "ph", n=6, size=128, lesion="malignant-mass", seed=3)
+    source = sorted(r.laterality for r in load_dataset(tmp_path / "ph").records)
+    assert source == ["L", "L", "L", "R", "R", "R"]  # this seed draws both sides, so both paths run
     prepare_dataset(load_dataset(tmp_path / "ph"), tmp_path / "prep", size=64, salt="s")
     records = list(iter_manifest(tmp_path / "prep"))
-    assert {r.laterality for r in records} == {"L", "R"} or len(records) == 6
+    assert sorted(r.laterality for r in records) == source
     for record in records:
         assert record.extra["prepare"]["flipped"] == (record.laterality == "R")
         breast = read_image(tmp_path / "prep" / record.extra["breast_mask"]).pixels > 0.5
@@ -115,3 +117,18 @@ def test_prepare_json_provenance(tmp_path):
     prepare_dataset(load_dataset(tmp_path / "ph"), tmp_path / "prep", size=64)
     info = json.loads((tmp_path / "prep" / "prepare.json").read_text())
     assert info["images"] == 2 and info["orientation"].startswith("chest wall at the left")
+
+
+@pytest.mark.parametrize("box", [(2.0, 3.0, 9.0, 7.0), (0.0, 0.0, 4.0, 4.0), (3.5, 1.25, 8.75, 6.5)])
+def test_a_box_rasterises_exactly_like_the_polygon_of_the_same_square(box):
+    from mammosynth.datasets.schema import Finding
+    from mammosynth.preprocess.geometry import rasterise
+
+    x0, y0, x1, y1 = box
+    as_box = rasterise(Finding(category="mass", geometry="box", coords=list(box)), 12, 10)
+    as_polygon = rasterise(Finding(category="mass", geometry="polygon", coords=[x0, y0, x1, y0, x1, y1, x0, y1]),
+                           12, 10)
+    assert np.array_equal(as_box, as_polygon)
+    if box == (2.0, 3.0, 9.0, 7.0):  # whole pixels: columns 2–8 and rows 3–6, nothing past the right/bottom edge
+        rows, cols = np.flatnonzero(as_box.any(1)), np.flatnonzero(as_box.any(0))
+        assert (rows[0], rows[-1], cols[0], cols[-1]) == (3, 6, 2, 8) and as_box.sum() == 7 * 4

@@ -55,11 +55,18 @@ def test_bad_answers_are_refused():
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
+    from mammosynth.datasets import iter_manifest, write_manifest
     from mammosynth.phantom import make_phantom_dataset
 
     root = tmp_path_factory.mktemp("study")
-    make_phantom_dataset(root / "real", n=5, size=96, seed=1)
-    make_phantom_dataset(root / "synthetic", n=4, size=64, seed=2)  # other size: the study must hide it
+    make_phantom_dataset(root / "real", n=5, size=64, seed=1)
+    make_phantom_dataset(root / "real96", n=5, size=96, seed=1)
+    # an expanded-like folder: 4 images marked synthetic beside 3 real ones it started from
+    make_phantom_dataset(root / "synthetic", n=7, size=64, seed=2)
+    records = list(iter_manifest(root / "synthetic"))
+    for record in records[:4]:
+        record.extra = {**record.extra, "synthetic": True}
+    write_manifest(root / "synthetic", records)
     return root
 
 
@@ -80,7 +87,7 @@ def test_a_study_is_blinded_balanced_and_needs_tokens(sets, tmp_path):
         data = store.image(ann, image)
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and b"tEXt" not in data and b"iTXt" not in data
         headers.add(struct.unpack(">IIBB", data[16:26]))  # width, height, bit depth, colour type
-    assert headers == {(64, 64, 8, 0)}  # real 96² and synthetic 64² look the same on the wire
+    assert headers == {(64, 64, 8, 0)}
     with pytest.raises(PermissionError):
         store.reader_state("not-a-token")
     with pytest.raises(PermissionError):
@@ -89,6 +96,25 @@ def test_a_study_is_blinded_balanced_and_needs_tokens(sets, tmp_path):
     with pytest.raises(PermissionError):
         store.image(ann, store.image_order_for_tests(other["reader_tokens"]["reader-1"])[0])
     assert not list((tmp_path / "app").rglob("*phantom*"))  # no source name on disk
+    import sqlite3
+    from contextlib import closing
+
+    from mammosynth.datasets import load_dataset
+
+    marked = {f"synthetic:{r.image_id}" for r in load_dataset(sets / "synthetic").records if r.synthetic}
+    every = store.create_study("every", sets / "real", sets / "synthetic", per_class=5, size=64)
+    with closing(sqlite3.connect(tmp_path / "app" / "studies.sqlite")) as db:
+        drawn = [source for (source,) in db.execute("SELECT source FROM images WHERE synthetic = 1 AND study = ?",
+                                                    (every["study"],))]
+    assert sorted(drawn) == sorted(marked)  # only the 4 marked images, not the 3 real ones beside them
+
+
+def test_a_study_refuses_classes_of_different_native_size(sets, tmp_path):
+    from mammosynth.app import StudyStore
+
+    with pytest.raises(InputError, match=r"native size \(real 96×96, synthetic 64×64\); resizing would give"):
+        StudyStore(tmp_path / "app").create_study("bad", sets / "real96", sets / "synthetic", per_class=3, size=64)
+    assert not list((tmp_path / "app").rglob("*.png"))
 
 
 def test_answers_count_once_resume_and_survive_a_restart(sets, tmp_path):

@@ -147,3 +147,77 @@ def test_gradient_accumulation_sees_every_micro_batch(phantom_prepared, tmp_path
     result = api.train(phantom_prepared, tmp_path / "acc", config="tiny",
                        set=["train.steps=4", "train.ae_steps=2", "train.accumulate=2", "train.batch_size=2"])
     assert result["steps"] == 4
+
+
+def _trainer(family: str, data_folder, out, overrides: list[str]):
+    from mammosynth.training import Trainer, task_class
+    from mammosynth.training.data import PreparedImages
+    from mammosynth.training.device import pick_device
+
+    cfg = load_config(family, "tiny", overrides)
+    task = task_class(family)(cfg["model"], cfg["train"], pick_device("cpu"))
+    data = PreparedImages(data_folder, size=cfg["model"].image_size, labels=task.uses_labels)
+    return Trainer(task, data, out, cfg), data
+
+
+def test_accumulated_micro_batches_give_the_gradient_of_one_batch(phantom_prepared, tmp_path, monkeypatch):
+    from mammosynth.training.verifier import VerifierTask
+
+    def plain_loss(self, batch, ctx):  # the recipe's random augmentation drawn per micro-batch aside
+        loss = self.model.loss(batch["image"].to(self.device), batch["kinds"].to(self.device))
+        return loss, {"verifier_loss": loss.item()}
+
+    monkeypatch.setattr(VerifierTask, "loss", plain_loss)
+    # a plain mean over cells (a class-weighted mean divides by each micro-batch's own weight sum)
+    fixed = ["train.lr=0", "train.weight_decay=0", "train.grad_clip=0", "train.precision=fp32",
+             "model.lesion_weight=1"]
+    split, data = _trainer("verifier", phantom_prepared, tmp_path / "a", [*fixed, "train.batch_size=2",
+                                                                          "train.accumulate=2"])
+    whole, _ = _trainer("verifier", phantom_prepared, tmp_path / "b", [*fixed, "train.batch_size=4"])
+    indices = [0, 5, 9, 13]  # with and without lesions
+    split.train_step(0, [data.batch(indices[:2]), data.batch(indices[2:])])
+    whole.train_step(0, [data.batch(indices)])
+    pairs = list(zip(split.task.model.parameters(), whole.task.model.parameters(), strict=True))
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a, _ in pairs)
+    for a, b in pairs:
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_ema_warms_up_and_averages_trainable_weights_only(phantom_prepared, tmp_path):
+    from mammosynth.training.loop import ema_with_warmup
+
+    averaged, current = [torch.zeros(3)], [torch.ones(3)]
+    ema_with_warmup(0.999)(averaged, current, torch.tensor(1))  # second update: decay 2/11, not 0.999
+    assert torch.allclose(averaged[0], torch.full((3,), 9 / 11))
+    ema_with_warmup(0.5)(averaged, current, torch.tensor(1000))  # later the configured decay rules
+    assert torch.allclose(averaged[0], torch.full((3,), 9 / 11 + (1 - 9 / 11) / 2))
+    gan, _ = _trainer("gan", phantom_prepared, tmp_path / "g", [])
+    assert {key.split(".")[0] for key in gan.ema["gan"].module.state_dict()} == {"generator"}
+    ldm, _ = _trainer("ldm", phantom_prepared, tmp_path / "l", [])
+    assert {key.split(".")[0] for key in ldm.ema["ldm"].module.state_dict()} == {"unet", "conditions"}
+
+
+def test_a_checkpoint_whose_ema_never_ran_loads_the_trained_weights(phantom_prepared, tmp_path):
+    from mammosynth.models.ldm import LatentDiffusion
+    from mammosynth.training import find_checkpoint
+    from mammosynth.training.checkpoint import load_module
+
+    api.train(phantom_prepared, tmp_path / "ae", config="tiny",  # autoencoder stage only: the EMA never updates
+              set=["train.steps=4", "train.ae_steps=20", "train.checkpoint_every=4"])
+    checkpoint = open_checkpoint(find_checkpoint(tmp_path / "ae"))
+    assert int(checkpoint.tensors()["ema_count/ldm"].reshape(-1)[0]) == 0
+    model = LatentDiffusion(load_config("ldm", "tiny")["model"])
+    assert load_module(checkpoint, "ldm", model) == "ldm"
+    trained = {k[4:]: v for k, v in checkpoint.tensors().items() if k.startswith("ldm/")}
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
+    api.train(phantom_prepared, tmp_path / "ae", config="tiny", resume=True,  # into the diffusion stage
+              set=["train.steps=24", "train.ae_steps=20", "train.checkpoint_every=4"])
+    later = open_checkpoint(find_checkpoint(tmp_path / "ae"))
+    assert int(later.tensors()["ema_count/ldm"].reshape(-1)[0]) == 4
+    assert load_module(later, "ldm", model) == "ema/ldm"
+    tensors = later.tensors()
+    assert torch.equal(model.state_dict()["unet.out.2.conv.weight"], tensors["ema/ldm/unet.out.2.conv.weight"])
+    assert not torch.equal(tensors["ldm/unet.out.2.conv.weight"], tensors["ema/ldm/unet.out.2.conv.weight"])
+    assert "ema/ldm/autoencoder.encoder.blocks.0.conv.weight" not in tensors  # frozen: not averaged, as trained
+    assert torch.equal(model.state_dict()["autoencoder.encoder.blocks.0.conv.weight"],
+                       tensors["ldm/autoencoder.encoder.blocks.0.conv.weight"])

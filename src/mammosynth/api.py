@@ -216,7 +216,7 @@ def demo(
     clock = stage("evaluate", clock, 5)
     sheet = contact_sheet(load_dataset(out / "prepared"), out / "contact_sheet.png")
     synthetic = load_dataset(out / "expanded")
-    synthetic.records = [r for r in synthetic.records if r.extra.get("synthetic")]
+    synthetic.records = [r for r in synthetic.records if r.synthetic]
     synthetic_sheet = contact_sheet(synthetic, out / "synthetic_contact_sheet.png")
     summary = {
         "phantom_images": n, "prepared": prepared["out"], "prepared_counts": prepared["counts"],

@@ -69,7 +69,9 @@ class StudyStore:
                      readers: list[str] | None = None, size: int = 256, seed: int = 0) -> dict:
         """Draw ``per_class`` images from each dataset (fewer if one is smaller: the two stay equal), blind
         them, and make an admin token and one token per reader name. Returns the tokens — the only time
-        they are shown."""
+        they are shown. The synthetic class takes only records marked synthetic when its folder has any
+        (an expanded dataset also holds the real images it started from), the real class never takes them;
+        both classes must have one native size, since a resized image gives itself away."""
         readers = readers or ["reader-1"]
         if len(set(readers)) != len(readers) or not all(r.strip() for r in readers):
             raise InputError(None, "reader names must be distinct and non-empty")
@@ -77,21 +79,35 @@ class StudyStore:
             raise InputError(None, "a study needs per_class ≥ 1 and an image size of 64–1024")
         rng = np.random.default_rng(seed)
         sets = []
-        for folder in (real, synthetic):
+        for synthetic_flag, folder in enumerate((real, synthetic)):
             dataset = load_dataset(folder)
-            sets.append((dataset, dataset.records))
+            records = [r for r in dataset.records if not r.synthetic]
+            if synthetic_flag and any(r.synthetic for r in dataset.records):
+                records = [r for r in dataset.records if r.synthetic]
+            if not records:
+                raise InputError(folder, "no real (unmarked) images here for the real class of a study")
+            sets.append((dataset, records))
         count = min(per_class, len(sets[0][1]), len(sets[1][1]))
+        chosen, sizes = [], []
+        for synthetic_flag, (dataset, records) in enumerate(sets):
+            picked = [records[int(k)] for k in rng.permutation(len(records))[:count]]
+            pixels = [read_image(dataset.image_path(r)).pixels for r in picked]
+            sizes.append({p.shape for p in pixels})
+            chosen.append([(synthetic_flag, r, p) for r, p in zip(picked, pixels, strict=True)])
+        if len(sizes[0] | sizes[1]) > 1:
+            shown = {name: ", ".join(f"{w}×{h}" for h, w in sorted(found))
+                     for name, found in zip(("real", "synthetic"), sizes, strict=True)}
+            raise InputError(synthetic, f"images differ in native size (real {shown['real']}, synthetic "
+                             f"{shown['synthetic']}); resizing would give the answer away: prepare both at one size")
         study = secrets.token_hex(8)
         admin = secrets.token_urlsafe(24)
         rows = []
-        for synthetic_flag, ((dataset, records), folder) in enumerate(zip(sets, (real, synthetic), strict=True)):
-            for k in rng.permutation(len(records))[:count]:
-                record = records[int(k)]
-                opaque = secrets.token_hex(12)
-                data = blinded_png(read_image(dataset.image_path(record)).pixels, size)
-                with atomic_write(self.folder / "images" / f"{opaque}.png", "wb") as handle:
-                    handle.write(data)
-                rows.append((opaque, study, synthetic_flag, f"{Path(folder).name}:{record.image_id}"))
+        for synthetic_flag, record, image in (item for group in chosen for item in group):
+            folder = (real, synthetic)[synthetic_flag]
+            opaque = secrets.token_hex(12)
+            with atomic_write(self.folder / "images" / f"{opaque}.png", "wb") as handle:
+                handle.write(blinded_png(image, size))
+            rows.append((opaque, study, synthetic_flag, f"{Path(folder).name}:{record.image_id}"))
         tokens = {}
         with closing(self._connect()) as db, db:
             db.execute("INSERT INTO studies (id, name, admin_hash, size, seed) VALUES (?, ?, ?, ?, ?)",

@@ -76,6 +76,11 @@ class Record:
     extra: dict = field(default_factory=dict)
 
     @property
+    def synthetic(self) -> bool:
+        """True for an image a generator made (``extra.synthetic``; an expanded dataset holds both kinds)."""
+        return isinstance(self.extra, dict) and bool(self.extra.get("synthetic"))
+
+    @property
     def label(self) -> str:
         """``normal`` or the worst pathology among the findings (malignant > benign > unknown)."""
         if not self.findings:

@@ -44,8 +44,8 @@ def load_images(folder: str | Path, synthetic_only: bool = False, records: list 
     if records is None:
         dataset = load_dataset(folder)  # refuses an empty dataset itself
         records, root = dataset.records, dataset.root
-    if synthetic_only and any(_is_synthetic(r) for r in records):
-        records = [r for r in records if _is_synthetic(r)]
+    if synthetic_only and any(r.synthetic for r in records):
+        records = [r for r in records if r.synthetic]
     images, sizes = [], Counter()
     for record in records:
         pixels = read_image(Path(root) / record.path).pixels.astype(np.float32)
@@ -78,10 +78,6 @@ def select_split(folder: str | Path, splits: str, role: str, flag: str) -> tuple
         raise InputError(folder, f"no {role} images in split {','.join(sorted(wanted))} (this dataset has {has}); "
                          f"pass {flag}")
     return chosen, dataset.root, ",".join(sorted(wanted))
-
-
-def _is_synthetic(record) -> bool:
-    return isinstance(record.extra, dict) and bool(record.extra.get("synthetic"))
 
 
 def _breast(image: np.ndarray) -> np.ndarray:

@@ -100,8 +100,8 @@ def rasterise(finding: Finding, width: int, height: int) -> np.ndarray | None:
         cx, cy, r = finding.coords
         rr, cc = draw.disk((cy - 0.5, cx - 0.5), max(r, 0.5), shape=mask.shape)
     elif finding.geometry == "box":
-        x0, y0, x1, y1 = finding.coords
-        rr, cc = draw.polygon([y0, y0, y1, y1], [x0, x1, x1, x0], shape=mask.shape)
+        x0, y0, x1, y1 = finding.coords  # pixel-edge coordinates, as for circles and polygons
+        rr, cc = draw.polygon(np.array([y0, y0, y1, y1]) - 0.5, np.array([x0, x1, x1, x0]) - 0.5, shape=mask.shape)
     elif finding.geometry == "polygon":
         xy = np.reshape(finding.coords, (-1, 2))
         rr, cc = draw.polygon(xy[:, 1] - 0.5, xy[:, 0] - 0.5, shape=mask.shape)

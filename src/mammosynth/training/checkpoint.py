@@ -158,15 +158,22 @@ def open_checkpoint(path: str | Path, family: str | None = None, image_size: int
 
 
 def load_module(checkpoint: Checkpoint, name: str, module: nn.Module, prefer_ema: bool = True) -> str:
-    """Load module ``name``'s weights (its EMA copy when present and ``prefer_ema``); returns which."""
+    """Load module ``name``'s weights, with its EMA copy laid over the parts it covers when ``prefer_ema``
+    and the EMA has been updated at least once (a count of 0 means random weights); returns which."""
     tensors = checkpoint.tensors()
-    source = name
-    if prefer_ema and any(k.startswith(f"ema/{name}/") for k in tensors):
-        source = f"ema/{name}"
-    prefix = source + "/"
-    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
     if not state:
         raise InputError(checkpoint.folder, f"checkpoint has no weights for {name!r}")
+    source = name
+    count = tensors.get(f"ema_count/{name}")
+    if prefer_ema and count is not None and int(count.reshape(-1)[0]) > 0:
+        averaged = {k[len(name) + 5:]: v for k, v in tensors.items() if k.startswith(f"ema/{name}/")}
+        unknown = sorted(set(averaged) - set(state))
+        if unknown:
+            raise InputError(checkpoint.folder / WEIGHTS, f"EMA weights {unknown[0]!r} do not belong to {name!r}")
+        if averaged:
+            state.update(averaged)
+            source = f"ema/{name}"
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

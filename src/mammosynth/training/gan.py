@@ -5,6 +5,8 @@ for D); an EMA generator for sampling; channels-last + bf16 autocast on CPU for 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -18,7 +20,7 @@ CHANNELS_LAST = torch.channels_last
 
 class GANTask(AdversarialTask):
     family = "gan"
-    ema_modules = ("gan",)
+    ema_modules: ClassVar[dict[str, tuple[str, ...]]] = {"gan": ("generator",)}
 
     def __init__(self, model_config: GANConfig, train: TrainConfig, device: torch.device) -> None:
         super().__init__(model_config, train, device)

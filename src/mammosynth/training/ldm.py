@@ -4,6 +4,8 @@ latents with per-field condition dropout for classifier-free guidance."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from monai.losses import PatchAdversarialLoss, SSIMLoss
@@ -17,7 +19,7 @@ from mammosynth.training.loop import Phase, StepContext, Task
 
 class LDMTask(Task):
     family = "ldm"
-    ema_modules = ("ldm",)
+    ema_modules: ClassVar[dict[str, tuple[str, ...]]] = {"ldm": ("unet", "conditions")}
 
     def __init__(self, model_config: LDMConfig, train: TrainConfig, device: torch.device) -> None:
         super().__init__(model_config, train, device)

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from mammosynth import __version__
 from mammosynth.errors import InputError
@@ -73,11 +74,36 @@ class Phase:
     mixed_precision: bool = True
 
 
+def ema_parts(module: nn.Module, parts: tuple[str, ...]) -> nn.ModuleDict:
+    """The named submodules of ``module`` as one ModuleDict, whose state keys (``generator.…``) are the
+    module's own keys for those parts, so an EMA copy of it overlays the module's weights key for key."""
+    return nn.ModuleDict({part: module.get_submodule(part) for part in parts})
+
+
+def ema_with_warmup(decay: float):
+    """``multi_avg_fn`` for ``AveragedModel``: an exponential moving average whose decay warms up as
+    min(decay, (1 + n) / (10 + n)) after n updates (as in TensorFlow's and timm's EMA), so early weights do
+    not linger for thousands of steps; integer buffers are copied, not averaged."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        rate = 1 - min(decay, (1 + n) / (10 + n))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, rate)
+        else:
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
+
+    return update
+
+
 class Task:
     """Base class of a family's training recipe."""
 
     family: str = ""
-    ema_modules: tuple[str, ...] = ()
+    # module name → its trainable parts that get an EMA copy (a frozen autoencoder or a discriminator has none)
+    ema_modules: ClassVar[dict[str, tuple[str, ...]]] = {}
     uses_labels: bool = False  # batches carry label maps derived from the images (``labels``)
 
     def __init__(self, model_config: Config, train: TrainConfig, device: torch.device) -> None:
@@ -152,8 +178,9 @@ class Trainer:
             self.optimizers[name] = torch.optim.AdamW(params, lr=lr, betas=tuple(self.cfg.betas),
                                                       weight_decay=self.cfg.weight_decay)
             self.base_lr[name] = lr
-        self.ema = {name: AveragedModel(task.modules[name], multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay),
-                                        use_buffers=True) for name in task.ema_modules}
+        self.ema = {name: AveragedModel(ema_parts(task.modules[name], parts),
+                                        multi_avg_fn=ema_with_warmup(self.cfg.ema_decay), use_buffers=True)
+                    for name, parts in task.ema_modules.items()}
         self.step = 0
         self.writer = None
 
@@ -202,8 +229,9 @@ class Trainer:
         for name, module in self.task.modules.items():
             module.load_state_dict({k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(f"{name}/")})
         for name, ema in self.ema.items():
+            wanted = ema.module.state_dict()  # older checkpoints also averaged frozen parts: only ours are read
             ema.module.load_state_dict({k[len(name) + 5:]: v for k, v in weights.items()
-                                        if k.startswith(f"ema/{name}/")})
+                                        if k.startswith(f"ema/{name}/") and k[len(name) + 5:] in wanted})
             ema.n_averaged.copy_(weights[f"ema_count/{name}"].reshape(()))
         tensors = checkpoint.tensors(OPTIMIZER)
         for name, optimizer in self.optimizers.items():
@@ -249,7 +277,7 @@ class Trainer:
             self.scaler.update()
         if self.task.ema_active(step):
             for name, ema in self.ema.items():
-                ema.update_parameters(self.task.modules[name])
+                ema.update_parameters(ema_parts(self.task.modules[name], self.task.ema_modules[name]))
         return logs
 
     def run(self, resume: bool = False) -> dict:

@@ -6,6 +6,8 @@ derived from them (:func:`mammosynth.phantom.derive.derive_label_map`)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
@@ -16,7 +18,7 @@ from mammosynth.training.loop import AdversarialTask, StepContext
 
 class TranslationTask(AdversarialTask):
     family = "translation"
-    ema_modules = ("translation",)
+    ema_modules: ClassVar[dict[str, tuple[str, ...]]] = {"translation": ("generator",)}
     uses_labels = True
 
     def __init__(self, model_config: TranslationConfig, train: TrainConfig, device: torch.device) -> None:
