@@ -23,6 +23,13 @@ def test_demo_runs_end_to_end(tmp_path):
     assert summary["prepared_counts"]["images"]["total"] == 40
     assert summary["counts_before"] == {"none": 24, "benign-mass": 6, "malignant-mass": 6, "calcification": 4}
     assert set(summary["counts_after"].values()) == {24} and summary["synthetic_images"] == 18 + 18 + 20
+    from mammosynth.datasets import load_dataset
+
+    prepared = load_dataset(tmp_path / "demo" / "prepared").records
+    held_out = [r for r in prepared if r.split in ("val", "test")]
+    assert summary["evaluation"]["real_split"] == "test,val" and summary["evaluation"]["real_images"] == len(held_out)
+    evaluation = json.loads((tmp_path / "demo" / "expanded" / "evaluation" / "evaluation.json").read_text())
+    assert evaluation["inputs"]["train_images"] == sum(r.split == "train" for r in prepared)
     report = tmp_path / "demo" / "expanded" / "evaluation" / "report.html"
     assert report.stat().st_size > 10_000 and "Side by side" in report.read_text()
     assert "not for diagnosis" in (tmp_path / "demo" / "expanded" / "README.md").read_text()

@@ -450,7 +450,9 @@ def test_frd_is_zero_against_itself_and_grows_with_a_shift_or_says_how_to_instal
         with pytest.raises(InputError, match="no-build-isolation pyradiomics"):
             radiomics.radiomics_distance(phantoms, phantoms)
         pytest.skip(f"the optional radiomics extra is not installed ({radiomics.INSTALL_HINT})")
-    same = radiomics.radiomics_distance(phantoms[:12], phantoms[:12])["frd"]
+    found = radiomics.radiomics_distance(phantoms[:12], phantoms[:12])
+    assert found["version"].startswith("v0") and found["package"].startswith("frd-score ")
+    same = found["frd"]
     shifted = radiomics.radiomics_distance(phantoms[:12], np.clip(phantoms[:12] * 0.6, 0, 1))["frd"]
     assert abs(same) < 1e-2 and shifted > 1.0
     monkeypatch.setattr(radiomics, "frd_available", lambda: False)

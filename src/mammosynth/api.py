@@ -209,9 +209,10 @@ def demo(
     from mammosynth.evaluate.suite import evaluate_sets
     from mammosynth.export.card import write_card
 
-    # held-out phantom patients (the prepared test split) against the synthetic images; the train split is
-    # what the GAN learned from
-    evaluation = evaluate_sets(out / "prepared", out / "expanded", out / "expanded" / "evaluation", seed=seed)
+    # held-out phantom patients against the synthetic images: the GAN learned from the train split only and
+    # nothing here selects on val, so val and test are both unseen (twice the n of test alone)
+    evaluation = evaluate_sets(out / "prepared", out / "expanded", out / "expanded" / "evaluation",
+                               real_split="val,test", seed=seed)
     write_card(out / "expanded" / "README.md", expanded, evaluation)
     clock = stage("evaluate", clock, 5)
     sheet = contact_sheet(load_dataset(out / "prepared"), out / "contact_sheet.png")

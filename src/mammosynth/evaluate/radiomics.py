@@ -26,6 +26,15 @@ INSTALL_HINT = ("pip install versioneer && pip install --no-build-isolation pyra
                 "pip install frd-score")
 
 
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def frd_available() -> bool:
     """True when ``frd-score`` and pyradiomics import."""
     try:
@@ -66,4 +75,5 @@ def radiomics_distance(real: np.ndarray, synthetic: np.ndarray, max_images: int 
         value = compute_frd([str(f[0]) for f in folders], paths_masks=[str(f[1]) for f in folders],
                             num_workers=workers, verbose=False, frd_version="v0")
     return {"frd": float(value), "images": [len(p) for p in picked], "version": "v0 (linear; ≈ 0 for equal sets)",
+            "package": f"frd-score {_version('frd-score')}, pyradiomics {_version('pyradiomics')}",
             "masks": "breast (pixels > 0.02)"}
