@@ -160,8 +160,16 @@ def test_fid_and_kid_are_zero_for_a_set_against_itself_and_grow_with_a_shift():
     assert frechet_distance(real, other + 1.0) == pytest.approx(16.0, rel=0.15)  # |Δμ|² = 16
     kid_same, kid_shift = kernel_distance(real, other)[0], kernel_distance(real, other + 1.0)[0]
     assert abs(kid_same) < 0.05 < kid_shift
-    with pytest.raises(InputError, match="at least 2 feature vectors"):
-        kernel_distance(real, other[:1])
+    with pytest.raises(InputError, match="at least 4 feature vectors"):
+        kernel_distance(real, other[:3])
+    # small sets: subsets of half the set, so the spread is a real one (subsets of the whole set gave std 0)
+    small_mean, small_std = kernel_distance(real[:40], other[:40])
+    assert small_std > 0 and abs(small_mean) < 3 * small_std + 0.05
+    from mammosynth.evaluate.distances import frechet_with_interval
+
+    fid = frechet_with_interval(real[:250], other[:250] + 1.0, bootstrap=50)
+    assert fid["ci95"][0] < fid["value"] < fid["ci95"][1] and fid["value"] == pytest.approx(16.0, rel=0.2)
+    assert frechet_with_interval(real[:199], other[:250])["value"] is None
 
 
 def test_the_self_trained_encoder_separates_noise_from_breasts_and_is_seeded(phantoms, tmp_path):

@@ -403,6 +403,7 @@ def evaluate(
     frd: bool = False,
     encoder_steps: int = 300,
     c2st_steps: int = 300,
+    c2st_px: int = 128,
     utility_steps: int = 400,
     conditional_steps: int = 300,
     overwrite: bool = False,
@@ -417,6 +418,7 @@ def evaluate(
     return evaluate_sets(real, synthetic, out, train=train, real_split=real_split, train_split=train_split,
                          seed=seed, features=features, verifier=verifier,
                          run_utility=run_utility, frd=frd, encoder_steps=encoder_steps, c2st_steps=c2st_steps,
+                         c2st_px=c2st_px,
                          utility_steps=utility_steps, conditional_steps=conditional_steps, overwrite=overwrite,
                          progress=progress)
 

@@ -289,6 +289,8 @@ def evaluate(
     frd: Annotated[bool, typer.Option(help="Add the Fréchet Radiomics Distance (optional radiomics extra).")] = False,
     encoder_steps: Annotated[int, typer.Option(help="Training steps of the feature encoder.")] = 300,
     c2st_steps: Annotated[int, typer.Option(help="Training steps of the two-sample classifier.")] = 300,
+    c2st_px: Annotated[int, typer.Option(help="Working size of the two-sample classifier (at most the image "
+                                               "size; fine texture needs 128 or more).")] = 128,
     utility_steps: Annotated[int, typer.Option(help="Training steps of each utility classifier.")] = 400,
     conditional_steps: Annotated[int, typer.Option(help="Training steps of each condition classifier.")] = 300,
     overwrite: bool = False,
@@ -298,7 +300,8 @@ def evaluate(
     with progress_bar("evaluate") as update:
         result = api.evaluate(real, synthetic, out, train=train, real_split=real_split, train_split=train_split,
                               seed=seed, features=features, verifier=verifier, run_utility=utility, frd=frd,
-                              encoder_steps=encoder_steps, c2st_steps=c2st_steps, utility_steps=utility_steps,
+                              encoder_steps=encoder_steps, c2st_steps=c2st_steps, c2st_px=c2st_px,
+                              utility_steps=utility_steps,
                               conditional_steps=conditional_steps, overwrite=overwrite, progress=update)
     arms = result.get("utility", {}).get("arms", {})
     realism, features = result["realism_c2st"], result["fidelity"]["features"]

@@ -72,18 +72,25 @@ def frechet_with_interval(real: np.ndarray, synthetic: np.ndarray, min_images: i
     return out
 
 
+def kid_subset_size(n_real: int, n_synthetic: int, subset_size: int = 100) -> int:
+    """Images per KID subset: ``subset_size``, but at most half the smaller set, so that subsets differ and
+    their spread is a real standard deviation (with subsets as large as the set it is 0)."""
+    return max(2, min(subset_size, n_real // 2, n_synthetic // 2))
+
+
 def kernel_distance(real: np.ndarray, synthetic: np.ndarray, subsets: int = 20, subset_size: int = 100,
                     seed: int = 0) -> tuple[float, float]:
-    """KID: unbiased MMD² with the kernel (x·y / D + 1)³, averaged over random subsets; returns (mean, std).
+    """KID: unbiased MMD² with the kernel (x·y / D + 1)³, averaged over random subsets of
+    :func:`kid_subset_size` images; returns (mean, std over the subsets).
 
     Example:
         >>> x = np.random.default_rng(0).normal(size=(200, 4))
         >>> kernel_distance(x[:100], x[100:])[0] < 0.1 < kernel_distance(x[:100], x[100:] + 1)[0]
         True
     """
-    real, synthetic = _check(real, synthetic, 2)
+    real, synthetic = _check(real, synthetic, 4)
     rng = np.random.default_rng(seed)
-    m = min(subset_size, len(real), len(synthetic))
+    m = kid_subset_size(len(real), len(synthetic), subset_size)
     dim = real.shape[1]
     values = []
     for _ in range(subsets):
