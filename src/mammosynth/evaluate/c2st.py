@@ -28,18 +28,20 @@ def two_sample_test(real: np.ndarray, synthetic: np.ndarray, real_patients: list
     patients = [str(i) for i in range(len(real))] if real_patients is None else list(real_patients)
     if len(patients) != len(real):
         raise InputError(None, "C2ST: one patient key per real image")
-    real_images = work_stack(real, work_px, 4, "real")
-    synthetic_images = work_stack(synthetic, work_px, 4, "synthetic")
+    for name, images in (("real", real), ("synthetic", synthetic)):
+        work_stack(images[:4], work_px, 4, name)  # at least 4 images of each, as a stack
     rng = np.random.default_rng(seed)
-    n = min(len(real_images), len(synthetic_images))
-    real_index, synthetic_index = rng.permutation(len(real_images))[:n], rng.permutation(len(synthetic_images))[:n]
+    n = min(len(real), len(synthetic))
+    real_index, synthetic_index = rng.permutation(len(real))[:n], rng.permutation(len(synthetic))[:n]
+    # only the n images used are cut to the working size (not all 10,000 of a large synthetic set)
+    real_small, synthetic_small = work_stack(real[real_index], work_px), work_stack(synthetic[synthetic_index], work_px)
     kept_patients = [patients[i] for i in real_index]
     if len(set(kept_patients)) < 2:
         raise InputError(None, "C2ST needs real images of at least 2 patients (one for each half)")
     real_test = group_split(kept_patients, 0.5, seed)
     synthetic_test = np.zeros(n, bool)
     synthetic_test[rng.permutation(n)[: n // 2]] = True
-    images = np.concatenate([real_images[real_index], synthetic_images[synthetic_index]])
+    images = np.concatenate([real_small, synthetic_small])
     labels = np.concatenate([np.zeros(n), np.ones(n)]).astype(np.int64)
     source = np.concatenate([real_index, synthetic_index])
     is_test = np.concatenate([real_test, synthetic_test])

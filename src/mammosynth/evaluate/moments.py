@@ -76,6 +76,27 @@ def histogram_distance(real: np.ndarray, synthetic: np.ndarray, bins: int = 64,
     """
     p, _ = np.histogram(np.asarray(real).ravel(), bins=bins, range=value_range)
     q, _ = np.histogram(np.asarray(synthetic).ravel(), bins=bins, range=value_range)
+    return counts_distance(p, q, value_range)
+
+
+def breast_histogram(images: np.ndarray, level: float = 0.02, bins: int = 64,
+                     value_range: tuple[float, float] = (0.0, 1.0), chunk: int = 256) -> np.ndarray:
+    """Pooled histogram counts of the pixels brighter than ``level`` in an (N, H, W) stack, a chunk of images
+    at a time (no stack-sized mask or copy).
+
+    Example:
+        >>> breast_histogram(np.array([[[0.0, 0.5], [0.9, 0.01]]]), bins=2).tolist()
+        [0, 2]
+    """
+    counts = np.zeros(bins, np.int64)
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk]
+        counts += np.histogram(part[part > level], bins=bins, range=value_range)[0]
+    return counts
+
+
+def counts_distance(p: np.ndarray, q: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> float:
+    """Jensen–Shannon distance (base 2) between two histograms given as counts."""
     if p.sum() == 0 or q.sum() == 0:
         raise InputError(None, f"no pixels inside the intensity range {value_range}")
     return float(jensenshannon(p, q, base=2))

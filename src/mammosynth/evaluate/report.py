@@ -243,6 +243,8 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
 
     pick_real = rng.permutation(len(real))[:16]
     pick_synthetic = rng.permutation(len(synthetic))[:16]
+    pick_real_many = np.sort(rng.permutation(len(real))[:256])
+    pick_synthetic_many = np.sort(rng.permutation(len(synthetic))[:256])
     parts.append("<h2>Side by side</h2><div class=pair>"
                  f"<figure>{_img(_png(image_grid(real[pick_real])), 'real images')}<figcaption>real (random 16)"
                  "</figcaption></figure>"
@@ -252,7 +254,9 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
     parts.append("<h2>Fidelity</h2>")
     parts.append(f"<p>Histogram (Jensen–Shannon) distance of breast intensities: "
                  f"<b>{_number(fidelity['histogram_js_distance'])}</b></p>")
-    parts.append(_img(_histogram_plot(real[real > 0.02], synthetic[synthetic > 0.02]), "intensity histograms"))
+    shown_real, shown_synthetic = real[pick_real_many], synthetic[pick_synthetic_many]  # ≤ 256 images a set
+    parts.append(_img(_histogram_plot(shown_real[shown_real > 0.02], shown_synthetic[shown_synthetic > 0.02]),
+                      "intensity histograms (up to 256 images a set)"))
     moments = fidelity["moments"]
     parts.append("<h3>First five moments of the breast region (per image)</h3>"
                  "<p class=note>As in the CC publication: two-sample tests per moment; a p-value under 0.05 says "

@@ -50,8 +50,10 @@ def compare_shapes(real: np.ndarray, synthetic: np.ndarray, real_cc: np.ndarray,
                    max_fits: int = 40, seed: int = 0) -> dict:
     """Breast area fraction of every image, and outline parameters of up to ``max_fits`` CC images per set
     (boolean ``*_cc`` masks pick them; chosen at random with ``seed``), each compared real vs synthetic."""
-    area = compare_columns(breast_mask(real).mean((1, 2))[:, None], breast_mask(synthetic).mean((1, 2))[:, None],
-                           ("breast_area_fraction",))
+    def areas(images: np.ndarray) -> np.ndarray:  # image by image: no stack-sized mask
+        return np.array([[breast_mask(image).mean()] for image in images])
+
+    area = compare_columns(areas(real), areas(synthetic), ("breast_area_fraction",))
     out: dict = {"area": area["breast_area_fraction"]}
     rng = np.random.default_rng(seed)
     picks = []

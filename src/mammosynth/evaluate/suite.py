@@ -24,7 +24,7 @@ from mammosynth.evaluate.distances import FID_MIN_IMAGES, frechet_with_interval,
 from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import train_encoder
 from mammosynth.evaluate.memorisation import feature_copies, memorisation
-from mammosynth.evaluate.moments import compare_moments, histogram_distance, intensity_moments
+from mammosynth.evaluate.moments import breast_histogram, compare_moments, counts_distance, intensity_moments
 from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics_distance
 from mammosynth.evaluate.reidentify import reidentification
 from mammosynth.evaluate.report import write_report
@@ -46,15 +46,20 @@ def load_images(folder: str | Path, synthetic_only: bool = False, records: list 
         records, root = dataset.records, dataset.root
     if synthetic_only and any(r.synthetic for r in records):
         records = [r for r in records if r.synthetic]
-    images, sizes = [], Counter()
-    for record in records:
-        pixels = read_image(Path(root) / record.path).pixels.astype(np.float32)
+    stack, sizes = None, Counter()
+    for k, record in enumerate(records):
+        pixels = read_image(Path(root) / record.path).pixels
         sizes[pixels.shape] += 1
-        images.append(pixels)
+        if stack is None:  # filled in place: a list of images and then np.stack would hold the set twice
+            stack = np.empty((len(records), *pixels.shape), np.float32)
+        if pixels.shape == stack.shape[1:]:
+            stack[k] = pixels
     if len(sizes) > 1:
         shown = ", ".join(f"{w}×{h} ({n})" for (h, w), n in sizes.most_common(3))
         raise InputError(folder, f"images have mixed resolutions: {shown}; run `mammosynth prepare` first")
-    return np.stack(images), records
+    if stack is None:
+        raise InputError(folder, "no images to evaluate")
+    return stack, records
 
 
 def select_split(folder: str | Path, splits: str, role: str, flag: str) -> tuple[list, Path, str]:
@@ -229,8 +234,7 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     fidelity: dict = {
         **sizes,
         "moments": compare_moments(real_moments, synthetic_moments),
-        "histogram_js_distance": histogram_distance(real_images[breast_mask(real_images)],
-                                                    synthetic_images[breast_mask(synthetic_images)]),
+        "histogram_js_distance": counts_distance(breast_histogram(real_images), breast_histogram(synthetic_images)),
         "spectrum_beta": {"patch_px": patch,
                           "real_median": float(np.median(real_beta)) if real_beta else None,
                           "synthetic_median": float(np.median(synthetic_beta)) if synthetic_beta else None,
