@@ -295,7 +295,8 @@ def evaluate(
     conditional_steps: Annotated[int, typer.Option(help="Training steps of each condition classifier.")] = 300,
     overwrite: bool = False,
 ) -> None:
-    """Measure how real, diverse, correct, private and useful a synthetic dataset is; writes numbers
+    """Measure how real, diverse, correct, private and useful a synthetic dataset is, against real patients
+    the generator never saw (the test split by default); writes numbers with their n and split
     (evaluation.json) and a self-contained HTML report."""
     with progress_bar("evaluate") as update:
         result = api.evaluate(real, synthetic, out, train=train, real_split=real_split, train_split=train_split,
