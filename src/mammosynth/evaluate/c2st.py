@@ -11,7 +11,7 @@ import numpy as np
 
 from mammosynth.errors import InputError
 from mammosynth.evaluate.classifier import auc_with_interval, fit_classifier, group_split, predict
-from mammosynth.evaluate.stack import work_stack
+from mammosynth.evaluate.stack import check_stack, work_stack
 
 
 def two_sample_test(real: np.ndarray, synthetic: np.ndarray, real_patients: list[str] | None = None,
@@ -28,8 +28,7 @@ def two_sample_test(real: np.ndarray, synthetic: np.ndarray, real_patients: list
     patients = [str(i) for i in range(len(real))] if real_patients is None else list(real_patients)
     if len(patients) != len(real):
         raise InputError(None, "C2ST: one patient key per real image")
-    for name, images in (("real", real), ("synthetic", synthetic)):
-        work_stack(images[:4], work_px, 4, name)  # at least 4 images of each, as a stack
+    real, synthetic = check_stack(real, 4, "real"), check_stack(synthetic, 4, "synthetic")
     rng = np.random.default_rng(seed)
     n = min(len(real), len(synthetic))
     real_index, synthetic_index = rng.permutation(len(real))[:n], rng.permutation(len(synthetic))[:n]

@@ -15,6 +15,7 @@ import numpy as np
 
 from mammosynth import __version__
 from mammosynth.datasets import load_dataset
+from mammosynth.datasets.base import Dataset
 from mammosynth.datasets.schema import SPLITS
 from mammosynth.errors import InputError
 from mammosynth.evaluate.c2st import two_sample_test
@@ -30,6 +31,7 @@ from mammosynth.evaluate.reidentify import reidentification
 from mammosynth.evaluate.report import write_report
 from mammosynth.evaluate.shape import breast_mask, compare_shapes
 from mammosynth.evaluate.spectrum import spectrum_exponent
+from mammosynth.evaluate.stack import work_stack
 from mammosynth.evaluate.utility import utility
 from mammosynth.io.atomic import atomic_output_dir, check_output_dir
 from mammosynth.io.images import read_image
@@ -62,8 +64,8 @@ def load_images(folder: str | Path, synthetic_only: bool = False, records: list 
     return stack, records
 
 
-def select_split(folder: str | Path, splits: str, role: str, flag: str) -> tuple[list, Path, str]:
-    """The records of a dataset in ``splits`` (``test``, ``val,test`` …, or ``all``), its root and a label
+def select_split(folder: str | Path, splits: str, role: str, flag: str) -> tuple[list, Dataset, str]:
+    """The records of a dataset in ``splits`` (``test``, ``val,test`` …, or ``all``), the dataset and a label
     saying which images they are. A dataset that records no splits at all is taken whole (``all, no split
     recorded``); one that records splits but none of those asked is refused, naming the ones it has."""
     dataset = load_dataset(folder)
@@ -74,15 +76,15 @@ def select_split(folder: str | Path, splits: str, role: str, flag: str) -> tuple
                          f"use {', '.join(SPLITS)}, a comma list of them, or all")
     present = Counter(r.split for r in dataset.records if r.split)
     if "all" in wanted:
-        return dataset.records, dataset.root, "all"
+        return dataset.records, dataset, "all"
     if not present:
-        return dataset.records, dataset.root, "all (no split recorded)"
+        return dataset.records, dataset, "all (no split recorded)"
     chosen = [r for r in dataset.records if r.split in wanted]
     if not chosen:
         has = ", ".join(f"{k} {n}" for k, n in sorted(present.items()))
         raise InputError(folder, f"no {role} images in split {','.join(sorted(wanted))} (this dataset has {has}); "
                          f"pass {flag}")
-    return chosen, dataset.root, ",".join(sorted(wanted))
+    return chosen, dataset, ",".join(sorted(wanted))
 
 
 def _breast(image: np.ndarray) -> np.ndarray:
@@ -180,15 +182,15 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     check_output_dir(out, overwrite)  # refuse an existing --out before minutes of work
     if c2st_px < 16:
         raise InputError("--c2st-px", f"must be at least 16, got {c2st_px}")
-    chosen, real_root, real_label = select_split(real, real_split, "real", "--real-split")
-    train_chosen = train_root = None
-    train_label = None
+    chosen, real_set, real_label = select_split(real, real_split, "real", "--real-split")
+    real_root, train_chosen, train_root, train_label = real_set.root, None, None, None
     if train is not None:
-        train_chosen, train_root, train_label = select_split(train, train_split, "training", "--train-split")
+        train_chosen, train_set, train_label = select_split(train, train_split, "training", "--train-split")
+        train_root = train_set.root
     elif real_label != "all" and not real_label.startswith("all ") and train_split in real_split.split(","):
         raise InputError("--train-split", f"split {train_split} is also the real split")
     elif real_label != "all" and not real_label.startswith("all "):
-        candidates = [r for r in load_dataset(real).records if r.split in set(train_split.split(","))]
+        candidates = [r for r in real_set.records if r.split in set(train_split.split(","))]
         if candidates:
             train, train_chosen, train_root, train_label = real, candidates, real_root, train_split
     if train_chosen is not None:
@@ -272,12 +274,13 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
                                                       steps=c2st_steps, seed=seed)}
     tick()
     # classifiers that need real training data learn on the training split and are scored on the held-out one
+    # (cut to their 64² working size once, for both: a full-size copy of train + real is not needed)
     if train_images is not None:
-        both_images = np.concatenate([train_images, real_images])
+        both_images = np.concatenate([work_stack(train_images, 64), work_stack(real_images, 64)])
         both_records = [*train_chosen, *real_records]
         held_out = np.arange(len(both_records)) >= len(train_images)
     else:
-        both_images, both_records, held_out = real_images, real_records, None
+        both_images, both_records, held_out = work_stack(real_images, 64), real_records, None
     both_patients = [r.patient_key for r in both_records]
     conditional: dict = {"split": real_label if held_out is not None else f"patient-level split of {real_label}",
                          "fields": conditional_agreement(both_images, requested_fields(both_records), both_patients,

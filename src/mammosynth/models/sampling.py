@@ -4,9 +4,9 @@ optional known-region replacement (RePaint-style inpainting in latent space).
 Both samplers walk MONAI's ``DDIMScheduler`` on the strided schedule of ``steps`` steps (t = T − 1,
 T − 1 − r, … with r = T // steps): ``ddim`` with η = 0 (deterministic), ``ddpm`` with η = 1 (ancestral:
 the DDPM posterior variance on the strided schedule, exactly DDPM when ``steps`` equals the training
-steps). MONAI's ``DDPMScheduler.step`` always
-goes t → t − 1, so after ``set_timesteps(50)`` it skips 19 of every 20 denoising steps' worth of noise
-removal (an oracle denoiser on data of std 0.5 came out at std 0.94).
+steps). MONAI's ``DDPMScheduler.step`` always goes t → t − 1, so after ``set_timesteps(50)`` it skips
+19 of every 20 denoising steps' worth of noise removal (an oracle denoiser on data of std 0.5 came out
+at std 0.94).
 
 Kept beside the model (not in ``generate``) so training can draw sample grids with the same loop.
 """

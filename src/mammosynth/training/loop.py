@@ -178,9 +178,9 @@ class Trainer:
             self.optimizers[name] = torch.optim.AdamW(params, lr=lr, betas=tuple(self.cfg.betas),
                                                       weight_decay=self.cfg.weight_decay)
             self.base_lr[name] = lr
-        self.ema = {name: AveragedModel(ema_parts(task.modules[name], parts),
-                                        multi_avg_fn=ema_with_warmup(self.cfg.ema_decay), use_buffers=True)
-                    for name, parts in task.ema_modules.items()}
+        self.ema_sources = {name: ema_parts(task.modules[name], parts) for name, parts in task.ema_modules.items()}
+        self.ema = {name: AveragedModel(source, multi_avg_fn=ema_with_warmup(self.cfg.ema_decay), use_buffers=True)
+                    for name, source in self.ema_sources.items()}
         self.step = 0
         self.writer = None
 
@@ -277,7 +277,7 @@ class Trainer:
             self.scaler.update()
         if self.task.ema_active(step):
             for name, ema in self.ema.items():
-                ema.update_parameters(ema_parts(self.task.modules[name], self.task.ema_modules[name]))
+                ema.update_parameters(self.ema_sources[name])
         return logs
 
     def run(self, resume: bool = False) -> dict:
