@@ -33,11 +33,12 @@ extras: setup
 
 test: setup extras
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -41,11 +41,23 @@ def main() -> None:
         _png(to_colour(labels, 1))
         _png(image)
         done = time.perf_counter()
-        for key, value in (("labels", drawn - start), ("render", rendered - drawn), ("encode", done - rendered),
-                           ("total", done - start)):
+        for key, value in (
+            ("labels", drawn - start),
+            ("render", rendered - drawn),
+            ("encode", done - rendered),
+            ("total", done - start),
+        ):
             times[key].append(1000 * value)
-    print(json.dumps({"size": args.size, **{f"{k}_ms_median": round(float(np.median(v)), 1) for k, v in times.items()},
-                      "total_ms_p90": round(float(np.percentile(times["total"], 90)), 1)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "size": args.size,
+                **{f"{k}_ms_median": round(float(np.median(v)), 1) for k, v in times.items()},
+                "total_ms_p90": round(float(np.percentile(times["total"], 90)), 1),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -53,9 +53,15 @@ def main() -> None:
         api._merge(prepared, merged)
     started = time.perf_counter()
     run = work / "run"
-    settings = [f"model.image_size={args.size}", f"train.steps={args.steps}", f"train.ae_steps={args.steps}",
-                f"train.ae_crop={args.crop}", "train.checkpoint_every=250", "train.sample_every=100000",
-                f"train.adv_start={args.steps // 2}"]
+    settings = [
+        f"model.image_size={args.size}",
+        f"train.steps={args.steps}",
+        f"train.ae_steps={args.steps}",
+        f"train.ae_crop={args.crop}",
+        "train.checkpoint_every=250",
+        "train.sample_every=100000",
+        f"train.adv_start={args.steps // 2}",
+    ]
     api.train(merged, run, config=args.config, set=settings, resume=(run / "checkpoints").is_dir())
     train_seconds = time.perf_counter() - started
     checkpoint = open_checkpoint(run)
@@ -74,11 +80,18 @@ def main() -> None:
             tiles.append((image, recon))
     grid = make_grid(np.stack([t[0] for t in tiles] + [t[1] for t in tiles]), columns=len(tiles))
     result = {
-        "size": args.size, "train_images": checkpoint.state["data"]["images"], "held_out_images": len(records),
-        "steps": checkpoint.step, "crop": args.crop, "train_seconds": round(train_seconds, 1),
-        "psnr_db_mean": round(float(np.mean(psnr)), 2), "psnr_db_median": round(float(np.median(psnr)), 2),
-        "ssim_mean": round(float(np.mean(ssim)), 4), "ssim_median": round(float(np.median(ssim)), 4),
-        "data_range": 1.0, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "size": args.size,
+        "train_images": checkpoint.state["data"]["images"],
+        "held_out_images": len(records),
+        "steps": checkpoint.step,
+        "crop": args.crop,
+        "train_seconds": round(train_seconds, 1),
+        "psnr_db_mean": round(float(np.mean(psnr)), 2),
+        "psnr_db_median": round(float(np.median(psnr)), 2),
+        "ssim_mean": round(float(np.mean(ssim)), 4),
+        "ssim_median": round(float(np.median(ssim)), 4),
+        "data_range": 1.0,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(result, indent=1))
     if args.out:

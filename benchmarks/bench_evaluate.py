@@ -49,8 +49,7 @@ def mixed(root: Path, name: str, n: int, size: int, seed: int, start: int) -> Pa
     parts = []
     for k, lesion in enumerate(("none", "malignant-mass")):
         part = root / f"{name}-{lesion}"
-        make_phantom_dataset(part, n=n // 2, size=size, seed=seed, lesion=lesion, start=start + k * n,
-                             overwrite=True)
+        make_phantom_dataset(part, n=n // 2, size=size, seed=seed, lesion=lesion, start=start + k * n, overwrite=True)
         parts.append(part)
     api._merge(parts, root / name)
     return root / name
@@ -58,17 +57,22 @@ def mixed(root: Path, name: str, n: int, size: int, seed: int, start: int) -> Pa
 
 def headline(result: dict) -> dict:
     features = result["fidelity"]["features"]
-    out = {"real_split": result["inputs"]["real_split"], "real_images": result["inputs"]["real_images"],
-           "train_images": result["inputs"]["train_images"], "synthetic_images": result["inputs"]["synthetic_images"],
-           "c2st_auc": round(result["realism_c2st"]["auc"], 3),
-           "c2st_ci95": [round(v, 3) for v in result["realism_c2st"]["auc_ci95"] or []],
-           "kid": features["kernel_distance"], "kid_std": features["kernel_distance_std"],
-           "fid": features["frechet"],
-           **{k: round(result["diversity"][k], 3) for k in ("precision", "recall", "coverage")},
-           "mode_collapse": result["mode_collapse"]["collapse_suspected"],
-           "moment_ks_p": {k: round(v["ks_pvalue"], 3) for k, v in result["fidelity"]["moments"].items()},
-           "copies": result["memorisation"].get("copies"),
-           "reidentification_rate": result["reidentification"].get("link_rate")}
+    out = {
+        "real_split": result["inputs"]["real_split"],
+        "real_images": result["inputs"]["real_images"],
+        "train_images": result["inputs"]["train_images"],
+        "synthetic_images": result["inputs"]["synthetic_images"],
+        "c2st_auc": round(result["realism_c2st"]["auc"], 3),
+        "c2st_ci95": [round(v, 3) for v in result["realism_c2st"]["auc_ci95"] or []],
+        "kid": features["kernel_distance"],
+        "kid_std": features["kernel_distance_std"],
+        "fid": features["frechet"],
+        **{k: round(result["diversity"][k], 3) for k in ("precision", "recall", "coverage")},
+        "mode_collapse": result["mode_collapse"]["collapse_suspected"],
+        "moment_ks_p": {k: round(v["ks_pvalue"], 3) for k, v in result["fidelity"]["moments"].items()},
+        "copies": result["memorisation"].get("copies"),
+        "reidentification_rate": result["reidentification"].get("link_rate"),
+    }
     if "utility" in result and "arms" in result["utility"]:
         out["utility_auc"] = {arm: (v.get("auc"), v.get("auc_ci95")) for arm, v in result["utility"]["arms"].items()}
     return out
@@ -87,11 +91,20 @@ def perf(args: argparse.Namespace) -> None:
     for name, utility in (("without_utility", False), ("with_utility", True)):
         started = time.perf_counter()
         result = api.evaluate(real, synthetic, args.work / f"eval-{name}", run_utility=utility, overwrite=True)
-        runs[name] = {"seconds": round(time.perf_counter() - started, 1), "peak_rss_mb": round(peak_rss_mb()),
-                      **headline(result)}
+        runs[name] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mb": round(peak_rss_mb()),
+            **headline(result),
+        }
         print(name, json.dumps(runs[name], indent=1), flush=True)
-    summary = {"real": str(real), "synthetic_images": args.synthetic, "size": args.size,
-               "data_seconds": round(made, 1), "cpu_threads": os.cpu_count(), "runs": runs}
+    summary = {
+        "real": str(real),
+        "synthetic_images": args.synthetic,
+        "size": args.size,
+        "data_seconds": round(made, 1),
+        "cpu_threads": os.cpu_count(),
+        "runs": runs,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))
 
@@ -111,9 +124,10 @@ def prepare_shared(shared: Path, work: Path, size: int) -> list[Path]:
     mapping = (Path(__file__).parents[1] / "examples" / "mappings" / "mini-mias-derived.yaml").read_text()
     mapping = mapping.replace("csv: metadata.csv", f"csv: {mias}").replace("columns: {", "columns: {patient: woman, ")
     (work / "mias.yaml").write_text(mapping)
-    for name, source, mapping_path in (("mias", shared / "mini-mias", work / "mias.yaml"),
-                                       ("cc", shared / "cc-cesm",
-                                        Path(__file__).parents[1] / "examples" / "mappings" / "cc-cesm.yaml")):
+    for name, source, mapping_path in (
+        ("mias", shared / "mini-mias", work / "mias.yaml"),
+        ("cc", shared / "cc-cesm", Path(__file__).parents[1] / "examples" / "mappings" / "cc-cesm.yaml"),
+    ):
         target = work / f"prepared-{name}-{size}"
         if not (target / "manifest.jsonl").is_file():
             api.prepare(source, target, size=size, mapping=mapping_path, overwrite=True, salt="calibration")
@@ -140,17 +154,28 @@ def patient_groups(records: list, seed: int) -> tuple[list, list, list]:
     return tuple([r for r in records if group[r.patient_key] == g] for g in range(3))
 
 
-def write_set(folder: Path, records: list, images: list[np.ndarray], splits: list[str | None],
-              synthetic: bool = False) -> Path:
+def write_set(
+    folder: Path, records: list, images: list[np.ndarray], splits: list[str | None], synthetic: bool = False
+) -> Path:
     """A dataset folder of these images (written as 16-bit PNG) and copies of their records."""
     out = []
     for k, (record, image, split) in enumerate(zip(records, images, splits, strict=True)):
         path = f"images/{k:05d}.png"
         write_png(folder / path, np.clip(image, 0, 1).astype(np.float32))
         extra = {"synthetic": True} if synthetic else {}
-        out.append(record.__class__(**{**record.to_dict(), "findings": [], "path": path, "split": split,
-                                       "image_id": f"{'s' if synthetic else 'r'}{k:05d}", "extra": extra,
-                                       "patient_key": f"syn-{k}" if synthetic else record.patient_key}))
+        out.append(
+            record.__class__(
+                **{
+                    **record.to_dict(),
+                    "findings": [],
+                    "path": path,
+                    "split": split,
+                    "image_id": f"{'s' if synthetic else 'r'}{k:05d}",
+                    "extra": extra,
+                    "patient_key": f"syn-{k}" if synthetic else record.patient_key,
+                }
+            )
+        )
     write_manifest(folder, out)
     return folder
 
@@ -164,8 +189,11 @@ def calibrate(args: argparse.Namespace) -> None:
     for group in (held, other):
         group[:] = [group[i] for i in rng.permutation(len(group))]  # mixed MLO and CC in every prefix
     read = {r.image_id: read_image(paths[r.image_id]).pixels for r in records}
-    print(f"T {len(train)} images, A {len(held)}, B {len(other)} (patients {len({r.patient_key for r in train})}, "
-          f"{len({r.patient_key for r in held})}, {len({r.patient_key for r in other})})", flush=True)
+    print(
+        f"T {len(train)} images, A {len(held)}, B {len(other)} (patients {len({r.patient_key for r in train})}, "
+        f"{len({r.patient_key for r in held})}, {len({r.patient_key for r in other})})",
+        flush=True,
+    )
     phantoms = work / f"phantoms-{args.size}"
     if not (phantoms / "manifest.jsonl").is_file():
         raw = mixed(work, "phantom-raw", 1000, 2 * args.size, 5, 0)
@@ -175,43 +203,67 @@ def calibrate(args: argparse.Namespace) -> None:
     noise_rng = np.random.default_rng(1)
     sets = {
         "real, other patients": lambda n: [read[r.image_id] for r in other[:n]],
-        "blurred real (σ 1 % of width)": lambda n: [ndi.gaussian_filter(read[r.image_id], args.size / 100)
-                                                    for r in other[:n]],
-        "real + noise (σ 0.05)": lambda n: [read[r.image_id] + noise_rng.normal(0, 0.05, (args.size, args.size))
-                                            for r in other[:n]],
+        "blurred real (σ 1 % of width)": lambda n: [
+            ndi.gaussian_filter(read[r.image_id], args.size / 100) for r in other[:n]
+        ],
+        "real + noise (σ 0.05)": lambda n: [
+            read[r.image_id] + noise_rng.normal(0, 0.05, (args.size, args.size)) for r in other[:n]
+        ],
         "phantoms": lambda n: phantom_images[:n],
-        "near-copies of T (σ 0.005)": lambda n: [read[r.image_id] + noise_rng.normal(0, 0.005, (args.size,) * 2)
-                                                 for r in train[:n]],
+        "near-copies of T (σ 0.005)": lambda n: [
+            read[r.image_id] + noise_rng.normal(0, 0.005, (args.size,) * 2) for r in train[:n]
+        ],
     }
     rows = []
     for n_wanted in args.n:
         n = min(n_wanted, len(held), len(other))
-        real = write_set(work / f"real-{n}", held[:n] + train, [read[r.image_id] for r in held[:n] + train],
-                         ["test"] * n + ["train"] * len(train))
+        real = write_set(
+            work / f"real-{n}",
+            held[:n] + train,
+            [read[r.image_id] for r in held[:n] + train],
+            ["test"] * n + ["train"] * len(train),
+        )
         for name, make in sets.items():
             images = make(n)
-            synthetic = write_set(work / f"set-{n}-{len(rows)}", (other + train)[:len(images)], images,
-                                  [None] * len(images), synthetic=True)
+            synthetic = write_set(
+                work / f"set-{n}-{len(rows)}",
+                (other + train)[: len(images)],
+                images,
+                [None] * len(images),
+                synthetic=True,
+            )
             rows.append({"set": name, "n_wanted": n_wanted, **_evaluate(real, synthetic, work / "ev", args)})
             print(json.dumps(rows[-1]), flush=True)
         # phantoms against phantoms of other seeds, where n = 200 exists
         m = n_wanted
         test, rest = phantom_records[:m], phantom_records[m:]
-        real = write_set(work / f"preal-{m}", test + rest[:300], phantom_images[:m + 300],
-                         ["test"] * m + ["train"] * min(300, len(rest)))
-        synthetic = write_set(work / f"pset-{m}", rest[300:300 + m], phantom_images[m + 300:m + 300 + m],
-                              [None] * m, synthetic=True)
-        rows.append({"set": "phantoms vs phantoms (other seeds)", "n_wanted": m,
-                     **_evaluate(real, synthetic, work / "ev", args)})
+        real = write_set(
+            work / f"preal-{m}",
+            test + rest[:300],
+            phantom_images[: m + 300],
+            ["test"] * m + ["train"] * min(300, len(rest)),
+        )
+        synthetic = write_set(
+            work / f"pset-{m}", rest[300 : 300 + m], phantom_images[m + 300 : m + 300 + m], [None] * m, synthetic=True
+        )
+        rows.append(
+            {
+                "set": "phantoms vs phantoms (other seeds)",
+                "n_wanted": m,
+                **_evaluate(real, synthetic, work / "ev", args),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"size": args.size, "rows": rows}, indent=1))
     print("\n| set | n real / synthetic | C2ST AUC [95 % CI] | KID ± std | precision / recall | copies |")
     print("|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['set']} | {row['real_images']} / {row['synthetic_images']} | {row['c2st_auc']:.2f} "
-              f"[{row['c2st_ci95'][0]:.2f}, {row['c2st_ci95'][1]:.2f}] | {row['kid']:.4f} ± {row['kid_std']:.4f} | "
-              f"{row['precision']:.2f} / {row['recall']:.2f} | {row['copies']} |")
+        print(
+            f"| {row['set']} | {row['real_images']} / {row['synthetic_images']} | {row['c2st_auc']:.2f} "
+            f"[{row['c2st_ci95'][0]:.2f}, {row['c2st_ci95'][1]:.2f}] | {row['kid']:.4f} ± {row['kid_std']:.4f} | "
+            f"{row['precision']:.2f} / {row['recall']:.2f} | {row['copies']} |"
+        )
 
 
 def _evaluate(real: Path, synthetic: Path, out: Path, args: argparse.Namespace) -> dict:

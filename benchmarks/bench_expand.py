@@ -44,22 +44,34 @@ def main() -> None:
     work = args.work
     if not (work / "prepared" / "manifest.jsonl").is_file():
         parts = []
-        for k, (lesion, n) in enumerate((("none", 120), ("benign-mass", 30), ("malignant-mass", 30),
-                                         ("calcification", 20))):
-            make_phantom_dataset(work / lesion, n=n, size=args.size * 2, seed=0, lesion=lesion, start=1000 * k,
-                                 overwrite=True)
+        for k, (lesion, n) in enumerate(
+            (("none", 120), ("benign-mass", 30), ("malignant-mass", 30), ("calcification", 20))
+        ):
+            make_phantom_dataset(
+                work / lesion, n=n, size=args.size * 2, seed=0, lesion=lesion, start=1000 * k, overwrite=True
+            )
             parts.append(work / lesion)
         api._merge(parts, work / "all")
         api.prepare(work / "all", work / "prepared", size=args.size, overwrite=True)
     if not (work / "run" / "checkpoints").is_dir():
-        api.train(work / "prepared", work / "run", model=family, config=config,
-                  set=["train.steps=2", "train.checkpoint_every=2", "train.sample_every=1000"], overwrite=True,
-                  device=args.device)
+        api.train(
+            work / "prepared",
+            work / "run",
+            model=family,
+            config=config,
+            set=["train.steps=2", "train.checkpoint_every=2", "train.sample_every=1000"],
+            overwrite=True,
+            device=args.device,
+        )
     spec = work / "spec.yaml"
     per = args.add // 4
-    spec.write_text("by: [lesion]\ncells:\n" + "".join(
-        f"  - {{lesion: {kind}, add: {per + (args.add - 4 * per if k == 0 else 0)}}}\n"
-        for k, kind in enumerate(("none", "benign-mass", "malignant-mass", "calcification"))))
+    spec.write_text(
+        "by: [lesion]\ncells:\n"
+        + "".join(
+            f"  - {{lesion: {kind}, add: {per + (args.add - 4 * per if k == 0 else 0)}}}\n"
+            for k, kind in enumerate(("none", "benign-mass", "malignant-mass", "calcification"))
+        )
+    )
     samples: dict[str, float] = {}
 
     def progress(done: int, total: int) -> None:
@@ -76,17 +88,31 @@ def main() -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     started = time.perf_counter()
-    result = api.expand(work / "prepared", work / "expanded", work / "run", target=str(spec), overwrite=True,
-                        batch_size=32, device=args.device, progress=progress)
+    result = api.expand(
+        work / "prepared",
+        work / "expanded",
+        work / "run",
+        target=str(spec),
+        overwrite=True,
+        batch_size=32,
+        device=args.device,
+        progress=progress,
+    )
     seconds = time.perf_counter() - started
     stop.set()
-    summary = {"added": result["synthetic_images"], "size": args.size, "config": args.config,
-               "seconds": round(seconds, 1),
-               "images_per_second_overall": round(result["synthetic_images"] / seconds, 2),
-               "images_per_second_generation_loop": result["images_per_second"], **samples,
-               "rss_mb_end": round(rss_mb()), "rss_mb_peak": round(peak["mb"]),
-               "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-               "rejected": result["rejected"]}
+    summary = {
+        "added": result["synthetic_images"],
+        "size": args.size,
+        "config": args.config,
+        "seconds": round(seconds, 1),
+        "images_per_second_overall": round(result["synthetic_images"] / seconds, 2),
+        "images_per_second_generation_loop": result["images_per_second"],
+        **samples,
+        "rss_mb_end": round(rss_mb()),
+        "rss_mb_peak": round(peak["mb"]),
+        "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rejected": result["rejected"],
+    }
     print(json.dumps(summary, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1))

@@ -45,8 +45,9 @@ def dcgan(ngf: int = 64, nz: int = 100) -> tuple[nn.Module, nn.Module]:
     return nn.Sequential(*g), nn.Sequential(*d)
 
 
-def time_dcgan(data: PreparedImages, steps: int, batch: int = 8, seconds: float | None = None,
-               keep: list | None = None) -> float:
+def time_dcgan(
+    data: PreparedImages, steps: int, batch: int = 8, seconds: float | None = None, keep: list | None = None
+) -> float:
     """Images/s of a plain DCGAN over ``steps`` steps (or as many as fit in ``seconds``); with ``keep`` the
     trained generator is appended to it."""
     torch.manual_seed(0)
@@ -106,8 +107,9 @@ def main() -> None:
     reference = time_dcgan(data, args.reference_steps)
     print(f"plain DCGAN (64 base channels): {reference:.1f} img/s → {args.steps * 8 / reference / 60:.0f} min")
     started = time.perf_counter()
-    result = api.train(args.prepared, args.run, model="gan", config="cpu-128", set=[f"train.steps={args.steps}"],
-                       overwrite=True)
+    result = api.train(
+        args.prepared, args.run, model="gan", config="cpu-128", set=[f"train.steps={args.steps}"], overwrite=True
+    )
     seconds = time.perf_counter() - started
     pipeline = GANPipeline(str(args.run))
     batch = data.batch(list(range(min(64, len(data)))))
@@ -123,7 +125,10 @@ def main() -> None:
     grid = make_grid(np.concatenate([real[:8], ours[:8], theirs[:8]]))
     write_png(args.run / "compare-real-ours-dcgan.png", grid, bits=8)
     summary = {
-        "steps": args.steps, "batch": 8, "images_seen": args.steps * 8, "train_images": len(data),
+        "steps": args.steps,
+        "batch": 8,
+        "images_seen": args.steps * 8,
+        "train_images": len(data),
         "mammosynth_gan_minutes": round(seconds / 60, 2),
         "mammosynth_gan_images_per_second": result["images_per_second"],
         "dcgan_images_per_second": round(reference, 2),

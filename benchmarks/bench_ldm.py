@@ -53,8 +53,11 @@ def time_step(step, steps: int, batch: int) -> dict:
     for _ in range(steps):
         step()
     seconds = (time.perf_counter() - start) / steps
-    return {"images_per_second": round(batch / seconds, 2), "flops_per_step": flops,
-            "achieved_gflops": round(flops / seconds / 1e9, 1)}
+    return {
+        "images_per_second": round(batch / seconds, 2),
+        "flops_per_step": flops,
+        "achieved_gflops": round(flops / seconds / 1e9, 1),
+    }
 
 
 def conditions(batch: int) -> dict:
@@ -123,8 +126,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     peak = matmul_peak()
-    results = {"threads": args.threads, "torch": torch.__version__, "matmul_peak_gflops": round(peak / 1e9, 1),
-               "config": args.config, "sizes": {}}
+    results = {
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "config": args.config,
+        "sizes": {},
+    }
     print(f"matmul fp32 peak: {peak / 1e9:.1f} GFLOP/s on {args.threads} threads", flush=True)
     base = load_config("ldm", args.config)["model"]
     for size in (128, 256):

@@ -59,9 +59,15 @@ def ddsm_dice(folder: Path, field_mm: float = 240.0) -> dict:
         scores["breast"].append(dice(breast, reference > 64))
         scores["pectoral"].append(dice(labels == PECTORAL, reference == 255))
         scores["fibroglandular"].append(dice(labels == FIBROGLANDULAR, reference == 192))
-    return {name: {"median": round(float(np.median(v)), 3), "mean": round(float(np.mean(v)), 3),
-                   "q25": round(float(np.percentile(v, 25)), 3), "q75": round(float(np.percentile(v, 75)), 3)}
-            for name, v in scores.items()} | {"images": len(rows)}
+    return {
+        name: {
+            "median": round(float(np.median(v)), 3),
+            "mean": round(float(np.mean(v)), 3),
+            "q25": round(float(np.percentile(v, 25)), 3),
+            "q75": round(float(np.percentile(v, 75)), 3),
+        }
+        for name, v in scores.items()
+    } | {"images": len(rows)}
 
 
 def images_per_second(fn, batch: int, seconds: float = 8.0) -> float:
@@ -116,8 +122,7 @@ def train_and_render(prepared: Path, work: Path, steps: int) -> dict:
 
     run = work / "run"
     start = time.perf_counter()
-    api.train(prepared, run, model="translation", config="cpu-128", set=[f"train.steps={steps}"],
-              resume=run.exists())
+    api.train(prepared, run, model="translation", config="cpu-128", set=[f"train.steps={steps}"], resume=run.exists())
     minutes = (time.perf_counter() - start) / 60
     pipeline = TranslationPipeline(str(run))
     rows = []

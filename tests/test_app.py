@@ -34,8 +34,9 @@ class Server:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(create_app(folder, translator), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(folder, translator), host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.time() + 30
@@ -49,8 +50,11 @@ class Server:
 
 
 def call(url: str, token: str = "", body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                     headers={"X-Token": token, "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"X-Token": token, "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -103,8 +107,9 @@ def test_the_designer_preview_follows_the_controls_and_places_masses(browser, tm
         page.fill("li[data-mass='0'] .mass-size_mm", "25")
         page.dispatch_event("li[data-mass='0'] .mass-size_mm", "change")
         page.wait_for_function("window.designerParams().masses[0].size_mm === 25")
-        moved = np.array(call(server.url + "/api/labels?size=128", body=page.evaluate("window.designerParams()"))[1][
-            "labels"])
+        moved = np.array(
+            call(server.url + "/api/labels?size=128", body=page.evaluate("window.designerParams()"))[1]["labels"]
+        )
         assert moved[int(0.35 * 128), int(0.15 * 128)] == MALIGNANT_MASS and moved[64, 32] != MALIGNANT_MASS
         for _ in range(12):  # undo walks back through the size change, move, pectoral, view and placement
             if page.evaluate("window.designerParams().masses.length") == 0:
@@ -123,8 +128,9 @@ def test_a_reader_completes_a_blinded_study_and_the_analysis_matches(browser, tm
 
     make_phantom_dataset(tmp_path / "real", n=4, size=64, seed=1)
     make_phantom_dataset(tmp_path / "synthetic", n=4, size=64, seed=2)
-    made = StudyStore(tmp_path / "app").create_study("pilot", tmp_path / "real", tmp_path / "synthetic",
-                                                     per_class=3, readers=["ann", "bob"], size=64)
+    made = StudyStore(tmp_path / "app").create_study(
+        "pilot", tmp_path / "real", tmp_path / "synthetic", per_class=3, readers=["ann", "bob"], size=64
+    )
     truth = StudyStore(tmp_path / "app").truth_for_tests(made["study"])
     server = Server(tmp_path / "app")
     scripted = []
@@ -141,12 +147,14 @@ def test_a_reader_completes_a_blinded_study_and_the_analysis_matches(browser, tm
         page.wait_for_function("document.body.dataset.state === 'done'")
         bob = made["reader_tokens"]["bob"]
         status, state = call(server.url + "/api/read/state", bob)
-        status, _ = call(server.url + "/api/read/answer", bob, {"image": state["next"], "answer": "real",
-                                                                "confidence": 2})
+        status, _ = call(
+            server.url + "/api/read/answer", bob, {"image": state["next"], "answer": "real", "confidence": 2}
+        )
         assert status == 200
         scripted.append({"reader": "bob", "image": state["next"], "answer": "real", "confidence": 2})
-        status, again = call(server.url + "/api/read/answer", bob, {"image": state["next"], "answer": "synthetic",
-                                                                    "confidence": 5})
+        status, again = call(
+            server.url + "/api/read/answer", bob, {"image": state["next"], "answer": "synthetic", "confidence": 5}
+        )
         assert status == 400 and "already answered" in again["error"]
         status, refused = call(server.url + "/api/read/state", "wrong-token")
         assert status == 403 and "token" in refused["error"]
@@ -188,14 +196,20 @@ def test_a_translator_adds_the_realistic_image_and_exports_work(tmp_path):
         assert status == 200 and preview["realistic"].startswith("data:image/png;base64,")
         realistic = Image.open(io.BytesIO(base64.b64decode(preview["realistic"].split(",", 1)[1])))
         assert realistic.size == (32, 32)
-        request = urllib.request.Request(server.url + "/api/export/dicom?size=128", data=json.dumps(params).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            server.url + "/api/export/dicom?size=128",
+            data=json.dumps(params).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             (tmp_path / "p.dcm").write_bytes(response.read())
         ds = pydicom.dcmread(tmp_path / "p.dcm")
         assert "SYNTHETIC" in ds.SeriesDescription and ds.pixel_array.shape == (128, 128)
-        request = urllib.request.Request(server.url + "/api/export/realistic-dicom", data=json.dumps(params).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            server.url + "/api/export/realistic-dicom",
+            data=json.dumps(params).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             (tmp_path / "r.dcm").write_bytes(response.read())
         real_looking = pydicom.dcmread(tmp_path / "r.dcm")
@@ -207,8 +221,13 @@ def test_a_translator_adds_the_realistic_image_and_exports_work(tmp_path):
         assert status == 400 and "unknown view" in error["error"]
     finally:
         server.stop()
-    api.train(tmp_path / "data", tmp_path / "ldm", model="ldm", config="tiny",
-              set=["train.ae_steps=2", "train.steps=4", "train.checkpoint_every=4", "train.sample_every=1000"])
+    api.train(
+        tmp_path / "data",
+        tmp_path / "ldm",
+        model="ldm",
+        config="tiny",
+        set=["train.ae_steps=2", "train.steps=4", "train.checkpoint_every=4", "train.sample_every=1000"],
+    )
     diffusion = Server(tmp_path / "app2", translator=tmp_path / "ldm")
     try:
         status, preview = call(diffusion.url + "/api/preview?size=128", body=params)
@@ -229,8 +248,9 @@ def test_generation_in_the_browser_shows_a_gallery_zips_it_and_cancels(browser, 
     from mammosynth import api
 
     make_phantom_dataset(tmp_path / "data", n=8, size=32, seed=1, lesion="malignant-mass")
-    api.train(tmp_path / "data", tmp_path / "app" / "models" / "gan-tiny", model="gan", config="tiny",
-              set=["train.steps=4"])
+    api.train(
+        tmp_path / "data", tmp_path / "app" / "models" / "gan-tiny", model="gan", config="tiny", set=["train.steps=4"]
+    )
     server = Server(tmp_path / "app")
     try:
         page = browser.new_page()
@@ -297,8 +317,9 @@ def test_a_drawn_fibroglandular_region_shapes_the_label_map_and_paths_are_refuse
         row = labels[64]
         assert (row[16:34] == FIBROGLANDULAR).mean() > 0.8  # the stroke, inside the breast
         assert (labels == FIBROGLANDULAR)[:40].sum() == 0  # and nowhere the brush did not go
-        status, error = call(server.url + "/api/preview", body={**params, "fgt_mask": None,
-                                                                  "fgt_mask_path": "/etc/passwd"})
+        status, error = call(
+            server.url + "/api/preview", body={**params, "fgt_mask": None, "fgt_mask_path": "/etc/passwd"}
+        )
         assert status == 400 and "only name a region drawn in this app" in error["error"]
         status, error = call(server.url + "/api/preview", body={**params, "fgt_mask": "data:image/png;base64,AAAA"})
         assert status == 400 and "not a readable PNG" in error["error"]

@@ -32,8 +32,9 @@ def test_moments_match_scipy_on_a_known_sample():
     m = intensity_moments(pixels)
     from scipy import stats
 
-    assert np.allclose(m[:4], [pixels.mean(), pixels.std(), stats.skew(pixels.ravel()),
-                               stats.kurtosis(pixels.ravel(), fisher=False)])
+    assert np.allclose(
+        m[:4], [pixels.mean(), pixels.std(), stats.skew(pixels.ravel()), stats.kurtosis(pixels.ravel(), fisher=False)]
+    )
     assert np.isclose(m[4], stats.moment(pixels.ravel(), 5) / pixels.std() ** 5)
 
 
@@ -221,8 +222,21 @@ def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("ev")
     real, synthetic = mixed_phantoms(root, "real", 32, 64, 1), mixed_phantoms(root, "synth", 16, 64, 2, start=100)
     split_by_patient(real)
-    result = cli("evaluate", str(real), str(synthetic), "--out", str(root / "ev"),
-                 "--encoder-steps", "20", "--c2st-steps", "20", "--utility-steps", "20", "--conditional-steps", "20")
+    result = cli(
+        "evaluate",
+        str(real),
+        str(synthetic),
+        "--out",
+        str(root / "ev"),
+        "--encoder-steps",
+        "20",
+        "--c2st-steps",
+        "20",
+        "--utility-steps",
+        "20",
+        "--conditional-steps",
+        "20",
+    )
     assert result.returncode == 0, result.stderr
     return root
 
@@ -267,8 +281,9 @@ def test_evaluate_refuses_shared_patients_unknown_splits_and_bad_sets(evaluated,
         api.evaluate(real, synth, tmp_path / "x", real_split="val")
     with pytest.raises(InputError, match="unknown split holdout"):
         api.evaluate(real, synth, tmp_path / "x", real_split="holdout")
-    unsplit = api.evaluate(synth, real, tmp_path / "unsplit", run_utility=False, c2st_steps=5, encoder_steps=2,
-                           conditional_steps=5)
+    unsplit = api.evaluate(
+        synth, real, tmp_path / "unsplit", run_utility=False, c2st_steps=5, encoder_steps=2, conditional_steps=5
+    )
     assert unsplit["inputs"]["real_split"] == "all (no split recorded)" and unsplit["inputs"]["train_images"] is None
     assert "no training set" in unsplit["memorisation"]["skipped"] and unsplit["memorisation"]["copies"] is None
     assert unsplit["fidelity"]["features"]["encoder_trained_on"].startswith("the real set itself")
@@ -305,9 +320,22 @@ def test_the_report_renders_in_headless_chromium_without_console_errors(evaluate
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if browser is None:
         pytest.skip("no headless Chromium here (make test installs it with apt where it can)")
-    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-                           "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     loaded = re.search(r'data-images-loaded="(\d+)"', done.stdout)
     total = re.search(r'data-images-total="(\d+)"', done.stdout)
     assert loaded and total, "the report's load script did not run"
@@ -320,11 +348,19 @@ def test_a_saved_encoder_makes_two_evaluations_comparable(evaluated, tmp_path):
     from mammosynth import api
 
     first = json.loads((evaluated / "ev" / "evaluation.json").read_text())
-    again = api.evaluate(evaluated / "real", evaluated / "synth", tmp_path / "again", features=str(
-        evaluated / "ev" / "encoder.safetensors"), run_utility=False, c2st_steps=5, encoder_steps=1,
-        conditional_steps=5)
+    again = api.evaluate(
+        evaluated / "real",
+        evaluated / "synth",
+        tmp_path / "again",
+        features=str(evaluated / "ev" / "encoder.safetensors"),
+        run_utility=False,
+        c2st_steps=5,
+        encoder_steps=1,
+        conditional_steps=5,
+    )
     assert again["fidelity"]["features"]["kernel_distance"] == pytest.approx(
-        first["fidelity"]["features"]["kernel_distance"], rel=1e-6)
+        first["fidelity"]["features"]["kernel_distance"], rel=1e-6
+    )
     assert not (tmp_path / "again" / "encoder.safetensors").exists()
 
 
@@ -336,8 +372,9 @@ def test_resnet_weights_from_a_file_load_and_bad_files_are_refused(tmp_path):
     from mammosynth.evaluate import load_extractor
 
     torch.manual_seed(0)
-    network = resnet18(spatial_dims=2, n_input_channels=3, num_classes=7, conv1_t_stride=2,
-                       bias_downsample=False)  # torchvision's layout, with an fc head as in its files
+    network = resnet18(
+        spatial_dims=2, n_input_channels=3, num_classes=7, conv1_t_stride=2, bias_downsample=False
+    )  # torchvision's layout, with an fc head as in its files
     save_file({k: v.contiguous() for k, v in network.state_dict().items()}, tmp_path / "r18.safetensors")
     extract = load_extractor(f"resnet18:{tmp_path / 'r18.safetensors'}", work_px=48)
     images = np.random.default_rng(0).random((3, 48, 48)).astype(np.float32)
@@ -347,7 +384,8 @@ def test_resnet_weights_from_a_file_load_and_bad_files_are_refused(tmp_path):
     with torch.no_grad():
         x = torch.from_numpy(images)[:, None]
         x = (x.expand(-1, 3, -1, -1) - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
-            [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+            [0.229, 0.224, 0.225]
+        ).view(1, 3, 1, 1)
         network.fc = torch.nn.Identity()
         assert np.allclose(features, network(x).numpy(), atol=1e-4)
     with pytest.raises(InputError, match=r"weights do not fit the network: missing 'layer1\.0\.conv3"):
@@ -378,7 +416,8 @@ def test_utility_arms_on_a_task_with_known_answers():
     patients = [f"p{i // 2}" for i in range(60)]  # two images per patient
     test = group_split(patients, 0.3, seed=0)
     assert not {p for p, t in zip(patients, test, strict=True) if t} & {
-        p for p, t in zip(patients, test, strict=True) if not t}
+        p for p, t in zip(patients, test, strict=True) if not t
+    }
     synthetic, synthetic_labels = _discs(60, 1)
     found = utility(real, labels, patients, synthetic, synthetic_labels, work_px=32, steps=150)
     arms = found["arms"]
@@ -386,8 +425,9 @@ def test_utility_arms_on_a_task_with_known_answers():
     assert arms["real"]["auc_ci95"][0] <= arms["real"]["auc"] <= arms["real"]["auc_ci95"][1]
     wrong = utility(real, labels, patients, synthetic, 1 - synthetic_labels, work_px=32, steps=150)
     assert wrong["arms"]["synthetic"]["auc"] < 0.2  # mislabelled synthetic data teaches the opposite
-    assert "skipped" in utility(real, labels, patients, synthetic, np.zeros(60), work_px=32, steps=5)["arms"][
-        "synthetic"]
+    assert (
+        "skipped" in utility(real, labels, patients, synthetic, np.zeros(60), work_px=32, steps=5)["arms"]["synthetic"]
+    )
     with pytest.raises(InputError, match="with and without lesions"):
         utility(real, np.zeros(60), patients, synthetic, synthetic_labels)
 
@@ -399,15 +439,30 @@ def test_conditional_agreement_sees_wrong_requests_and_unlearnable_fields():
     values = ["lesion" if v else "normal" for v in labels]
     patients = [str(i) for i in range(60)]
     synthetic, synthetic_labels = _discs(20, 1)
-    honest = field_agreement(images, values, patients, synthetic,
-                             ["lesion" if v else "normal" for v in synthetic_labels], work_px=32, steps=150)
+    honest = field_agreement(
+        images,
+        values,
+        patients,
+        synthetic,
+        ["lesion" if v else "normal" for v in synthetic_labels],
+        work_px=32,
+        steps=150,
+    )
     assert honest["checkable"] and honest["agreement"] > 0.9
-    lying = field_agreement(images, values, patients, synthetic,
-                            ["normal" if v else "lesion" for v in synthetic_labels], work_px=32, steps=150)
+    lying = field_agreement(
+        images,
+        values,
+        patients,
+        synthetic,
+        ["normal" if v else "lesion" for v in synthetic_labels],
+        work_px=32,
+        steps=150,
+    )
     assert lying["agreement"] < 0.1
     coin = np.random.default_rng(5).integers(0, 2, 60)
-    unlearnable = field_agreement(images, ["L" if c else "R" for c in coin], patients, synthetic, ["L"] * 20,
-                                  work_px=32, steps=150)
+    unlearnable = field_agreement(
+        images, ["L" if c else "R" for c in coin], patients, synthetic, ["L"] * 20, work_px=32, steps=150
+    )
     assert not unlearnable["checkable"]
     assert "skipped" in field_agreement(images, ["CC"] * 60, patients, synthetic, ["CC"] * 20)
 
@@ -422,8 +477,9 @@ def test_reidentification_links_copies_to_training_patients_but_not_fresh_images
     copied = reidentification(copies, train, patients, held_out)
     assert copied["better_than_chance"] and copied["link_rate"] == 1.0 and copied["chance"] == 0.5
     make_phantom_dataset(tmp_path / "fresh", n=30, size=64, seed=9)  # a new draw of the same population
-    fresh_images = np.stack([read_image(tmp_path / "fresh" / r.path).pixels
-                             for r in load_dataset(tmp_path / "fresh").records])
+    fresh_images = np.stack(
+        [read_image(tmp_path / "fresh" / r.path).pixels for r in load_dataset(tmp_path / "fresh").records]
+    )
     independent = reidentification(fresh_images, train, patients, held_out)
     assert not independent["better_than_chance"]
 

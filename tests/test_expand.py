@@ -47,21 +47,33 @@ def test_plans_have_the_counts_their_targets_name(setup, tmp_path):
     records = load_dataset(setup / "data").records
     balanced = plan_expansion(records, "balanced")
     assert {c["cell"]["lesion"]: (c["real"], c["add"]) for c in balanced.cells} == {
-        "none": (12, 0), "malignant-mass": (4, 8), "benign-mass": (2, 10)}
+        "none": (12, 0),
+        "malignant-mass": (4, 8),
+        "benign-mass": (2, 10),
+    }
     assert balanced.total == 18 and sum(1 for c in balanced.images if c["lesion"] == "benign-mass") == 10
     per_class = plan_expansion(records, "10-per-class")
-    assert {c["cell"]["lesion"]: c["add"] for c in per_class.cells} == {"none": 0, "malignant-mass": 6,
-                                                                         "benign-mass": 8}
+    assert {c["cell"]["lesion"]: c["add"] for c in per_class.cells} == {
+        "none": 0,
+        "malignant-mass": 6,
+        "benign-mass": 8,
+    }
     by_two = plan_expansion(records, "balanced", by=("view", "lesion"))
     top = max(c["real"] for c in by_two.cells)
     assert all(c["real"] + c["add"] == top for c in by_two.cells)
-    assert all(img["view"] == c["cell"]["view"] for c in by_two.cells for img in by_two.images
-               if img["lesion"] == c["cell"]["lesion"] and img["view"] == c["cell"]["view"])
+    assert all(
+        img["view"] == c["cell"]["view"]
+        for c in by_two.cells
+        for img in by_two.images
+        if img["lesion"] == c["cell"]["lesion"] and img["view"] == c["cell"]["view"]
+    )
     spec = tmp_path / "spec.yaml"
     spec.write_text("by: [lesion]\ncells:\n  - {lesion: calcification, add: 5}\n  - {lesion: benign-mass, total: 3}\n")
     from_yaml = plan_expansion(records, str(spec))
-    assert {c["cell"]["lesion"]: c["add"] for c in from_yaml.cells if c["add"]} == {"calcification": 5,
-                                                                                    "benign-mass": 1}
+    assert {c["cell"]["lesion"]: c["add"] for c in from_yaml.cells if c["add"]} == {
+        "calcification": 5,
+        "benign-mass": 1,
+    }
     assert plan_expansion(records, "balanced", seed=3).images == plan_expansion(records, "balanced", seed=3).images
 
 
@@ -98,8 +110,9 @@ def test_dicom_is_marked_synthetic_and_carries_no_source_identifier(setup):
     if not (out / "dicom").is_dir():
         api.expand(setup / "data", out, setup / "run", formats=["png", "dicom"])
     source = load_dataset(setup / "data").records
-    identifiers = {r.patient_key for r in source} | {r.image_id for r in source} | {
-        r.study_key for r in source if r.study_key}
+    identifiers = (
+        {r.patient_key for r in source} | {r.image_id for r in source} | {r.study_key for r in source if r.study_key}
+    )
     files = sorted((out / "dicom").glob("*.dcm"))
     assert len(files) == 18
     for path in files:
@@ -109,26 +122,39 @@ def test_dicom_is_marked_synthetic_and_carries_no_source_identifier(setup):
         assert ds.ContributingEquipmentSequence[0].Manufacturer == "mammosynth"
         assert str(ds.PatientID).startswith("synthetic-") and str(ds.PatientName) == "SYNTHETIC^MAMMOSYNTH"
         assert ds.pixel_array.shape == (32, 32)
-        text = " ".join(str(element.value) for element in ds.iterall() if element.VR in ("LO", "SH", "PN", "LT",
-                                                                                         "ST", "UT", "CS"))
+        text = " ".join(
+            str(element.value) for element in ds.iterall() if element.VR in ("LO", "SH", "PN", "LT", "ST", "UT", "CS")
+        )
         assert not [i for i in identifiers if i and i in text]
     uids = {pydicom.dcmread(p).SOPInstanceUID for p in files}
     assert len(uids) == 18
 
 
 def test_an_expansion_killed_midway_resumes_to_exactly_the_planned_set(setup, tmp_path):
-    args = ["expand", str(setup / "data"), "--model", str(setup / "run"), "--target", "100-per-class",
-            "--batch-size", "4"]
-    reference = api.expand(setup / "data", tmp_path / "reference", setup / "run", target="100-per-class",
-                           batch_size=4)
+    args = [
+        "expand",
+        str(setup / "data"),
+        "--model",
+        str(setup / "run"),
+        "--target",
+        "100-per-class",
+        "--batch-size",
+        "4",
+    ]
+    reference = api.expand(setup / "data", tmp_path / "reference", setup / "run", target="100-per-class", batch_size=4)
     planned = reference["plan"]["synthetic_images"]
     assert planned == 88 + 96 + 98
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "mammosynth.cli", *args, "--out", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mammosynth.cli", *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "records").glob("*.json"))
-                                         if (out / "records").is_dir() else []) < 40:
+    while (
+        time.time() < deadline
+        and len(list((out / "records").glob("*.json")) if (out / "records").is_dir() else []) < 40
+    ):
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -193,15 +219,24 @@ def test_bad_inputs_get_one_clear_line_and_write_nothing(setup, tmp_path):
     spec.write_text("cells:\n  - {lesion: none, total: 3}\n")
     refused(data, "--model", model, "--out", str(out), "--target", str(spec), match="an expansion only adds")
     spec.write_text("by: [view]\nbalanced: true\n")
-    refused(data, "--model", model, "--out", str(out), "--target", str(spec), "--by", "lesion",
-            match="the spec balances by ['view'] but --by says ['lesion']")
+    refused(
+        data,
+        "--model",
+        model,
+        "--out",
+        str(out),
+        "--target",
+        str(spec),
+        "--by",
+        "lesion",
+        match="the spec balances by ['view'] but --by says ['lesion']",
+    )
     refused(data, "--model", model, "--out", str(out), "--dry-run", "--overwrite", match="contradicts")
     refused(data, "--model", model, "--out", str(out), "--format", "tiff", match="unknown output format")
     normal_only = tmp_path / "normal"
     make_phantom_dataset(normal_only, n=6, size=32, seed=4)
     api.train(normal_only, tmp_path / "normal-run", model="gan", config="tiny", set=["train.steps=2"])
-    refused(data, "--model", str(tmp_path / "normal-run"), "--out", str(out),
-            match="trained without benign images")
+    refused(data, "--model", str(tmp_path / "normal-run"), "--out", str(out), match="trained without benign images")
     assert not out.exists()
     records = load_dataset(setup / "data").records
     for record in records:
@@ -242,14 +277,23 @@ def test_the_lesion_verifier_rejects_and_counts_and_the_evaluation_uses_it(setup
     assert again["made_this_run"] == 0 and again["rejected"] == result["rejected"]
     unchecked = tmp_path / "unchecked"
     api.expand(setup / "data", unchecked, setup / "run")
-    found = api.evaluate(setup / "data", unchecked, tmp_path / "ev", verifier=tmp_path / "v", run_utility=False,
-                         encoder_steps=5, c2st_steps=5, conditional_steps=5)
+    found = api.evaluate(
+        setup / "data",
+        unchecked,
+        tmp_path / "ev",
+        verifier=tmp_path / "v",
+        run_utility=False,
+        encoder_steps=5,
+        c2st_steps=5,
+        conditional_steps=5,
+    )
     verdict = found["conditional"]["verifier"]
     assert verdict["judged_images"] == 18 and verdict["lesion_requests"] == 18 and verdict["normal_requests"] == 0
     assert found["inputs"]["synthetic_images"] == 18  # the real images of the expanded folder are left out
     from mammosynth.evaluate.suite import load_images
 
     images, records = load_images(unchecked, synthetic_only=True)
-    direct = LesionChecker(str(tmp_path / "v")).check(images, [r.extra["provenance"]["conditions"] for r in records],
-                                                      [None] * len(records))
+    direct = LesionChecker(str(tmp_path / "v")).check(
+        images, [r.extra["provenance"]["conditions"] for r in records], [None] * len(records)
+    )
     assert verdict["lesion_present"] == pytest.approx(np.mean([v["present"] for v in direct]))

@@ -17,8 +17,15 @@ from mammosynth.errors import InputError
 from mammosynth.generate import DiffusionPipeline, LesionChecker
 from mammosynth.io.images import read_image, write_png
 
-FAST = ["train.batch_size=8", "train.lr=0.002", "train.warmup_steps=20", "train.ae_steps=100",
-        "train.steps=300", "train.checkpoint_every=300", "train.sample_every=1000"]
+FAST = [
+    "train.batch_size=8",
+    "train.lr=0.002",
+    "train.warmup_steps=20",
+    "train.ae_steps=100",
+    "train.steps=300",
+    "train.checkpoint_every=300",
+    "train.sample_every=1000",
+]
 
 
 def toy_views(root: Path, n: int = 32) -> Path:
@@ -33,8 +40,19 @@ def toy_views(root: Path, n: int = 32) -> Path:
         if view == "MLO":
             image[(xx + yy) < 14] = 0.9
         write_png(root / f"images/{i}.png", image.astype(np.float32))
-        records.append(Record(image_id=str(i), path=f"images/{i}.png", dataset="toy", patient_key=f"p{i}",
-                              view=view, laterality="L" if i % 4 < 2 else "R", density="B", width=32, height=32))
+        records.append(
+            Record(
+                image_id=str(i),
+                path=f"images/{i}.png",
+                dataset="toy",
+                patient_key=f"p{i}",
+                view=view,
+                laterality="L" if i % 4 < 2 else "R",
+                density="B",
+                width=32,
+                height=32,
+            )
+        )
     write_manifest(root, records)
     return root
 
@@ -81,7 +99,10 @@ def test_generation_is_deterministic_by_seed_and_laterality_sets_orientation(mod
     again = DiffusionPipeline(str(model)).sample(
         [provenance["conditions"]] * len(provenance["batch"]),
         [provenance["seed"] if i == provenance["index"] else 0 for i in provenance["batch"]],
-        provenance["sampler"], provenance["steps"], provenance["guidance"])
+        provenance["sampler"],
+        provenance["steps"],
+        provenance["guidance"],
+    )
     position = provenance["batch"].index(provenance["index"])
     written = read_image(tmp_path / "d" / record.path).pixels
     assert np.abs(again[position] - written).max() <= 1 / 65535
@@ -101,8 +122,14 @@ def test_inpainting_leaves_pixels_outside_the_mask_unchanged(model, tmp_path):
     mask = np.zeros((32, 32), np.uint8)
     mask[12:20, 8:16] = 255
     write_png(tmp_path / "mask.png", mask, bits=8)
-    out = api.inpaint(model.parent / "data" / "images" / "1.png", tmp_path / "mask.png", model, tmp_path / "in.png",
-                      lesion="malignant-mass", steps=10)
+    out = api.inpaint(
+        model.parent / "data" / "images" / "1.png",
+        tmp_path / "mask.png",
+        model,
+        tmp_path / "in.png",
+        lesion="malignant-mass",
+        steps=10,
+    )
     result = read_image(tmp_path / "in.png").pixels
     inside = mask > 0
     assert np.array_equal(result[~inside], image[~inside])  # tolerance: zero, bit-identical 16-bit values
@@ -127,8 +154,9 @@ def test_verify_loop_rejects_and_resamples(model, tmp_path, monkeypatch):
         return [{**v, "accepted": len(calls) > 1 or k % 2 == 0} for k, v in enumerate(verdicts)]
 
     monkeypatch.setattr(LesionChecker, "check", second_time_lucky)
-    result = api.generate(model, tmp_path / "g", n=4, lesion="malignant-mass", steps=5, verify=tmp_path / "v",
-                          max_attempts=2, seed=7)
+    result = api.generate(
+        model, tmp_path / "g", n=4, lesion="malignant-mass", steps=5, verify=tmp_path / "v", max_attempts=2, seed=7
+    )
     verify = result["verify"]
     assert len(calls) == 2 and len(calls[1]) == 2  # only the two rejected images were drawn again
     assert verify["samples_drawn"] == 6 and verify["accepted"] == result["images"] == 4
@@ -136,13 +164,15 @@ def test_verify_loop_rejects_and_resamples(model, tmp_path, monkeypatch):
     assert not np.allclose(calls[1], calls[0][[1, 3]])  # a new seed, a new image
     records = sorted(load_dataset(tmp_path / "g").records, key=lambda r: r.image_id)
     assert [r.extra["provenance"]["attempt"] for r in records] == [0, 1, 0, 1]
-    assert [r.extra["provenance"]["seed"] for r in records] == [attempt_seed(7, i, a) for i, a in
-                                                                enumerate([0, 1, 0, 1])]
+    assert [r.extra["provenance"]["seed"] for r in records] == [
+        attempt_seed(7, i, a) for i, a in enumerate([0, 1, 0, 1])
+    ]
     for record in records:
         assert record.extra["provenance"]["verifier"]["accepted"] is True
     monkeypatch.setattr(LesionChecker, "check", lambda self, images, c, r: [{"accepted": False}] * len(images))
-    none = api.generate(model, tmp_path / "none", n=3, lesion="malignant-mass", steps=5, verify=tmp_path / "v",
-                        max_attempts=2)
+    none = api.generate(
+        model, tmp_path / "none", n=3, lesion="malignant-mass", steps=5, verify=tmp_path / "v", max_attempts=2
+    )
     assert none["images"] == 0 and none["verify"]["samples_drawn"] == 6
     assert len(none["verify"]["rejected_after_max_attempts"]) == 3
 
@@ -160,8 +190,9 @@ def test_checker_rules(model, tmp_path, monkeypatch):
     monkeypatch.setattr(checker.model, "inspect", lambda images, regions: answers)
     mass = {"category": "mass", "pathology": "malignant"}
     region = np.ones((32, 32), bool)
-    verdicts = checker.check(np.zeros((5, 32, 32), np.float32), [mass, mass, mass, mass, {"category": "none"}],
-                             [region] * 5)
+    verdicts = checker.check(
+        np.zeros((5, 32, 32), np.float32), [mass, mass, mass, mass, {"category": "none"}], [region] * 5
+    )
     assert [v["accepted"] for v in verdicts] == [True, False, False, False, True]
     assert verdicts[0]["pathology_agrees"] is False
 
@@ -188,8 +219,18 @@ def test_bad_masks_checkpoints_and_configs(model, tmp_path):
     result = cli("generate", str(model), "--out", str(tmp_path / "g"), "--n", "1", "--mask", str(tmp_path / "m64.png"))
     assert result.returncode == 2 and "m64.png: mask is 64×64 but the model makes 32×32" in result.stderr
     image = model.parent / "data" / "images" / "0.png"
-    result = cli("inpaint", str(image), "--mask", str(tmp_path / "m64.png"), "--model", str(model), "--out",
-                 str(tmp_path / "x.png"), "--lesion", "benign-mass")
+    result = cli(
+        "inpaint",
+        str(image),
+        "--mask",
+        str(tmp_path / "m64.png"),
+        "--model",
+        str(model),
+        "--out",
+        str(tmp_path / "x.png"),
+        "--lesion",
+        "benign-mass",
+    )
     assert result.returncode == 2 and "mask is 64×64" in result.stderr and not (tmp_path / "x.png").exists()
     result = cli("generate", str(tmp_path / "missing"), "--out", str(tmp_path / "g"), "--n", "1")
     assert result.returncode == 2 and "checkpoint not found" in result.stderr

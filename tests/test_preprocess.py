@@ -126,8 +126,9 @@ def test_a_box_rasterises_exactly_like_the_polygon_of_the_same_square(box):
 
     x0, y0, x1, y1 = box
     as_box = rasterise(Finding(category="mass", geometry="box", coords=list(box)), 12, 10)
-    as_polygon = rasterise(Finding(category="mass", geometry="polygon", coords=[x0, y0, x1, y0, x1, y1, x0, y1]),
-                           12, 10)
+    as_polygon = rasterise(
+        Finding(category="mass", geometry="polygon", coords=[x0, y0, x1, y0, x1, y1, x0, y1]), 12, 10
+    )
     assert np.array_equal(as_box, as_polygon)
     if box == (2.0, 3.0, 9.0, 7.0):  # whole pixels: columns 2–8 and rows 3–6, nothing past the right/bottom edge
         rows, cols = np.flatnonzero(as_box.any(1)), np.flatnonzero(as_box.any(0))

@@ -76,8 +76,7 @@ def test_a_study_is_blinded_balanced_and_needs_tokens(sets, tmp_path):
     from mammosynth.app import StudyStore
 
     store = StudyStore(tmp_path / "app")
-    made = store.create_study("pilot", sets / "real", sets / "synthetic", per_class=3, readers=["ann", "bob"],
-                              size=64)
+    made = store.create_study("pilot", sets / "real", sets / "synthetic", per_class=3, readers=["ann", "bob"], size=64)
     assert made["images"] == 6 and made["per_class"] == 3
     ann = made["reader_tokens"]["ann"]
     state = store.reader_state(ann)
@@ -104,8 +103,12 @@ def test_a_study_is_blinded_balanced_and_needs_tokens(sets, tmp_path):
     marked = {f"synthetic:{r.image_id}" for r in load_dataset(sets / "synthetic").records if r.synthetic}
     every = store.create_study("every", sets / "real", sets / "synthetic", per_class=5, size=64)
     with closing(sqlite3.connect(tmp_path / "app" / "studies.sqlite")) as db:
-        drawn = [source for (source,) in db.execute("SELECT source FROM images WHERE synthetic = 1 AND study = ?",
-                                                    (every["study"],))]
+        drawn = [
+            source
+            for (source,) in db.execute(
+                "SELECT source FROM images WHERE synthetic = 1 AND study = ?", (every["study"],)
+            )
+        ]
     assert sorted(drawn) == sorted(marked)  # only the 4 marked images, not the 3 real ones beside them
 
 

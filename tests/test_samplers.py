@@ -73,8 +73,14 @@ def test_ddpm_noise_is_per_image_and_seeded():
     noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
 
     def run(seeds: list[int], rows: slice = slice(None)) -> torch.Tensor:
-        return denoise(model, noise[rows], {}, sampler="ddpm", steps=10,
-                       generators=[torch.Generator().manual_seed(s) for s in seeds])
+        return denoise(
+            model,
+            noise[rows],
+            {},
+            sampler="ddpm",
+            steps=10,
+            generators=[torch.Generator().manual_seed(s) for s in seeds],
+        )
 
     whole = run([1, 2, 3, 4])
     assert torch.equal(whole, run([1, 2, 3, 4]))

@@ -52,8 +52,12 @@ def test_config_with_unknown_key_is_refused(tmp_path):
 
 
 def test_tiny_training_lowers_the_losses(phantom_prepared, tmp_path):
-    result = api.train(phantom_prepared, tmp_path / "run", config="tiny",
-                       set=["train.steps=80", "train.ae_steps=30", "train.checkpoint_every=80"])
+    result = api.train(
+        phantom_prepared,
+        tmp_path / "run",
+        config="tiny",
+        set=["train.steps=80", "train.ae_steps=30", "train.checkpoint_every=80"],
+    )
     assert result["steps"] == 80
     rows = losses(tmp_path / "run")
     ae = [r["ae_l1"] for r in rows if "ae_l1" in r]
@@ -144,8 +148,12 @@ def test_gradient_accumulation_sees_every_micro_batch(phantom_prepared, tmp_path
     order = BatchOrder(n=10, batch_size=2, accumulate=3, seed=1)
     seen = [i for step in range(5) for micro in range(3) for i in order.indices(step, micro)]
     assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:20]) == list(range(10))
-    result = api.train(phantom_prepared, tmp_path / "acc", config="tiny",
-                       set=["train.steps=4", "train.ae_steps=2", "train.accumulate=2", "train.batch_size=2"])
+    result = api.train(
+        phantom_prepared,
+        tmp_path / "acc",
+        config="tiny",
+        set=["train.steps=4", "train.ae_steps=2", "train.accumulate=2", "train.batch_size=2"],
+    )
     assert result["steps"] == 4
 
 
@@ -169,10 +177,10 @@ def test_accumulated_micro_batches_give_the_gradient_of_one_batch(phantom_prepar
 
     monkeypatch.setattr(VerifierTask, "loss", plain_loss)
     # a plain mean over cells (a class-weighted mean divides by each micro-batch's own weight sum)
-    fixed = ["train.lr=0", "train.weight_decay=0", "train.grad_clip=0", "train.precision=fp32",
-             "model.lesion_weight=1"]
-    split, data = _trainer("verifier", phantom_prepared, tmp_path / "a", [*fixed, "train.batch_size=2",
-                                                                          "train.accumulate=2"])
+    fixed = ["train.lr=0", "train.weight_decay=0", "train.grad_clip=0", "train.precision=fp32", "model.lesion_weight=1"]
+    split, data = _trainer(
+        "verifier", phantom_prepared, tmp_path / "a", [*fixed, "train.batch_size=2", "train.accumulate=2"]
+    )
     whole, _ = _trainer("verifier", phantom_prepared, tmp_path / "b", [*fixed, "train.batch_size=4"])
     indices = [0, 5, 9, 13]  # with and without lesions
     split.train_step(0, [data.batch(indices[:2]), data.batch(indices[2:])])
@@ -202,16 +210,25 @@ def test_a_checkpoint_whose_ema_never_ran_loads_the_trained_weights(phantom_prep
     from mammosynth.training import find_checkpoint
     from mammosynth.training.checkpoint import load_module
 
-    api.train(phantom_prepared, tmp_path / "ae", config="tiny",  # autoencoder stage only: the EMA never updates
-              set=["train.steps=4", "train.ae_steps=20", "train.checkpoint_every=4"])
+    api.train(
+        phantom_prepared,
+        tmp_path / "ae",
+        config="tiny",  # autoencoder stage only: the EMA never updates
+        set=["train.steps=4", "train.ae_steps=20", "train.checkpoint_every=4"],
+    )
     checkpoint = open_checkpoint(find_checkpoint(tmp_path / "ae"))
     assert int(checkpoint.tensors()["ema_count/ldm"].reshape(-1)[0]) == 0
     model = LatentDiffusion(load_config("ldm", "tiny")["model"])
     assert load_module(checkpoint, "ldm", model) == "ldm"
     trained = {k[4:]: v for k, v in checkpoint.tensors().items() if k.startswith("ldm/")}
     assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
-    api.train(phantom_prepared, tmp_path / "ae", config="tiny", resume=True,  # into the diffusion stage
-              set=["train.steps=24", "train.ae_steps=20", "train.checkpoint_every=4"])
+    api.train(
+        phantom_prepared,
+        tmp_path / "ae",
+        config="tiny",
+        resume=True,  # into the diffusion stage
+        set=["train.steps=24", "train.ae_steps=20", "train.checkpoint_every=4"],
+    )
     later = open_checkpoint(find_checkpoint(tmp_path / "ae"))
     assert int(later.tensors()["ema_count/ldm"].reshape(-1)[0]) == 4
     assert load_module(later, "ldm", model) == "ema/ldm"
@@ -219,5 +236,7 @@ def test_a_checkpoint_whose_ema_never_ran_loads_the_trained_weights(phantom_prep
     assert torch.equal(model.state_dict()["unet.out.2.conv.weight"], tensors["ema/ldm/unet.out.2.conv.weight"])
     assert not torch.equal(tensors["ldm/unet.out.2.conv.weight"], tensors["ema/ldm/unet.out.2.conv.weight"])
     assert "ema/ldm/autoencoder.encoder.blocks.0.conv.weight" not in tensors  # frozen: not averaged, as trained
-    assert torch.equal(model.state_dict()["autoencoder.encoder.blocks.0.conv.weight"],
-                       tensors["ldm/autoencoder.encoder.blocks.0.conv.weight"])
+    assert torch.equal(
+        model.state_dict()["autoencoder.encoder.blocks.0.conv.weight"],
+        tensors["ldm/autoencoder.encoder.blocks.0.conv.weight"],
+    )

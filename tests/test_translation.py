@@ -67,8 +67,9 @@ def test_short_training_lowers_the_losses_and_resume_is_exact(prepared, translat
     common = [*SIZE, "train.checkpoint_every=10"]
     api.train(prepared, tmp_path / "full", model="translation", config="tiny", set=[*common, "train.steps=30"])
     api.train(prepared, tmp_path / "cut", model="translation", config="tiny", set=[*common, "train.steps=20"])
-    api.train(prepared, tmp_path / "cut", model="translation", config="tiny", set=[*common, "train.steps=30"],
-              resume=True)
+    api.train(
+        prepared, tmp_path / "cut", model="translation", config="tiny", set=[*common, "train.steps=30"], resume=True
+    )
     assert losses(tmp_path / "cut") == losses(tmp_path / "full")
 
 

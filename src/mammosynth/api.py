@@ -98,8 +98,10 @@ def phantom(
 
         pipeline = TranslationPipeline(str(translate), device)
         if size is not None and size != pipeline.size:
-            raise InputError(translate, f"this translator makes {pipeline.size} px images; "
-                             f"drop --size or pass --size {pipeline.size}")
+            raise InputError(
+                translate,
+                f"this translator makes {pipeline.size} px images; drop --size or pass --size {pipeline.size}",
+            )
         size = pipeline.size
         translator = {k: v for k, v in pipeline.describe().items() if k != "trained_on"}
 
@@ -201,8 +203,13 @@ def demo(
     clock = stage("phantom", clock, 1)
     prepared = prepare(merged, out / "prepared", size=size, overwrite=True, seed=seed)
     clock = stage("prepare", clock, 2)
-    trained = train(out / "prepared", out / "run", model="gan", config="cpu-64",
-                    set=[f"train.steps={train_steps}"] if train_steps else None)
+    trained = train(
+        out / "prepared",
+        out / "run",
+        model="gan",
+        config="cpu-64",
+        set=[f"train.steps={train_steps}"] if train_steps else None,
+    )
     clock = stage("train", clock, 3)
     expanded = expand(out / "prepared", out / "expanded", out / "run", target="balanced", seed=seed)
     clock = stage("expand", clock, 4)
@@ -211,8 +218,9 @@ def demo(
 
     # held-out phantom patients against the synthetic images: the GAN learned from the train split only and
     # nothing here selects on val, so val and test are both unseen (twice the n of test alone)
-    evaluation = evaluate_sets(out / "prepared", out / "expanded", out / "expanded" / "evaluation",
-                               real_split="val,test", seed=seed)
+    evaluation = evaluate_sets(
+        out / "prepared", out / "expanded", out / "expanded" / "evaluation", real_split="val,test", seed=seed
+    )
     write_card(out / "expanded" / "README.md", expanded, evaluation)
     clock = stage("evaluate", clock, 5)
     sheet = contact_sheet(load_dataset(out / "prepared"), out / "contact_sheet.png")
@@ -220,23 +228,34 @@ def demo(
     synthetic.records = [r for r in synthetic.records if r.synthetic]
     synthetic_sheet = contact_sheet(synthetic, out / "synthetic_contact_sheet.png")
     summary = {
-        "phantom_images": n, "prepared": prepared["out"], "prepared_counts": prepared["counts"],
-        "generator": {"run": str(out / "run"), "steps": trained["steps"], "config": "gan/cpu-64",
-                      "images_per_second": trained["images_per_second"]},
-        "expanded": str(out / "expanded"), "synthetic_images": expanded["synthetic_images"],
-        "counts_before": expanded["counts_before"], "counts_after": expanded["counts_after"],
+        "phantom_images": n,
+        "prepared": prepared["out"],
+        "prepared_counts": prepared["counts"],
+        "generator": {
+            "run": str(out / "run"),
+            "steps": trained["steps"],
+            "config": "gan/cpu-64",
+            "images_per_second": trained["images_per_second"],
+        },
+        "expanded": str(out / "expanded"),
+        "synthetic_images": expanded["synthetic_images"],
+        "counts_before": expanded["counts_before"],
+        "counts_after": expanded["counts_after"],
         "report": str(out / "expanded" / "evaluation" / "report.html"),
         "dataset_card": str(out / "expanded" / "README.md"),
-        "contact_sheet": str(sheet), "synthetic_contact_sheet": str(synthetic_sheet),
-        "evaluation": {"real_split": evaluation["inputs"]["real_split"],
-                       "real_images": evaluation["inputs"]["real_images"],
-                       "synthetic_images": evaluation["inputs"]["synthetic_images"],
-                       "c2st_auc": evaluation["realism_c2st"]["auc"],
-                       "c2st_auc_ci95": evaluation["realism_c2st"]["auc_ci95"],
-                       "kernel_distance": evaluation["fidelity"]["features"]["kernel_distance"],
-                       "kernel_distance_std": evaluation["fidelity"]["features"]["kernel_distance_std"],
-                       "coverage": evaluation["diversity"]["coverage"],
-                       "copies": evaluation["memorisation"]["copies"]},
+        "contact_sheet": str(sheet),
+        "synthetic_contact_sheet": str(synthetic_sheet),
+        "evaluation": {
+            "real_split": evaluation["inputs"]["real_split"],
+            "real_images": evaluation["inputs"]["real_images"],
+            "synthetic_images": evaluation["inputs"]["synthetic_images"],
+            "c2st_auc": evaluation["realism_c2st"]["auc"],
+            "c2st_auc_ci95": evaluation["realism_c2st"]["auc_ci95"],
+            "kernel_distance": evaluation["fidelity"]["features"]["kernel_distance"],
+            "kernel_distance_std": evaluation["fidelity"]["features"]["kernel_distance_std"],
+            "coverage": evaluation["diversity"]["coverage"],
+            "copies": evaluation["memorisation"]["copies"],
+        },
         "seconds": {**stages, "total": round(time.perf_counter() - start, 2)},
     }
     with atomic_write(out / "summary.json", "w") as handle:
@@ -323,12 +342,38 @@ def generate(
     trained ``ldm`` or ``gan`` (``model`` checks the checkpoint's family; default: whatever it is)."""
     from mammosynth.generate import generate_dataset
 
-    flags = {"view": view, "laterality": laterality, "density": density, "birads": birads, "lesion": lesion,
-             "lesion_size_mm": lesion_size_mm, "lesion_x": lesion_x, "lesion_y": lesion_y}
-    return generate_dataset(checkpoint, out, n=n, model=model, conditions=flags, table=conditions, mask=mask, seed=seed,
-                            sampler=sampler, steps=steps, guidance=guidance, guide_fields=guide_fields,
-                            batch_size=batch_size, layout=layout, orientation=orientation, verify=verify,
-                            max_attempts=max_attempts, overwrite=overwrite, device=device, progress=progress)
+    flags = {
+        "view": view,
+        "laterality": laterality,
+        "density": density,
+        "birads": birads,
+        "lesion": lesion,
+        "lesion_size_mm": lesion_size_mm,
+        "lesion_x": lesion_x,
+        "lesion_y": lesion_y,
+    }
+    return generate_dataset(
+        checkpoint,
+        out,
+        n=n,
+        model=model,
+        conditions=flags,
+        table=conditions,
+        mask=mask,
+        seed=seed,
+        sampler=sampler,
+        steps=steps,
+        guidance=guidance,
+        guide_fields=guide_fields,
+        batch_size=batch_size,
+        layout=layout,
+        orientation=orientation,
+        verify=verify,
+        max_attempts=max_attempts,
+        overwrite=overwrite,
+        device=device,
+        progress=progress,
+    )
 
 
 def inpaint(
@@ -368,21 +413,35 @@ def inpaint(
     pipeline = DiffusionPipeline(str(checkpoint), device)
     pixels = read_image(image).pixels
     if pixels.shape != (pipeline.size, pipeline.size):
-        raise InputError(image, f"image is {pixels.shape[1]}×{pixels.shape[0]}; the model inpaints "
-                         f"{pipeline.size}×{pipeline.size} prepared images")
+        raise InputError(
+            image,
+            f"image is {pixels.shape[1]}×{pixels.shape[0]}; the model inpaints "
+            f"{pipeline.size}×{pipeline.size} prepared images",
+        )
     region, implied = region_from_mask(mask, pipeline.size, pipeline.spacing_mm)
     conditions = {"view": view, "laterality": laterality, "density": density}
     conditions = validate_conditions({**conditions, "lesion": "none" if remove else lesion}, "command line")
     if not remove:
         conditions.update(implied)
     grow = (2 if remove else 0) if grow_px is None else grow_px
-    result, changed = pipeline.inpaint(pixels, region, conditions, seed, remove=remove, sampler=sampler, steps=steps,
-                                       guidance=guidance, grow_px=grow)
+    result, changed = pipeline.inpaint(
+        pixels, region, conditions, seed, remove=remove, sampler=sampler, steps=steps, guidance=guidance, grow_px=grow
+    )
     write_png(out, result, bits=16)
-    provenance = {"source_image": Path(image).name, "mask": Path(mask).name, "operation": "remove" if remove else
-                  "insert", "conditions": conditions, "seed": seed, "sampler": sampler, "steps": steps,
-                  "guidance": guidance, "grow_px": grow, **pipeline.describe(),
-                  "changed_pixels": int(changed.sum()), "unchanged_outside_mask": True}
+    provenance = {
+        "source_image": Path(image).name,
+        "mask": Path(mask).name,
+        "operation": "remove" if remove else "insert",
+        "conditions": conditions,
+        "seed": seed,
+        "sampler": sampler,
+        "steps": steps,
+        "guidance": guidance,
+        "grow_px": grow,
+        **pipeline.describe(),
+        "changed_pixels": int(changed.sum()),
+        "unchanged_outside_mask": True,
+    }
     provenance.pop("trained_on", None)
     with atomic_write(out.with_suffix(".json"), "w") as handle:
         json.dump(provenance, handle, indent=2)
@@ -415,12 +474,26 @@ def evaluate(
     writes ``out/evaluation.json`` and ``out/report.html``. See :func:`mammosynth.evaluate.suite.evaluate_sets`."""
     from mammosynth.evaluate.suite import evaluate_sets
 
-    return evaluate_sets(real, synthetic, out, train=train, real_split=real_split, train_split=train_split,
-                         seed=seed, features=features, verifier=verifier,
-                         run_utility=run_utility, frd=frd, encoder_steps=encoder_steps, c2st_steps=c2st_steps,
-                         c2st_px=c2st_px,
-                         utility_steps=utility_steps, conditional_steps=conditional_steps, overwrite=overwrite,
-                         progress=progress)
+    return evaluate_sets(
+        real,
+        synthetic,
+        out,
+        train=train,
+        real_split=real_split,
+        train_split=train_split,
+        seed=seed,
+        features=features,
+        verifier=verifier,
+        run_utility=run_utility,
+        frd=frd,
+        encoder_steps=encoder_steps,
+        c2st_steps=c2st_steps,
+        c2st_px=c2st_px,
+        utility_steps=utility_steps,
+        conditional_steps=conditional_steps,
+        overwrite=overwrite,
+        progress=progress,
+    )
 
 
 def expand(
@@ -451,15 +524,38 @@ def expand(
     dataset card. See :func:`mammosynth.export.expand.expand_dataset`."""
     from mammosynth.export.expand import expand_dataset
 
-    return expand_dataset(dataset, out, checkpoint, target=target, by=tuple(by) if by else None, seed=seed,
-                          formats=tuple(formats or ("png",)), verify=verify, copy_filter=copy_filter,
-                          include_real=include_real, sampler=sampler, steps=steps, guidance=guidance, layout=layout,
-                          batch_size=batch_size, max_attempts=max_attempts, dry_run=dry_run, evaluate=evaluate,
-                          overwrite=overwrite, device=device, progress=progress)
+    return expand_dataset(
+        dataset,
+        out,
+        checkpoint,
+        target=target,
+        by=tuple(by) if by else None,
+        seed=seed,
+        formats=tuple(formats or ("png",)),
+        verify=verify,
+        copy_filter=copy_filter,
+        include_real=include_real,
+        sampler=sampler,
+        steps=steps,
+        guidance=guidance,
+        layout=layout,
+        batch_size=batch_size,
+        max_attempts=max_attempts,
+        dry_run=dry_run,
+        evaluate=evaluate,
+        overwrite=overwrite,
+        device=device,
+        progress=progress,
+    )
 
 
-def regenerate(folder: str | Path, row: str, checkpoint: str | Path | None = None, out: str | Path | None = None,
-               device: str = "auto") -> dict:
+def regenerate(
+    folder: str | Path,
+    row: str,
+    checkpoint: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+) -> dict:
     """Remake one synthetic image from its provenance and say whether it is bit-identical to the stored one.
     See :func:`mammosynth.export.regenerate.regenerate`."""
     from mammosynth.export.regenerate import regenerate as remake
@@ -467,18 +563,32 @@ def regenerate(folder: str | Path, row: str, checkpoint: str | Path | None = Non
     return remake(folder, row, checkpoint=checkpoint, out=out, device=device)
 
 
-def create_study(real: str | Path, synthetic: str | Path, folder: str | Path = "mammosynth-app", name: str = "study",
-                 readers: list[str] | None = None, per_class: int = 20, size: int = 256, seed: int = 0) -> dict:
+def create_study(
+    real: str | Path,
+    synthetic: str | Path,
+    folder: str | Path = "mammosynth-app",
+    name: str = "study",
+    readers: list[str] | None = None,
+    per_class: int = 20,
+    size: int = 256,
+    seed: int = 0,
+) -> dict:
     """Create a blinded real-vs-synthetic reader study in the app folder; returns the tokens (shown once).
     See :class:`mammosynth.app.study.StudyStore`."""
     from mammosynth.app.study import StudyStore
 
-    return StudyStore(folder).create_study(name, real, synthetic, per_class=per_class, readers=readers, size=size,
-                                           seed=seed)
+    return StudyStore(folder).create_study(
+        name, real, synthetic, per_class=per_class, readers=readers, size=size, seed=seed
+    )
 
 
-def serve(folder: str | Path = "mammosynth-app", host: str = "127.0.0.1", port: int = 8765,
-          translator: str | Path | None = None, device: str = "auto") -> None:
+def serve(
+    folder: str | Path = "mammosynth-app",
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    translator: str | Path | None = None,
+    device: str = "auto",
+) -> None:
     """Run the web app (designer, reader study) until interrupted. See :mod:`mammosynth.app.server`."""
     from mammosynth.app.server import serve as run
 

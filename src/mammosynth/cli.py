@@ -78,8 +78,9 @@ def _counts_table(counts: dict) -> None:
 def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo-output"),
     n: Annotated[int, typer.Option(help="Phantom images to render (60 % normal).")] = 200,
-    train_steps: Annotated[int | None, typer.Option(help="Generator training steps (default: the config's "
-                                                         "2500).")] = None,
+    train_steps: Annotated[
+        int | None, typer.Option(help="Generator training steps (default: the config's 2500).")
+    ] = None,
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
@@ -134,8 +135,10 @@ def phantom(
     seed: int = 0,
     colorset: Annotated[int, typer.Option(help="Publication colour set for RGB label maps: 1 or 2.")] = 1,
     params: Annotated[Path | None, typer.Option(help="Render one phantom from a parameter JSON.")] = None,
-    translate: Annotated[Path | None, typer.Option(
-        help="Render the label maps through a trained translation checkpoint (or run folder).")] = None,
+    translate: Annotated[
+        Path | None,
+        typer.Option(help="Render the label maps through a trained translation checkpoint (or run folder)."),
+    ] = None,
     overwrite: bool = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
 ) -> None:
@@ -196,8 +199,17 @@ def train(
 ) -> None:
     """Train a generator or the lesion verifier; checkpoints are atomic and --resume continues exactly."""
     with progress_bar(f"train {model}") as update:
-        result = api.train(data, out, model=model, config=config, set=set, resume=resume, overwrite=overwrite,
-                           device=device, progress=update)
+        result = api.train(
+            data,
+            out,
+            model=model,
+            config=config,
+            set=set,
+            resume=resume,
+            overwrite=overwrite,
+            device=device,
+            progress=update,
+        )
     _print(result)
 
 
@@ -232,12 +244,35 @@ def generate(
 ) -> None:
     """Generate a synthetic dataset (record schema, per-image provenance) from a trained model."""
     with progress_bar("generate") as update:
-        result = api.generate(checkpoint, out, n=n, model=model, view=view, laterality=laterality, density=density,
-                              birads=birads, lesion=lesion, lesion_size_mm=lesion_size_mm, lesion_x=lesion_x,
-                              lesion_y=lesion_y, conditions=conditions, mask=mask, seed=seed, sampler=sampler,
-                              steps=steps, guidance=guidance, guide_fields=guide, batch_size=batch_size, layout=layout,
-                              orientation=orientation, verify=verify, max_attempts=max_attempts,
-                              overwrite=overwrite, device=device, progress=update)
+        result = api.generate(
+            checkpoint,
+            out,
+            n=n,
+            model=model,
+            view=view,
+            laterality=laterality,
+            density=density,
+            birads=birads,
+            lesion=lesion,
+            lesion_size_mm=lesion_size_mm,
+            lesion_x=lesion_x,
+            lesion_y=lesion_y,
+            conditions=conditions,
+            mask=mask,
+            seed=seed,
+            sampler=sampler,
+            steps=steps,
+            guidance=guidance,
+            guide_fields=guide,
+            batch_size=batch_size,
+            layout=layout,
+            orientation=orientation,
+            verify=verify,
+            max_attempts=max_attempts,
+            overwrite=overwrite,
+            device=device,
+            progress=update,
+        )
     result["model"].pop("trained_on", None)
     _print(result)
 
@@ -262,35 +297,76 @@ def inpaint(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Insert a lesion into a healthy image inside a mask, or remove one; the rest stays bit-identical."""
-    _print(api.inpaint(image, mask, model, out, lesion=lesion, remove=remove, view=view, laterality=laterality,
-                       density=density, seed=seed, sampler=sampler, steps=steps, guidance=guidance, grow_px=grow_px,
-                       overwrite=overwrite, device=device))
+    _print(
+        api.inpaint(
+            image,
+            mask,
+            model,
+            out,
+            lesion=lesion,
+            remove=remove,
+            view=view,
+            laterality=laterality,
+            density=density,
+            seed=seed,
+            sampler=sampler,
+            steps=steps,
+            guidance=guidance,
+            grow_px=grow_px,
+            overwrite=overwrite,
+            device=device,
+        )
+    )
 
 
 @app.command()
 def evaluate(
-    real: Annotated[Path, typer.Argument(help="Real dataset (record schema, one image size); its --real-split "
-                                              "images are compared, its train split is the training set.")],
+    real: Annotated[
+        Path,
+        typer.Argument(
+            help="Real dataset (record schema, one image size); its --real-split "
+            "images are compared, its train split is the training set."
+        ),
+    ],
     synthetic: Annotated[Path, typer.Argument(help="Synthetic dataset of the same image size.")],
     out: Annotated[Path, typer.Option(help="Output folder: evaluation.json, report.html, encoder.safetensors.")],
-    train: Annotated[Path | None, typer.Option(help="The generator's training set, when it is not the train split "
-                                                    "of REAL (its --train-split images are used).")] = None,
-    real_split: Annotated[str, typer.Option(help="Which real images to compare: test, val, a comma list, or all "
-                                                 "(patients the generator never saw).")] = "test",
-    train_split: Annotated[str, typer.Option(help="Which images of the training set the generator trained on.")] =
-    "train",
+    train: Annotated[
+        Path | None,
+        typer.Option(
+            help="The generator's training set, when it is not the train split "
+            "of REAL (its --train-split images are used)."
+        ),
+    ] = None,
+    real_split: Annotated[
+        str,
+        typer.Option(
+            help="Which real images to compare: test, val, a comma list, or all (patients the generator never saw)."
+        ),
+    ] = "test",
+    train_split: Annotated[
+        str, typer.Option(help="Which images of the training set the generator trained on.")
+    ] = "train",
     seed: int = 0,
-    features: Annotated[str | None, typer.Option(
-        help="Feature extractor instead of the self-trained encoder: an encoder.safetensors from an earlier "
-             "evaluation, or ARCH:WEIGHTS.safetensors with ARCH resnet18/34/50/101/152.")] = None,
-    verifier: Annotated[Path | None, typer.Option(help="Lesion-verifier checkpoint: check lesion kind and "
-                                                        "position.")] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Feature extractor instead of the self-trained encoder: an encoder.safetensors from an earlier "
+            "evaluation, or ARCH:WEIGHTS.safetensors with ARCH resnet18/34/50/101/152."
+        ),
+    ] = None,
+    verifier: Annotated[
+        Path | None, typer.Option(help="Lesion-verifier checkpoint: check lesion kind and position.")
+    ] = None,
     utility: Annotated[bool, typer.Option(help="Train the real / real+synthetic / synthetic classifiers.")] = True,
     frd: Annotated[bool, typer.Option(help="Add the Fréchet Radiomics Distance (optional radiomics extra).")] = False,
     encoder_steps: Annotated[int, typer.Option(help="Training steps of the feature encoder.")] = 300,
     c2st_steps: Annotated[int, typer.Option(help="Training steps of the two-sample classifier.")] = 300,
-    c2st_px: Annotated[int, typer.Option(help="Working size of the two-sample classifier (at most the image "
-                                               "size; fine texture needs 128 or more).")] = 128,
+    c2st_px: Annotated[
+        int,
+        typer.Option(
+            help="Working size of the two-sample classifier (at most the image size; fine texture needs 128 or more)."
+        ),
+    ] = 128,
     utility_steps: Annotated[int, typer.Option(help="Training steps of each utility classifier.")] = 400,
     conditional_steps: Annotated[int, typer.Option(help="Training steps of each condition classifier.")] = 300,
     overwrite: bool = False,
@@ -299,20 +375,44 @@ def evaluate(
     the generator never saw (the test split by default); writes numbers with their n and split
     (evaluation.json) and a self-contained HTML report."""
     with progress_bar("evaluate") as update:
-        result = api.evaluate(real, synthetic, out, train=train, real_split=real_split, train_split=train_split,
-                              seed=seed, features=features, verifier=verifier, run_utility=utility, frd=frd,
-                              encoder_steps=encoder_steps, c2st_steps=c2st_steps, c2st_px=c2st_px,
-                              utility_steps=utility_steps,
-                              conditional_steps=conditional_steps, overwrite=overwrite, progress=update)
+        result = api.evaluate(
+            real,
+            synthetic,
+            out,
+            train=train,
+            real_split=real_split,
+            train_split=train_split,
+            seed=seed,
+            features=features,
+            verifier=verifier,
+            run_utility=utility,
+            frd=frd,
+            encoder_steps=encoder_steps,
+            c2st_steps=c2st_steps,
+            c2st_px=c2st_px,
+            utility_steps=utility_steps,
+            conditional_steps=conditional_steps,
+            overwrite=overwrite,
+            progress=update,
+        )
     arms = result.get("utility", {}).get("arms", {})
     realism, features = result["realism_c2st"], result["fidelity"]["features"]
-    _print({"report": str(Path(out) / "report.html"), "real_split": result["inputs"]["real_split"],
-            "real_images": result["inputs"]["real_images"], "synthetic_images": result["inputs"]["synthetic_images"],
-            "c2st_auc": realism["auc"], "c2st_auc_ci95": realism["auc_ci95"],
-            "kernel_distance": features["kernel_distance"], "kernel_distance_std": features["kernel_distance_std"],
-            "frechet_distance": features["frechet_distance"], "coverage": result["diversity"]["coverage"],
+    _print(
+        {
+            "report": str(Path(out) / "report.html"),
+            "real_split": result["inputs"]["real_split"],
+            "real_images": result["inputs"]["real_images"],
+            "synthetic_images": result["inputs"]["synthetic_images"],
+            "c2st_auc": realism["auc"],
+            "c2st_auc_ci95": realism["auc_ci95"],
+            "kernel_distance": features["kernel_distance"],
+            "kernel_distance_std": features["kernel_distance_std"],
+            "frechet_distance": features["frechet_distance"],
+            "coverage": result["diversity"]["coverage"],
             "copies": result.get("memorisation", {}).get("copies"),
-            "utility_auc": {arm: found.get("auc") for arm, found in arms.items()} or None})
+            "utility_auc": {arm: found.get("auc") for arm, found in arms.items()} or None,
+        }
+    )
 
 
 @app.command()
@@ -321,12 +421,16 @@ def expand(
     model: Annotated[Path, typer.Option(help="Checkpoint or run folder of a trained generator.")],
     out: Annotated[Path, typer.Option(help="Output folder (rerun the same command to resume).")],
     target: Annotated[str, typer.Option(help="balanced, N-per-class (200-per-class) or a YAML spec.")] = "balanced",
-    by: Annotated[list[str] | None, typer.Option(help="Balance over these fields: view, laterality, density, "
-                                                      "lesion (repeatable; default lesion).")] = None,
-    format: Annotated[list[str] | None, typer.Option(help="Extra outputs: dicom, vindr (repeatable; PNG + "
-                                                          "manifests always).")] = None,
-    verify: Annotated[Path | None, typer.Option(help="Lesion-verifier checkpoint: reject and regenerate bad "
-                                                     "lesions.")] = None,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="Balance over these fields: view, laterality, density, lesion (repeatable; default lesion)."),
+    ] = None,
+    format: Annotated[
+        list[str] | None, typer.Option(help="Extra outputs: dicom, vindr (repeatable; PNG + manifests always).")
+    ] = None,
+    verify: Annotated[
+        Path | None, typer.Option(help="Lesion-verifier checkpoint: reject and regenerate bad lesions.")
+    ] = None,
     copy_filter: Annotated[bool, typer.Option(help="Regenerate images too close to a real one.")] = True,
     include_real: Annotated[bool, typer.Option(help="Copy the real images into the output.")] = True,
     seed: int = 0,
@@ -337,30 +441,63 @@ def expand(
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 8,
     max_attempts: Annotated[int, typer.Option(help="Samples per image at most before giving up on it.")] = 5,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
-    evaluate: Annotated[bool, typer.Option(help="Evaluate the synthetic images against the dataset "
-                                                "(report in OUT/evaluation).")] = False,
+    evaluate: Annotated[
+        bool, typer.Option(help="Evaluate the synthetic images against the dataset (report in OUT/evaluation).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a different expansion in --out.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Expand a dataset with balanced synthetic images: plan, generate, check, write (resumable)."""
-    plan = api.expand(dataset, out, model, target=target, by=by, seed=seed, dry_run=True,
-                      overwrite=dry_run and overwrite)
+    plan = api.expand(
+        dataset, out, model, target=target, by=by, seed=seed, dry_run=True, overwrite=dry_run and overwrite
+    )
     _plan_table(plan["plan"])
     if dry_run:
         return
     with progress_bar("expand") as update:
-        result = api.expand(dataset, out, model, target=target, by=by, seed=seed, formats=["png", *(format or [])],
-                            verify=verify, copy_filter=copy_filter, include_real=include_real, sampler=sampler,
-                            steps=steps, guidance=guidance, layout=layout, batch_size=batch_size,
-                            max_attempts=max_attempts, evaluate=evaluate, overwrite=overwrite, device=device,
-                            progress=update)
-    _print({k: result[k] for k in ("out", "real_images", "synthetic_images", "rejected", "made_this_run",
-                                   "images_per_second", "counts_after")})
+        result = api.expand(
+            dataset,
+            out,
+            model,
+            target=target,
+            by=by,
+            seed=seed,
+            formats=["png", *(format or [])],
+            verify=verify,
+            copy_filter=copy_filter,
+            include_real=include_real,
+            sampler=sampler,
+            steps=steps,
+            guidance=guidance,
+            layout=layout,
+            batch_size=batch_size,
+            max_attempts=max_attempts,
+            evaluate=evaluate,
+            overwrite=overwrite,
+            device=device,
+            progress=update,
+        )
+    _print(
+        {
+            k: result[k]
+            for k in (
+                "out",
+                "real_images",
+                "synthetic_images",
+                "rejected",
+                "made_this_run",
+                "images_per_second",
+                "counts_after",
+            )
+        }
+    )
 
 
 def _plan_table(plan: dict) -> None:
-    table = Table(title=f"plan: {plan['target']} by {', '.join(plan['by'])} → {plan['synthetic_images']} synthetic",
-                  title_justify="left")
+    table = Table(
+        title=f"plan: {plan['target']} by {', '.join(plan['by'])} → {plan['synthetic_images']} synthetic",
+        title_justify="left",
+    )
     for name in plan["by"]:
         table.add_column(name)
     for name in ("real", "add", "after"):
@@ -369,8 +506,9 @@ def _plan_table(plan: dict) -> None:
         table.add_row(*cell["cell"].values(), str(cell["real"]), str(cell["add"]), str(cell["real"] + cell["add"]))
     Console().print(table)
     if plan["ignored_unknown"]:
-        Console().print(f"{plan['ignored_unknown']} images with an unknown {'/'.join(plan['by'])} are kept but not "
-                        "counted")
+        Console().print(
+            f"{plan['ignored_unknown']} images with an unknown {'/'.join(plan['by'])} are kept but not counted"
+        )
 
 
 @app.command()
@@ -405,11 +543,17 @@ def study_create(
     base_url: Annotated[str, typer.Option(help="Where serve runs, for the printed links.")] = "http://127.0.0.1:8765",
 ) -> None:
     """Create a blinded, balanced study and print the reader links and the admin link (shown once)."""
-    made = api.create_study(real, synthetic, folder, name=name, readers=reader, per_class=per_class, size=size,
-                            seed=seed)
-    _print({"study": made["study"], "images": made["images"],
+    made = api.create_study(
+        real, synthetic, folder, name=name, readers=reader, per_class=per_class, size=size, seed=seed
+    )
+    _print(
+        {
+            "study": made["study"],
+            "images": made["images"],
             "admin": f"{base_url}/study/{made['study']}?admin={made['admin_token']}",
-            "readers": {r: f"{base_url}/read?token={t}" for r, t in made["reader_tokens"].items()}})
+            "readers": {r: f"{base_url}/read?token={t}" for r, t in made["reader_tokens"].items()},
+        }
+    )
 
 
 @app.command()
@@ -417,14 +561,17 @@ def serve(
     folder: Annotated[Path, typer.Option(help="The app's data folder (studies, answers).")] = Path("mammosynth-app"),
     host: Annotated[str, typer.Option(help="Interface to bind (default: this machine only).")] = "127.0.0.1",
     port: int = 8765,
-    model: Annotated[Path | None, typer.Option(help="Translation checkpoint: realistic previews in the "
-                                                    "designer.")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Translation checkpoint: realistic previews in the designer.")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Start the local web app: the breast designer at /, reader studies at /read and /study/ID."""
     if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/yellow] serving on {host}: anyone who can reach it sees the designer; "
-                      "study data still needs tokens")
+        console.print(
+            f"[yellow]warning:[/yellow] serving on {host}: anyone who can reach it sees the designer; "
+            "study data still needs tokens"
+        )
     console.print(f"mammosynth app on http://{host}:{port}/  (Ctrl-C stops it)")
     api.serve(folder, host=host, port=port, translator=model, device=device)
 

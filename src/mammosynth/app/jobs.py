@@ -41,12 +41,26 @@ class Jobs:
                 continue
             checkpoint = open_checkpoint(run)
             if checkpoint.family in ("ldm", "gan", "translation"):
-                found.append({"name": run.name, "family": checkpoint.family, "step": checkpoint.step,
-                              "image_size": checkpoint.state["model"].get("image_size")})
+                found.append(
+                    {
+                        "name": run.name,
+                        "family": checkpoint.family,
+                        "step": checkpoint.step,
+                        "image_size": checkpoint.state["model"].get("image_size"),
+                    }
+                )
         return found
 
-    def start(self, model: str, n: int, seed: int = 0, conditions: dict | None = None, guidance: float = 3.0,
-              steps: int = 50, mask: Path | None = None) -> str:
+    def start(
+        self,
+        model: str,
+        n: int,
+        seed: int = 0,
+        conditions: dict | None = None,
+        guidance: float = 3.0,
+        steps: int = 50,
+        mask: Path | None = None,
+    ) -> str:
         """Start a job (``mask``: a stored lesion-region PNG of the model's size); returns its id."""
         names = {m["name"]: m for m in self.models()}
         if model not in names:
@@ -65,10 +79,19 @@ class Jobs:
 
         def run() -> None:
             try:
-                generate_dataset(self.models_dir / model, self.jobs_dir / job, n=n, conditions=conditions or {},
-                                 seed=seed, guidance=guidance, steps=steps, mask=mask,
-                                 layout="phantom" if names[model]["family"] == "translation" else "none",
-                                 progress=progress, device="cpu")
+                generate_dataset(
+                    self.models_dir / model,
+                    self.jobs_dir / job,
+                    n=n,
+                    conditions=conditions or {},
+                    seed=seed,
+                    guidance=guidance,
+                    steps=steps,
+                    mask=mask,
+                    layout="phantom" if names[model]["family"] == "translation" else "none",
+                    progress=progress,
+                    device="cpu",
+                )
                 state["state"] = "done"
             except Cancelled:
                 state["state"] = "cancelled"

@@ -52,7 +52,7 @@ def store_mask(uri: object, uploads: Path, what: str) -> Path:
     if not isinstance(uri, str) or not uri.startswith(prefix):
         raise InputError("designer", f"{what} must be a PNG data URI")
     try:
-        data = base64.b64decode(uri[len(prefix):], validate=True)
+        data = base64.b64decode(uri[len(prefix) :], validate=True)
     except ValueError:
         raise InputError("designer", f"{what} is not valid base64") from None
     if len(data) > MAX_MASK_BYTES:
@@ -117,10 +117,12 @@ def realistic(pipeline, params: PhantomParams, steps: int = 20) -> np.ndarray:
         lesion = f"{params.masses[0].kind}-mass"
     elif params.calcifications:
         lesion = "calcification"
-    conditions = validate_conditions({"view": params.view, "laterality": params.laterality,
-                                      "density": params.density, "lesion": lesion}, "designer")
-    return pipeline.sample([conditions], [params.seed], "ddim", steps, 3.0, None,
-                           spatial=spatial_from_labels(framed)[None])[0]
+    conditions = validate_conditions(
+        {"view": params.view, "laterality": params.laterality, "density": params.density, "lesion": lesion}, "designer"
+    )
+    return pipeline.sample(
+        [conditions], [params.seed], "ddim", steps, 3.0, None, spatial=spatial_from_labels(framed)[None]
+    )[0]
 
 
 def create_app(folder: str | Path, translator: str | Path | None = None, device: str = "auto") -> FastAPI:
@@ -136,8 +138,11 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
 
         pipeline = load_pipeline(str(translator), device)
         if pipeline.family not in ("translation", "ldm"):
-            raise InputError(translator, "the designer previews through a translation or latent diffusion model "
-                             f"(they follow a layout); this is a {pipeline.family!r} checkpoint")
+            raise InputError(
+                translator,
+                "the designer previews through a translation or latent diffusion model "
+                f"(they follow a layout); this is a {pipeline.family!r} checkpoint",
+            )
     app = FastAPI(title="mammosynth", docs_url=None, redoc_url=None)
     pages = resources.files("mammosynth.app").joinpath("pages")
 
@@ -163,8 +168,12 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
     def bounds() -> dict:
         stats = outline_stats()["classes"]["all"]
         names = outline_stats()["names"]
-        return {"outline": {n: [lo, hi] for n, lo, hi in zip(names, stats["min"], stats["max"], strict=True)},
-                "mass_kinds": MASS_KINDS, "mass_shapes": MASS_SHAPES, "realistic": pipeline is not None}
+        return {
+            "outline": {n: [lo, hi] for n, lo, hi in zip(names, stats["min"], stats["max"], strict=True)},
+            "mass_kinds": MASS_KINDS,
+            "mass_shapes": MASS_SHAPES,
+            "realistic": pipeline is not None,
+        }
 
     @app.get("/api/preset/{name}")
     def get_preset(name: str, seed: int = 0) -> dict:
@@ -178,8 +187,12 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         params = _params(await request.json(), uploads)
         labels = draw_label_map(params, size)
         phantom = render_phantom(params, labels)
-        out = {"labels": _uri(_png(to_colour(labels, 1))), "phantom": _uri(_png(phantom)), "realistic": None,
-               "label_counts": {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)}}
+        out = {
+            "labels": _uri(_png(to_colour(labels, 1))),
+            "phantom": _uri(_png(phantom)),
+            "realistic": None,
+            "label_counts": {int(k): int(v) for k, v in zip(*np.unique(labels, return_counts=True), strict=True)},
+        }
         if pipeline is not None:
             out["realistic"] = _uri(_png(realistic(pipeline, params)))
         out["milliseconds"] = round(1000 * (time.perf_counter() - started), 1)
@@ -199,8 +212,11 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         params = _params(await request.json(), uploads)
         labels = draw_label_map(params, size)
         if kind == "params":
-            return Response(json.dumps(params.to_dict(), indent=1), media_type="application/json",
-                            headers={"Content-Disposition": 'attachment; filename="phantom.json"'})
+            return Response(
+                json.dumps(params.to_dict(), indent=1),
+                media_type="application/json",
+                headers={"Content-Disposition": 'attachment; filename="phantom.json"'},
+            )
         if kind == "labels":
             data = _png(labels.astype(np.float32) / 255.0)
         elif kind in ("labels-colour1", "labels-colour2"):
@@ -223,14 +239,26 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
                 what = f"mammosynth {pipeline.family} image of a designed breast"
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "image.dcm"
-                write_dicom(path, pixels, view=params.view, laterality=params.laterality,
-                            patient_key="synthetic-designer", spacing_mm=spacing, synthetic=True, description=what)
-                return Response(path.read_bytes(), media_type="application/dicom",
-                                headers={"Content-Disposition": f'attachment; filename="{kind}.dcm"'})
+                write_dicom(
+                    path,
+                    pixels,
+                    view=params.view,
+                    laterality=params.laterality,
+                    patient_key="synthetic-designer",
+                    spacing_mm=spacing,
+                    synthetic=True,
+                    description=what,
+                )
+                return Response(
+                    path.read_bytes(),
+                    media_type="application/dicom",
+                    headers={"Content-Disposition": f'attachment; filename="{kind}.dcm"'},
+                )
         else:
             raise InputError("designer", f"unknown export {kind!r}")
-        return Response(data, media_type="image/png",
-                        headers={"Content-Disposition": f'attachment; filename="{kind}.png"'})
+        return Response(
+            data, media_type="image/png", headers={"Content-Disposition": f'attachment; filename="{kind}.png"'}
+        )
 
     @app.get("/read", response_class=HTMLResponse)
     def reader_page() -> str:
@@ -249,8 +277,14 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
     @app.post("/api/read/answer")
     async def read_answer(request: Request, x_token: str = Header("")) -> dict:
         body = await request.json()
-        return store.answer(x_token, str(body.get("image", "")), str(body.get("answer", "")),
-                            body.get("confidence"), body.get("density"), body.get("birads"))
+        return store.answer(
+            x_token,
+            str(body.get("image", "")),
+            str(body.get("answer", "")),
+            body.get("confidence"),
+            body.get("density"),
+            body.get("birads"),
+        )
 
     @app.get("/study/{study}", response_class=HTMLResponse)
     def study_page(study: str) -> str:
@@ -262,8 +296,11 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
 
     @app.get("/api/study/{study}/answers.csv")
     def answers_csv(study: str, token: str = "") -> PlainTextResponse:
-        return PlainTextResponse(store.export_csv(study, token), media_type="text/csv",
-                                 headers={"Content-Disposition": 'attachment; filename="answers.csv"'})
+        return PlainTextResponse(
+            store.export_csv(study, token),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="answers.csv"'},
+        )
 
     @app.get("/generate", response_class=HTMLResponse)
     def generate_page() -> str:
@@ -281,9 +318,15 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
 
         validate_conditions(conditions, "generate form")
         mask = store_mask(body["mask"], uploads, "the lesion mask") if body.get("mask") else None
-        job = jobs.start(str(body.get("model", "")), body.get("n"), seed=int(body.get("seed") or 0),
-                         conditions=conditions, guidance=float(body.get("guidance") or 3.0),
-                         steps=int(body.get("steps") or 50), mask=mask)
+        job = jobs.start(
+            str(body.get("model", "")),
+            body.get("n"),
+            seed=int(body.get("seed") or 0),
+            conditions=conditions,
+            guidance=float(body.get("guidance") or 3.0),
+            steps=int(body.get("steps") or 50),
+            mask=mask,
+        )
         return jobs.status(job)
 
     @app.get("/api/jobs/{job}")
@@ -298,8 +341,14 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
     def gallery(job: str) -> list[dict]:
         from mammosynth.datasets import iter_manifest
 
-        return [{"image_id": r.image_id, "url": f"/api/jobs/{job}/image/{r.image_id}",
-                 "provenance": r.extra.get("provenance")} for r in iter_manifest(jobs.folder(job))]
+        return [
+            {
+                "image_id": r.image_id,
+                "url": f"/api/jobs/{job}/image/{r.image_id}",
+                "provenance": r.extra.get("provenance"),
+            }
+            for r in iter_manifest(jobs.folder(job))
+        ]
 
     @app.get("/api/jobs/{job}/image/{image_id}")
     def job_image(job: str, image_id: str) -> Response:
@@ -314,14 +363,22 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
 
     @app.get("/api/jobs/{job}/zip")
     def job_zip(job: str) -> Response:
-        return Response(jobs.zip(job), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="mammosynth-{job}.zip"'})
+        return Response(
+            jobs.zip(job),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="mammosynth-{job}.zip"'},
+        )
 
     return app
 
 
-def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8765, translator: str | Path | None = None,
-          device: str = "auto") -> None:
+def serve(
+    folder: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    translator: str | Path | None = None,
+    device: str = "auto",
+) -> None:
     """Run the app with uvicorn until interrupted."""
     import uvicorn
 

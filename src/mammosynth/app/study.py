@@ -65,8 +65,16 @@ class StudyStore:
         db.row_factory = sqlite3.Row
         return db
 
-    def create_study(self, name: str, real: str | Path, synthetic: str | Path, per_class: int = 20,
-                     readers: list[str] | None = None, size: int = 256, seed: int = 0) -> dict:
+    def create_study(
+        self,
+        name: str,
+        real: str | Path,
+        synthetic: str | Path,
+        per_class: int = 20,
+        readers: list[str] | None = None,
+        size: int = 256,
+        seed: int = 0,
+    ) -> dict:
         """Draw ``per_class`` images from each dataset (fewer if one is smaller: the two stay equal), blind
         them, and make an admin token and one token per reader name. Returns the tokens — the only time
         they are shown. The synthetic class takes only records marked synthetic when its folder has any
@@ -95,10 +103,15 @@ class StudyStore:
             sizes.append({p.shape for p in pixels})
             chosen.append([(synthetic_flag, r, p) for r, p in zip(picked, pixels, strict=True)])
         if len(sizes[0] | sizes[1]) > 1:
-            shown = {name: ", ".join(f"{w}×{h}" for h, w in sorted(found))
-                     for name, found in zip(("real", "synthetic"), sizes, strict=True)}
-            raise InputError(synthetic, f"images differ in native size (real {shown['real']}, synthetic "
-                             f"{shown['synthetic']}); resizing would give the answer away: prepare both at one size")
+            shown = {
+                name: ", ".join(f"{w}×{h}" for h, w in sorted(found))
+                for name, found in zip(("real", "synthetic"), sizes, strict=True)
+            }
+            raise InputError(
+                synthetic,
+                f"images differ in native size (real {shown['real']}, synthetic "
+                f"{shown['synthetic']}); resizing would give the answer away: prepare both at one size",
+            )
         study = secrets.token_hex(8)
         admin = secrets.token_urlsafe(24)
         rows = []
@@ -110,18 +123,28 @@ class StudyStore:
             rows.append((opaque, study, synthetic_flag, f"{Path(folder).name}:{record.image_id}"))
         tokens = {}
         with closing(self._connect()) as db, db:
-            db.execute("INSERT INTO studies (id, name, admin_hash, size, seed) VALUES (?, ?, ?, ?, ?)",
-                       (study, name, _hash(admin), size, seed))
+            db.execute(
+                "INSERT INTO studies (id, name, admin_hash, size, seed) VALUES (?, ?, ?, ?, ?)",
+                (study, name, _hash(admin), size, seed),
+            )
             db.executemany("INSERT INTO images VALUES (?, ?, ?, ?)", rows)
             ids = [r[0] for r in rows]
             for reader in readers:
                 token = secrets.token_urlsafe(24)
                 order = [ids[i] for i in rng.permutation(len(ids))]
-                db.execute("INSERT INTO readers VALUES (?, ?, ?, ?, ?)",
-                           (secrets.token_hex(8), study, reader, _hash(token), json.dumps(order)))
+                db.execute(
+                    "INSERT INTO readers VALUES (?, ?, ?, ?, ?)",
+                    (secrets.token_hex(8), study, reader, _hash(token), json.dumps(order)),
+                )
                 tokens[reader] = token
-        return {"study": study, "name": name, "images": len(rows), "per_class": count, "admin_token": admin,
-                "reader_tokens": tokens}
+        return {
+            "study": study,
+            "name": name,
+            "images": len(rows),
+            "per_class": count,
+            "admin_token": admin,
+            "reader_tokens": tokens,
+        }
 
     def _reader(self, db: sqlite3.Connection, token: str) -> sqlite3.Row:
         row = db.execute("SELECT * FROM readers WHERE token_hash = ?", (_hash(token or ""),)).fetchone()
@@ -143,8 +166,13 @@ class StudyStore:
             answered = {r["image"] for r in db.execute("SELECT image FROM answers WHERE reader = ?", (reader["id"],))}
             study = db.execute("SELECT name FROM studies WHERE id = ?", (reader["study"],)).fetchone()
         remaining = [i for i in order if i not in answered]
-        return {"study": study["name"], "reader": reader["name"], "answered": len(answered), "total": len(order),
-                "next": remaining[0] if remaining else None}
+        return {
+            "study": study["name"],
+            "reader": reader["name"],
+            "answered": len(answered),
+            "total": len(order),
+            "next": remaining[0] if remaining else None,
+        }
 
     def image(self, token: str, image: str) -> bytes:
         """The blinded PNG of an image in the reader's study (nothing else is reachable)."""
@@ -154,8 +182,15 @@ class StudyStore:
                 raise PermissionError("image not in this reader's study")
         return (self.folder / "images" / f"{image}.png").read_bytes()
 
-    def answer(self, token: str, image: str, answer: str, confidence: int, density: str | None = None,
-               birads: str | None = None) -> dict:
+    def answer(
+        self,
+        token: str,
+        image: str,
+        answer: str,
+        confidence: int,
+        density: str | None = None,
+        birads: str | None = None,
+    ) -> dict:
         """Record one answer; a second answer to the same image is refused (nothing counts twice)."""
         if answer not in ANSWERS:
             raise InputError(None, f"answer must be one of {', '.join(ANSWERS)}")
@@ -168,24 +203,33 @@ class StudyStore:
             if image not in json.loads(reader["sequence"]):
                 raise PermissionError("image not in this reader's study")
             try:
-                db.execute("INSERT INTO answers (reader, image, answer, confidence, density, birads) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", (reader["id"], image, answer, confidence, density or None,
-                                                          birads or None))
+                db.execute(
+                    "INSERT INTO answers (reader, image, answer, confidence, density, birads) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (reader["id"], image, answer, confidence, density or None, birads or None),
+                )
             except sqlite3.IntegrityError:
                 raise InputError(None, "this image was already answered") from None
         return self.reader_state(token)
 
     @staticmethod
     def _truth(db: sqlite3.Connection, study: str) -> dict[str, bool]:
-        return {r["id"]: bool(r["synthetic"]) for r in db.execute("SELECT id, synthetic FROM images WHERE study = ?",
-                                                                    (study,))}
+        return {
+            r["id"]: bool(r["synthetic"])
+            for r in db.execute("SELECT id, synthetic FROM images WHERE study = ?", (study,))
+        }
 
     def _answers(self, db: sqlite3.Connection, study: str) -> tuple[list[dict], dict[str, bool]]:
         truth = self._truth(db, study)
-        answers = [dict(r) for r in db.execute(
-            "SELECT readers.name AS reader, answers.image AS image, answer, confidence, density, birads, at "
-            "FROM answers JOIN readers ON readers.id = answers.reader WHERE readers.study = ? "
-            "ORDER BY readers.name, at, answers.image", (study,))]
+        answers = [
+            dict(r)
+            for r in db.execute(
+                "SELECT readers.name AS reader, answers.image AS image, answer, confidence, density, birads, at "
+                "FROM answers JOIN readers ON readers.id = answers.reader WHERE readers.study = ? "
+                "ORDER BY readers.name, at, answers.image",
+                (study,),
+            )
+        ]
         return answers, truth
 
     def analysis(self, study: str, admin_token: str) -> dict:
@@ -194,8 +238,12 @@ class StudyStore:
             row = self._study_for_admin(db, study, admin_token)
             answers, truth = self._answers(db, study)
         found = analyse_reads(answers, truth)
-        found["study"] = {"id": study, "name": row["name"], "images": len(truth),
-                          "synthetic_images": sum(truth.values())}
+        found["study"] = {
+            "id": study,
+            "name": row["name"],
+            "images": len(truth),
+            "synthetic_images": sum(truth.values()),
+        }
         return found
 
     def export_csv(self, study: str, admin_token: str) -> str:
@@ -207,8 +255,18 @@ class StudyStore:
         writer = csv.writer(text)
         writer.writerow(["reader", "image", "truth", "answer", "confidence", "density", "birads", "answered_at"])
         for a in answers:
-            writer.writerow([a["reader"], a["image"], "synthetic" if truth[a["image"]] else "real", a["answer"],
-                             a["confidence"], a["density"] or "", a["birads"] or "", a["at"]])
+            writer.writerow(
+                [
+                    a["reader"],
+                    a["image"],
+                    "synthetic" if truth[a["image"]] else "real",
+                    a["answer"],
+                    a["confidence"],
+                    a["density"] or "",
+                    a["birads"] or "",
+                    a["at"],
+                ]
+            )
         return text.getvalue()
 
     def image_order_for_tests(self, token: str) -> list[str]:

@@ -14,9 +14,17 @@ from mammosynth.evaluate.classifier import auc_with_interval, fit_classifier, gr
 from mammosynth.evaluate.stack import check_stack, work_stack
 
 
-def two_sample_test(real: np.ndarray, synthetic: np.ndarray, real_patients: list[str] | None = None,
-                    work_px: int = 64, steps: int = 300, batch_size: int = 32, width: int = 16, seed: int = 0,
-                    bootstrap: int = 1000) -> dict:
+def two_sample_test(
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    real_patients: list[str] | None = None,
+    work_px: int = 64,
+    steps: int = 300,
+    batch_size: int = 32,
+    width: int = 16,
+    seed: int = 0,
+    bootstrap: int = 1000,
+) -> dict:
     """Held-out accuracy and AUC of a real-vs-synthetic classifier, with a 95 % bootstrap interval on the AUC.
 
     Both sets are cut to the same size at random (``seed``) and split in half: the real images **by
@@ -45,8 +53,9 @@ def two_sample_test(real: np.ndarray, synthetic: np.ndarray, real_patients: list
     source = np.concatenate([real_index, synthetic_index])
     is_test = np.concatenate([real_test, synthetic_test])
     train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
-    model = fit_classifier(images[train], labels[train], 2, steps=steps, batch_size=batch_size, width=width,
-                           seed=seed, balanced=True)
+    model = fit_classifier(
+        images[train], labels[train], 2, steps=steps, batch_size=batch_size, width=width, seed=seed, balanced=True
+    )
     scores = predict(model, images[test])[:, 1]
     test_labels = labels[test]
     roc = auc_with_interval(scores, test_labels, seed=seed, bootstrap=bootstrap)
@@ -56,10 +65,17 @@ def two_sample_test(real: np.ndarray, synthetic: np.ndarray, real_patients: list
         "accuracy": float(((scores > 0.5) == (test_labels == 1)).mean()),
         **roc,
         "split_by": "patient (real), image (synthetic)",
-        "real_images": n, "synthetic_images": n,
-        "real_patients": {"train": len({p for p, t in zip(kept_patients, real_test, strict=True) if not t}),
-                          "test": len({p for p, t in zip(kept_patients, real_test, strict=True) if t})},
-        "train_images": len(train), "test_images": len(test), "steps": steps, "seed": seed, "work_px": work_px,
+        "real_images": n,
+        "synthetic_images": n,
+        "real_patients": {
+            "train": len({p for p, t in zip(kept_patients, real_test, strict=True) if not t}),
+            "test": len({p for p, t in zip(kept_patients, real_test, strict=True) if t}),
+        },
+        "train_images": len(train),
+        "test_images": len(test),
+        "steps": steps,
+        "seed": seed,
+        "work_px": work_px,
         "most_synthetic": [int(source[i]) for i in ranked[:8]],
         "least_synthetic": [int(source[i]) for i in ranked[::-1][:8]],
     }

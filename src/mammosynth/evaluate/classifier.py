@@ -46,8 +46,14 @@ def auc_with_interval(scores: np.ndarray, labels: np.ndarray, seed: int = 0, boo
     positive, negative = scores[labels == 1], scores[labels == 0]
     interval = None
     if bootstrap > 0 and min(len(positive), len(negative)) >= 2:
-        found = stats.bootstrap((positive, negative), _auc, vectorized=True, n_resamples=bootstrap,
-                                method="percentile", rng=np.random.default_rng(seed))
+        found = stats.bootstrap(
+            (positive, negative),
+            _auc,
+            vectorized=True,
+            n_resamples=bootstrap,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
         interval = [float(found.confidence_interval.low), float(found.confidence_interval.high)]
     return {"auc": auc, "auc_ci95": interval, "positives": len(positive), "negatives": len(negative)}
 
@@ -74,8 +80,17 @@ def _shifted(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
 
-def fit_classifier(images: np.ndarray, labels: np.ndarray, classes: int, steps: int = 300, batch_size: int = 32,
-                   width: int = 16, seed: int = 0, balanced: bool = True, augment: bool = False) -> nn.Module:
+def fit_classifier(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: int,
+    steps: int = 300,
+    batch_size: int = 32,
+    width: int = 16,
+    seed: int = 0,
+    balanced: bool = True,
+    augment: bool = False,
+) -> nn.Module:
     """Train :func:`small_cnn` on (N, S, S) images with integer ``labels`` < ``classes`` for ``steps`` Adam
     steps; ``balanced`` draws every class equally often (rare conditions are not ignored), ``augment``
     adds small random shifts. Returns the model in eval mode; score with :func:`predict`."""
@@ -104,4 +119,4 @@ def fit_classifier(images: np.ndarray, labels: np.ndarray, classes: int, steps: 
 def predict(model: nn.Module, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """Class probabilities (N, classes) of a model from :func:`fit_classifier`."""
     x = torch.from_numpy(np.asarray(images, np.float32))[:, None]
-    return torch.cat([model(x[i:i + batch_size]).softmax(1) for i in range(0, len(x), batch_size)]).numpy()
+    return torch.cat([model(x[i : i + batch_size]).softmax(1) for i in range(0, len(x), batch_size)]).numpy()

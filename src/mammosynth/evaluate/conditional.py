@@ -19,10 +19,19 @@ from mammosynth.evaluate.stack import work_stack
 FIELDS = ("view", "laterality", "density", "lesion")
 
 
-def field_agreement(real: np.ndarray, real_values: list[str | None], real_patients: list[str],
-                    synthetic: np.ndarray, requested: list[str | None], work_px: int = 64, steps: int = 300,
-                    min_per_class: int = 4, test_fraction: float = 0.3, seed: int = 0,
-                    held_out: np.ndarray | None = None) -> dict:
+def field_agreement(
+    real: np.ndarray,
+    real_values: list[str | None],
+    real_patients: list[str],
+    synthetic: np.ndarray,
+    requested: list[str | None],
+    work_px: int = 64,
+    steps: int = 300,
+    min_per_class: int = 4,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    held_out: np.ndarray | None = None,
+) -> dict:
     """Train a classifier for one field on real images and report its agreement with the requests.
 
     ``real_values`` / ``requested`` hold the field's value per image (``None`` = unknown / not requested).
@@ -61,44 +70,74 @@ def field_agreement(real: np.ndarray, real_values: list[str | None], real_patien
     target = np.array([classes.index(requested[i]) for i in wanted])
     per_value = {classes[c]: float((predicted[target == c] == c).mean()) for c in np.unique(target)}
     return {
-        "classes": classes, "real_train_images": int((~test).sum()), "real_test_images": int(test.sum()),
+        "classes": classes,
+        "real_train_images": int((~test).sum()),
+        "real_test_images": int(test.sum()),
         "real_accuracy": real_accuracy,
-        "chance": float(chance), "checkable": bool(real_accuracy > chance + margin),
-        "synthetic_images": len(wanted), "agreement": float((predicted == target).mean()),
+        "chance": float(chance),
+        "checkable": bool(real_accuracy > chance + margin),
+        "synthetic_images": len(wanted),
+        "agreement": float((predicted == target).mean()),
         "agreement_per_value": per_value,
     }
 
 
-def conditional_agreement(real: np.ndarray, real_fields: dict[str, list], real_patients: list[str],
-                          synthetic: np.ndarray, synthetic_fields: dict[str, list], seed: int = 0,
-                          steps: int = 300, held_out: np.ndarray | None = None) -> dict:
+def conditional_agreement(
+    real: np.ndarray,
+    real_fields: dict[str, list],
+    real_patients: list[str],
+    synthetic: np.ndarray,
+    synthetic_fields: dict[str, list],
+    seed: int = 0,
+    steps: int = 300,
+    held_out: np.ndarray | None = None,
+) -> dict:
     """:func:`field_agreement` for every field in :data:`FIELDS` present in both dictionaries. Both stacks are
     cut to the working size once (a full-size copy of 10,000 requested images per field doubled the suite's
     memory)."""
     real, synthetic = work_stack(real, 64, 1, "real"), work_stack(synthetic, 64, 1, "synthetic")
-    return {name: field_agreement(real, real_fields[name], real_patients, synthetic, synthetic_fields[name],
-                                  work_px=64, seed=seed, steps=steps, held_out=held_out)
-            for name in FIELDS if name in real_fields and name in synthetic_fields}
+    return {
+        name: field_agreement(
+            real,
+            real_fields[name],
+            real_patients,
+            synthetic,
+            synthetic_fields[name],
+            work_px=64,
+            seed=seed,
+            steps=steps,
+            held_out=held_out,
+        )
+        for name in FIELDS
+        if name in real_fields and name in synthetic_fields
+    }
 
 
 def verifier_agreement(checker, images: np.ndarray, requests: list[dict], regions: list[np.ndarray | None]) -> dict:
     """Lesion presence, kind and position of synthetic images judged by a
     :class:`~mammosynth.generate.verify.LesionChecker` against what each image requested."""
-    verdicts = [v for start in range(0, len(images), 64)
-                for v in checker.check(images[start:start + 64], requests[start:start + 64],
-                                       regions[start:start + 64])]
+    verdicts = [
+        v
+        for start in range(0, len(images), 64)
+        for v in checker.check(images[start : start + 64], requests[start : start + 64], regions[start : start + 64])
+    ]
     judged = [v for v in verdicts if v["requested"] != "unknown"]
     lesions = [v for v in judged if v["requested"] != "none"]
-    located = [v for v, r in zip(verdicts, regions, strict=True) if v["requested"] not in ("unknown", "none")
-               and r is not None]
+    located = [
+        v for v, r in zip(verdicts, regions, strict=True) if v["requested"] not in ("unknown", "none") and r is not None
+    ]
 
     def share(items: list, key: str) -> float | None:
         return float(np.mean([bool(v[key]) for v in items])) if items else None
 
     return {
-        "verifier": checker.model_id, "judged_images": len(judged), "accepted": share(judged, "accepted"),
-        "lesion_requests": len(lesions), "lesion_present": share(lesions, "present"),
-        "kind_matches": share(lesions, "kind_matches"), "inside_requested_region": share(located, "inside"),
+        "verifier": checker.model_id,
+        "judged_images": len(judged),
+        "accepted": share(judged, "accepted"),
+        "lesion_requests": len(lesions),
+        "lesion_present": share(lesions, "present"),
+        "kind_matches": share(lesions, "kind_matches"),
+        "inside_requested_region": share(located, "inside"),
         "normal_requests": len(judged) - len(lesions),
         "normal_clean": share([v for v in judged if v["requested"] == "none"], "accepted"),
     }

@@ -19,7 +19,7 @@ def _radii(features: np.ndarray, k: int) -> np.ndarray:
 def _chunks(a: np.ndarray, b: np.ndarray, rows: int = 1024):
     """(start, distances of a[start:start + rows] to all of b): memory bounded by ``rows`` × len(b)."""
     for start in range(0, len(a), rows):
-        yield start, cdist(a[start:start + rows], b)
+        yield start, cdist(a[start : start + rows], b)
 
 
 def precision_recall_density_coverage(real: np.ndarray, synthetic: np.ndarray, k: int = 5) -> dict[str, float]:
@@ -39,17 +39,19 @@ def precision_recall_density_coverage(real: np.ndarray, synthetic: np.ndarray, k
     real_radius, synthetic_radius = _radii(real, k), _radii(synthetic, k)
     inside = np.zeros(len(synthetic), np.int64)  # real balls holding each synthetic point
     for start, d in _chunks(synthetic, real):
-        inside[start:start + len(d)] = (d <= real_radius[None]).sum(1)
+        inside[start : start + len(d)] = (d <= real_radius[None]).sum(1)
     recalled = np.zeros(len(real), bool)
     for start, d in _chunks(real, synthetic):
-        recalled[start:start + len(d)] = (d <= synthetic_radius[None]).any(1)
+        recalled[start : start + len(d)] = (d <= synthetic_radius[None]).any(1)
     nearest_synthetic = cKDTree(synthetic).query(real, k=1)[0]
     return {
         "precision": float((inside > 0).mean()),
         "recall": float(recalled.mean()),
         "density": float(inside.mean() / k),
         "coverage": float((nearest_synthetic <= real_radius).mean()),
-        "k": k, "real_images": len(real), "synthetic_images": len(synthetic),
+        "k": k,
+        "real_images": len(real),
+        "synthetic_images": len(synthetic),
     }
 
 
@@ -82,6 +84,7 @@ def mode_collapse(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> dic
         "pairwise_distance_ratio": float(spreads[1] / max(spreads[0], 1e-12)),
         "near_duplicate_share": float((nearest[1] < floor).mean()),
         "images_per_set": m,
-        "collapse_suspected": bool(np.median(nearest[1]) < 0.5 * np.median(nearest[0])
-                                   or (nearest[1] < floor).mean() > 0.1),
+        "collapse_suspected": bool(
+            np.median(nearest[1]) < 0.5 * np.median(nearest[0]) or (nearest[1] < floor).mean() > 0.1
+        ),
     }

@@ -40,8 +40,9 @@ def frechet_distance(real: np.ndarray, synthetic: np.ndarray) -> float:
     return float(FIDMetric()(torch.from_numpy(synthetic), torch.from_numpy(real)))
 
 
-def frechet_with_interval(real: np.ndarray, synthetic: np.ndarray, min_images: int = FID_MIN_IMAGES,
-                          bootstrap: int = 200, seed: int = 0) -> dict:
+def frechet_with_interval(
+    real: np.ndarray, synthetic: np.ndarray, min_images: int = FID_MIN_IMAGES, bootstrap: int = 200, seed: int = 0
+) -> dict:
     """FID with the set sizes and a 95 % bootstrap interval (``scipy.stats.bootstrap``, resampling each set);
     ``value`` is None, with the reason, when either set has fewer than ``min_images``. Resampling with
     replacement duplicates images and so inflates FID (400 vs 400 standard normals in 64-D: FID 5.5, its
@@ -54,20 +55,34 @@ def frechet_with_interval(real: np.ndarray, synthetic: np.ndarray, min_images: i
         True
     """
     real, synthetic = _check(real, synthetic, 2)
-    out = {"value": None, "ci95": None, "real_images": len(real), "synthetic_images": len(synthetic),
-           "min_images": min_images}
+    out = {
+        "value": None,
+        "ci95": None,
+        "real_images": len(real),
+        "synthetic_images": len(synthetic),
+        "min_images": min_images,
+    }
     if min(len(real), len(synthetic)) < min_images:
-        out["suppressed"] = (f"fewer than {min_images} images in a set: FID is biased upwards at small n "
-                             "(read KID and its standard deviation)")
+        out["suppressed"] = (
+            f"fewer than {min_images} images in a set: FID is biased upwards at small n "
+            "(read KID and its standard deviation)"
+        )
         return out
     out["value"] = frechet_distance(real, synthetic)
     if bootstrap > 0:
-        found = stats.bootstrap((np.arange(len(real)), np.arange(len(synthetic))),
-                                lambda i, j: frechet_distance(real[i], synthetic[j]), vectorized=False,
-                                n_resamples=bootstrap, method="percentile", rng=np.random.default_rng(seed))
+        found = stats.bootstrap(
+            (np.arange(len(real)), np.arange(len(synthetic))),
+            lambda i, j: frechet_distance(real[i], synthetic[j]),
+            vectorized=False,
+            n_resamples=bootstrap,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
         spread = found.bootstrap_distribution - found.bootstrap_distribution.mean()
-        out["ci95"] = [float(out["value"] + np.percentile(spread, 2.5)),
-                       float(out["value"] + np.percentile(spread, 97.5))]
+        out["ci95"] = [
+            float(out["value"] + np.percentile(spread, 2.5)),
+            float(out["value"] + np.percentile(spread, 97.5)),
+        ]
         out["interval"] = "bootstrap percentiles re-centred on the estimate"
     return out
 
@@ -78,8 +93,9 @@ def kid_subset_size(n_real: int, n_synthetic: int, subset_size: int = 100) -> in
     return max(2, min(subset_size, n_real // 2, n_synthetic // 2))
 
 
-def kernel_distance(real: np.ndarray, synthetic: np.ndarray, subsets: int = 20, subset_size: int = 100,
-                    seed: int = 0) -> tuple[float, float]:
+def kernel_distance(
+    real: np.ndarray, synthetic: np.ndarray, subsets: int = 20, subset_size: int = 100, seed: int = 0
+) -> tuple[float, float]:
     """KID: unbiased MMD² with the kernel (x·y / D + 1)³, averaged over random subsets of
     :func:`kid_subset_size` images; returns (mean, std over the subsets).
 

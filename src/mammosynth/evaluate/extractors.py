@@ -32,8 +32,12 @@ def save_encoder(extractor: FeatureExtractor, path: str | Path) -> Path:
     if not isinstance(extractor.network, ImageEncoder):
         raise InputError(path, "only the evaluation's own encoder is saved this way")
     network = extractor.network
-    metadata = {"mammosynth": "evaluation-encoder", "work_px": str(extractor.work_px),
-                "width": str(network.width), "dim": str(network.dim)}
+    metadata = {
+        "mammosynth": "evaluation-encoder",
+        "work_px": str(extractor.work_px),
+        "width": str(network.width),
+        "dim": str(network.dim),
+    }
     path = Path(path)
     with atomic_write(path, "wb") as handle:
         handle.write(save({k: v.contiguous() for k, v in network.state_dict().items()}, metadata=metadata))
@@ -65,18 +69,28 @@ def load_extractor(spec: str | Path, work_px: int | None = None) -> FeatureExtra
         raise InputError(path, f"not a safetensors weights file ({exc})") from None
     if not architecture:
         if metadata.get("mammosynth") != "evaluation-encoder":
-            raise InputError(path, f"say which network these weights are for: ARCH:{path} with ARCH one of "
-                             f"{', '.join(RESNETS)}, or give an encoder.safetensors written by `evaluate`")
+            raise InputError(
+                path,
+                f"say which network these weights are for: ARCH:{path} with ARCH one of "
+                f"{', '.join(RESNETS)}, or give an encoder.safetensors written by `evaluate`",
+            )
         network = ImageEncoder(width=int(metadata["width"]), dim=int(metadata["dim"]))
         _load(network, state, path)
         return FeatureExtractor(network, work_px or int(metadata["work_px"]), name=f"saved encoder {path.name}")
     from monai.networks import nets
 
-    network = getattr(nets, architecture)(spatial_dims=2, n_input_channels=3, feed_forward=False, conv1_t_stride=2,
-                                           bias_downsample=False)  # torchvision's layout
+    network = getattr(nets, architecture)(
+        spatial_dims=2, n_input_channels=3, feed_forward=False, conv1_t_stride=2, bias_downsample=False
+    )  # torchvision's layout
     _load(network, {k: v for k, v in state.items() if not k.startswith("fc.")}, path)
-    return FeatureExtractor(network, work_px or 224, name=f"{architecture} from {path.name}", channels=3,
-                            mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return FeatureExtractor(
+        network,
+        work_px or 224,
+        name=f"{architecture} from {path.name}",
+        channels=3,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )
 
 
 def _load(network: torch.nn.Module, state: dict, path: Path) -> None:
@@ -85,11 +99,13 @@ def _load(network: torch.nn.Module, state: dict, path: Path) -> None:
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         problem = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
-        raise InputError(path, f"weights do not fit the network: {problem} "
-                         f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+        raise InputError(
+            path,
+            f"weights do not fit the network: {problem} ({len(missing)} missing, {len(unexpected)} unexpected tensors)",
+        )
     for key, tensor in state.items():
         if tensor.shape != expected[key].shape:
-            raise InputError(path, f"tensor {key!r} is {tuple(tensor.shape)}, the network needs "
-                             f"{tuple(expected[key].shape)}")
+            raise InputError(
+                path, f"tensor {key!r} is {tuple(tensor.shape)}, the network needs {tuple(expected[key].shape)}"
+            )
     network.load_state_dict(state)
-

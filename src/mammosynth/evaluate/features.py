@@ -28,8 +28,11 @@ def small_cnn(width: int, outputs: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     previous = 1
     for k in range(4):
-        layers += [nn.Conv2d(previous, width * 2**k, 3, stride=2, padding=1), nn.GroupNorm(4, width * 2**k),
-                   nn.LeakyReLU(0.2)]
+        layers += [
+            nn.Conv2d(previous, width * 2**k, 3, stride=2, padding=1),
+            nn.GroupNorm(4, width * 2**k),
+            nn.LeakyReLU(0.2),
+        ]
         previous = width * 2**k
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, outputs))
 
@@ -62,9 +65,15 @@ class FeatureExtractor:
     in [0, 1]. ``channels`` = 3 repeats the grayscale image (for networks trained on colour images) and
     ``mean`` / ``std`` normalise the input as the network was trained (e.g. ImageNet's)."""
 
-    def __init__(self, network: nn.Module, work_px: int, name: str = "contrastive encoder trained on the real set",
-                 channels: int = 1, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        work_px: int,
+        name: str = "contrastive encoder trained on the real set",
+        channels: int = 1,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+    ) -> None:
         self.network, self.work_px, self.name, self.channels = network.eval(), work_px, name, channels
         self.mean = torch.tensor(mean or (0.0,) * channels).view(1, -1, 1, 1)
         self.std = torch.tensor(std or (1.0,) * channels).view(1, -1, 1, 1)
@@ -73,12 +82,22 @@ class FeatureExtractor:
     def __call__(self, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
         x = _to_tensor(images, self.work_px).expand(-1, self.channels, -1, -1)
         x = (x - self.mean) / self.std
-        return torch.cat([self.network(x[i:i + batch_size]).flatten(1)
-                          for i in range(0, len(x), batch_size)]).numpy().astype(np.float64)
+        return (
+            torch.cat([self.network(x[i : i + batch_size]).flatten(1) for i in range(0, len(x), batch_size)])
+            .numpy()
+            .astype(np.float64)
+        )
 
 
-def train_encoder(real: np.ndarray, work_px: int = 64, steps: int = 300, batch_size: int = 32,
-                  dim: int = 64, temperature: float = 0.2, seed: int = 0) -> FeatureExtractor:
+def train_encoder(
+    real: np.ndarray,
+    work_px: int = 64,
+    steps: int = 300,
+    batch_size: int = 32,
+    dim: int = 64,
+    temperature: float = 0.2,
+    seed: int = 0,
+) -> FeatureExtractor:
     """Train the default feature extractor on real images (N, H, W) (see the module docstring)."""
     x = _to_tensor(real, work_px)
     if len(x) < 4:

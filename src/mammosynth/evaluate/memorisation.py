@@ -38,11 +38,11 @@ class NeighbourIndex:
     def _search(self, q: np.ndarray, chunk: int, own: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         index, best = np.empty(len(q), np.int64), np.empty(len(q))
         for start in range(0, len(q), chunk):
-            sims = q[start:start + chunk] @ self.vectors.T
+            sims = q[start : start + chunk] @ self.vectors.T
             if own is not None:  # a query's own patient (itself included) is never its neighbour
-                sims[own[start:start + chunk, None] == self.patients[None]] = -np.inf
-            index[start:start + chunk] = sims.argmax(1)
-            best[start:start + chunk] = sims.max(1)
+                sims[own[start : start + chunk, None] == self.patients[None]] = -np.inf
+            index[start : start + chunk] = sims.argmax(1)
+            best[start : start + chunk] = sims.max(1)
         return index, best
 
     def query(self, queries: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +63,9 @@ class NeighbourIndex:
         return float(1 - (1 - self.across_patients()[1].max()) / 2)
 
 
-def nearest_neighbours(queries: np.ndarray, references: np.ndarray, work_px: int = 64,
-                       chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    queries: np.ndarray, references: np.ndarray, work_px: int = 64, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """For each query image, the index of its most correlated reference image and that correlation (−1…1).
 
     Example:
@@ -76,8 +77,14 @@ def nearest_neighbours(queries: np.ndarray, references: np.ndarray, work_px: int
     return NeighbourIndex(references, work_px).query(queries, chunk)
 
 
-def memorisation(synthetic: np.ndarray, train: np.ndarray, held_out: np.ndarray | None = None,
-                 threshold: float | None = None, work_px: int = 64, train_patients: list[str] | None = None) -> dict:
+def memorisation(
+    synthetic: np.ndarray,
+    train: np.ndarray,
+    held_out: np.ndarray | None = None,
+    threshold: float | None = None,
+    work_px: int = 64,
+    train_patients: list[str] | None = None,
+) -> dict:
     """Flag synthetic images that look copied from a training image.
 
     A synthetic image is flagged when its distance (1 − correlation) to the nearest training image is under
@@ -103,9 +110,15 @@ def memorisation(synthetic: np.ndarray, train: np.ndarray, held_out: np.ndarray 
     flagged = np.flatnonzero(corr > threshold)
     flagged = flagged[np.argsort(-corr[flagged])]
     return {
-        "images": len(corr), "train_images": len(train), "copies": len(flagged), "threshold": threshold,
-        "threshold_from": "given" if given else "half the smallest held-out patient → training patient distance"
-        if held_out is not None and len(held_out) else "half the smallest distance between two training patients",
+        "images": len(corr),
+        "train_images": len(train),
+        "copies": len(flagged),
+        "threshold": threshold,
+        "threshold_from": "given"
+        if given
+        else "half the smallest held-out patient → training patient distance"
+        if held_out is not None and len(held_out)
+        else "half the smallest distance between two training patients",
         "pairs": [(int(i), int(index[i]), float(corr[i])) for i in flagged],
         "closest": [(int(i), int(index[i]), float(corr[i])) for i in np.argsort(-corr)[:8]],
         "synthetic_nn_correlation": corr.tolist(),
@@ -113,8 +126,12 @@ def memorisation(synthetic: np.ndarray, train: np.ndarray, held_out: np.ndarray 
     }
 
 
-def feature_copies(synthetic: np.ndarray, train: np.ndarray, held_out: np.ndarray | None = None,
-                   train_patients: list[str] | None = None) -> dict:
+def feature_copies(
+    synthetic: np.ndarray,
+    train: np.ndarray,
+    held_out: np.ndarray | None = None,
+    train_patients: list[str] | None = None,
+) -> dict:
     """The copy check in a feature space (N, D): a synthetic image is flagged when its Euclidean distance to
     the nearest training feature is under half the smallest distance a held-out real image reaches (without
     held-out features: half the smallest distance between training images of two different patients), as
@@ -133,15 +150,22 @@ def feature_copies(synthetic: np.ndarray, train: np.ndarray, held_out: np.ndarra
     if held_out is not None and len(held_out):
         reference = tree.query(np.asarray(held_out, np.float64), k=1)[0]
     else:
-        keys = np.unique([str(i) for i in range(len(train))] if train_patients is None
-                         else [str(p) for p in train_patients], return_inverse=True)[1]
+        keys = np.unique(
+            [str(i) for i in range(len(train))] if train_patients is None else [str(p) for p in train_patients],
+            return_inverse=True,
+        )[1]
         if len(np.unique(keys)) < 2:
             raise InputError(None, "the feature copy check needs a held-out set or training images of 2 patients")
-        reference = np.array([np.sqrt(((train[keys != keys[i]] - train[i]) ** 2).sum(1)).min()
-                              for i in range(len(train))])
+        reference = np.array(
+            [np.sqrt(((train[keys != keys[i]] - train[i]) ** 2).sum(1)).min() for i in range(len(train))]
+        )
     threshold = float(reference.min() / 2)
     flagged = np.flatnonzero(distance < threshold)
-    return {"images": len(distance), "copies": len(flagged), "distance_threshold": threshold,
-            "pairs": [(int(i), int(index[i]), float(distance[i])) for i in flagged[np.argsort(distance[flagged])]],
-            "synthetic_nn_distance_median": float(np.median(distance)),
-            "reference_nn_distance_median": float(np.median(reference))}
+    return {
+        "images": len(distance),
+        "copies": len(flagged),
+        "distance_threshold": threshold,
+        "pairs": [(int(i), int(index[i]), float(distance[i])) for i in flagged[np.argsort(distance[flagged])]],
+        "synthetic_nn_distance_median": float(np.median(distance)),
+        "reference_nn_distance_median": float(np.median(reference)),
+    }

@@ -65,8 +65,9 @@ def compare_columns(real: np.ndarray, synthetic: np.ndarray, names: tuple[str, .
     return out
 
 
-def histogram_distance(real: np.ndarray, synthetic: np.ndarray, bins: int = 64,
-                       value_range: tuple[float, float] = (0.0, 1.0)) -> float:
+def histogram_distance(
+    real: np.ndarray, synthetic: np.ndarray, bins: int = 64, value_range: tuple[float, float] = (0.0, 1.0)
+) -> float:
     """Jensen–Shannon distance (base 2: 0 = same, 1 = disjoint) between the pooled intensity histograms
     of two sets of pixels.
 
@@ -79,8 +80,13 @@ def histogram_distance(real: np.ndarray, synthetic: np.ndarray, bins: int = 64,
     return counts_distance(p, q, value_range)
 
 
-def breast_histogram(images: np.ndarray, level: float = 0.02, bins: int = 64,
-                     value_range: tuple[float, float] = (0.0, 1.0), chunk: int = 256) -> np.ndarray:
+def breast_histogram(
+    images: np.ndarray,
+    level: float = 0.02,
+    bins: int = 64,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    chunk: int = 256,
+) -> np.ndarray:
     """Pooled histogram counts of the pixels brighter than ``level`` in an (N, H, W) stack, a chunk of images
     at a time (no stack-sized mask or copy).
 
@@ -90,7 +96,7 @@ def breast_histogram(images: np.ndarray, level: float = 0.02, bins: int = 64,
     """
     counts = np.zeros(bins, np.int64)
     for start in range(0, len(images), chunk):
-        part = images[start:start + chunk]
+        part = images[start : start + chunk]
         counts += np.histogram(part[part > level], bins=bins, range=value_range)[0]
     return counts
 

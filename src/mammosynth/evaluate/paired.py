@@ -13,8 +13,9 @@ from mammosynth.errors import InputError
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
-def paired_metrics(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0,
-                   kernel_size: int = 11) -> dict[str, float]:
+def paired_metrics(
+    reference: np.ndarray, test: np.ndarray, data_range: float = 1.0, kernel_size: int = 11
+) -> dict[str, float]:
     """Mean PSNR (dB), SSIM and MS-SSIM over pairs of images (H, W) or (N, H, W) in [0, ``data_range``].
 
     MS-SSIM uses as many of its five scales as the image size allows (each scale halves the image and
@@ -36,8 +37,11 @@ def paired_metrics(reference: np.ndarray, test: np.ndarray, data_range: float = 
         if not np.all(np.isfinite(images)):
             raise InputError(None, f"{name} images contain NaN or infinite values")
         if images.min() < 0 or images.max() > data_range:
-            raise InputError(None, f"{name} pixels span {images.min():.4g}–{images.max():.4g}, outside the data "
-                             f"range 0–{data_range:g}; pass the range the images are stored in")
+            raise InputError(
+                None,
+                f"{name} pixels span {images.min():.4g}–{images.max():.4g}, outside the data "
+                f"range 0–{data_range:g}; pass the range the images are stored in",
+            )
     x, y = torch.from_numpy(test)[:, None].float(), torch.from_numpy(reference)[:, None].float()
     size = min(reference.shape[1:])
     if size < kernel_size:
@@ -50,7 +54,18 @@ def paired_metrics(reference: np.ndarray, test: np.ndarray, data_range: float = 
     psnr = torch.where(mse == 0, torch.tensor(float("inf")), psnr)
     ssim = SSIMMetric(spatial_dims=2, data_range=data_range, win_size=kernel_size, reduction="none")(x, y).flatten()
     weights = np.array(MS_SSIM_WEIGHTS[:scales])
-    ms_ssim = MultiScaleSSIMMetric(spatial_dims=2, data_range=data_range, kernel_size=kernel_size,
-                                   weights=tuple(weights / weights.sum()), reduction="none")(x, y).flatten()
-    return {"pairs": len(reference), "psnr_db": float(psnr.mean()), "ssim": float(ssim.mean()),
-            "ms_ssim": float(ms_ssim.mean()), "ms_ssim_scales": scales, "data_range": data_range}
+    ms_ssim = MultiScaleSSIMMetric(
+        spatial_dims=2,
+        data_range=data_range,
+        kernel_size=kernel_size,
+        weights=tuple(weights / weights.sum()),
+        reduction="none",
+    )(x, y).flatten()
+    return {
+        "pairs": len(reference),
+        "psnr_db": float(psnr.mean()),
+        "ssim": float(ssim.mean()),
+        "ms_ssim": float(ms_ssim.mean()),
+        "ms_ssim_scales": scales,
+        "data_range": data_range,
+    }

@@ -22,8 +22,7 @@ from mammosynth.errors import InputError
 from mammosynth.evaluate.shape import breast_mask
 from mammosynth.io.images import write_png
 
-INSTALL_HINT = ("pip install versioneer && pip install --no-build-isolation pyradiomics && "
-                "pip install frd-score")
+INSTALL_HINT = "pip install versioneer && pip install --no-build-isolation pyradiomics && pip install frd-score"
 
 
 def _version(distribution: str) -> str:
@@ -56,8 +55,9 @@ def _write_set(images: np.ndarray, folder: Path) -> tuple[Path, Path]:
     return image_dir, mask_dir
 
 
-def radiomics_distance(real: np.ndarray, synthetic: np.ndarray, max_images: int = 100, seed: int = 0,
-                       workers: int = 1) -> dict:
+def radiomics_distance(
+    real: np.ndarray, synthetic: np.ndarray, max_images: int = 100, seed: int = 0, workers: int = 1
+) -> dict:
     """FRD (frd-score's v0: the Fréchet distance itself, ≈ 0 for equal sets, lower is closer — v1's log scale
     is −∞ there) between up to ``max_images`` random images of each set.
 
@@ -70,10 +70,20 @@ def radiomics_distance(real: np.ndarray, synthetic: np.ndarray, max_images: int 
     rng = np.random.default_rng(seed)
     picked = [images[rng.permutation(len(images))[:max_images]] for images in (real, synthetic)]
     with tempfile.TemporaryDirectory(prefix="mammosynth-frd-") as tmp:
-        folders = [_write_set(images, Path(tmp) / name) for images, name in zip(picked, ("real", "synthetic"),
-                                                                               strict=True)]
-        value = compute_frd([str(f[0]) for f in folders], paths_masks=[str(f[1]) for f in folders],
-                            num_workers=workers, verbose=False, frd_version="v0")
-    return {"frd": float(value), "images": [len(p) for p in picked], "version": "v0 (linear; ≈ 0 for equal sets)",
-            "package": f"frd-score {_version('frd-score')}, pyradiomics {_version('pyradiomics')}",
-            "masks": "breast (pixels > 0.02)"}
+        folders = [
+            _write_set(images, Path(tmp) / name) for images, name in zip(picked, ("real", "synthetic"), strict=True)
+        ]
+        value = compute_frd(
+            [str(f[0]) for f in folders],
+            paths_masks=[str(f[1]) for f in folders],
+            num_workers=workers,
+            verbose=False,
+            frd_version="v0",
+        )
+    return {
+        "frd": float(value),
+        "images": [len(p) for p in picked],
+        "version": "v0 (linear; ≈ 0 for equal sets)",
+        "package": f"frd-score {_version('frd-score')}, pyradiomics {_version('pyradiomics')}",
+        "masks": "breast (pixels > 0.02)",
+    }

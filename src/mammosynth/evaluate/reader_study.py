@@ -42,18 +42,23 @@ def fleiss_kappa(counts: np.ndarray) -> float:
 
 def _scores(answers: list[dict]) -> np.ndarray:
     """Ordinal "how synthetic" score: −confidence for a real call, +confidence for a synthetic one."""
-    return np.array([(1 if a["answer"] == "synthetic" else -1) * int(a.get("confidence") or 3) for a in answers],
-                    np.float64)
+    return np.array(
+        [(1 if a["answer"] == "synthetic" else -1) * int(a.get("confidence") or 3) for a in answers], np.float64
+    )
 
 
 def _summary(answers: list[dict], truth: dict[str, bool]) -> dict:
     said = np.array([a["answer"] == "synthetic" for a in answers])
     actual = np.array([truth[a["image"]] for a in answers])
     correct = int((said == actual).sum())
-    out = {"answers": len(answers), "correct": correct, "accuracy": correct / len(answers),
-           "sensitivity": float(said[actual].mean()) if actual.any() else None,
-           "specificity": float((~said[~actual]).mean()) if (~actual).any() else None,
-           "binomial_p": float(stats.binomtest(correct, len(answers), 0.5).pvalue)}
+    out = {
+        "answers": len(answers),
+        "correct": correct,
+        "accuracy": correct / len(answers),
+        "sensitivity": float(said[actual].mean()) if actual.any() else None,
+        "specificity": float((~said[~actual]).mean()) if (~actual).any() else None,
+        "binomial_p": float(stats.binomtest(correct, len(answers), 0.5).pvalue),
+    }
     out["auc"] = auc_score(_scores(answers), actual.astype(int)) if 0 < actual.sum() < len(actual) else None
     return out
 
@@ -86,9 +91,15 @@ def analyse_reads(answers: list[dict], truth: dict[str, bool]) -> dict:
     images = []
     for image, items in sorted(by_image.items()):
         wrong = sum((a["answer"] == "synthetic") != truth[image] for a in items)
-        images.append({"image": image, "synthetic": truth[image], "reads": len(items),
-                       "fooled_rate": wrong / len(items),
-                       "called_real": sum(a["answer"] == "real" for a in items) / len(items)})
+        images.append(
+            {
+                "image": image,
+                "synthetic": truth[image],
+                "reads": len(items),
+                "fooled_rate": wrong / len(items),
+                "called_real": sum(a["answer"] == "real" for a in items) / len(items),
+            }
+        )
     complete = [image for image, items in by_image.items() if len({a["reader"] for a in items}) == len(readers)]
     kappa = None
     if len(readers) >= 2 and complete:
@@ -96,8 +107,11 @@ def analyse_reads(answers: list[dict], truth: dict[str, bool]) -> dict:
         kappa = fleiss_kappa(table)
     taken_for_real = sorted((i for i in images if i["synthetic"]), key=lambda i: (-i["called_real"], i["image"]))
     return {
-        "pooled": _summary(answers, truth), "readers": readers, "fleiss_kappa": kappa,
-        "images_rated_by_all": len(complete), "images": images,
+        "pooled": _summary(answers, truth),
+        "readers": readers,
+        "fleiss_kappa": kappa,
+        "images_rated_by_all": len(complete),
+        "images": images,
         "synthetic_most_taken_for_real": [i["image"] for i in taken_for_real[:10] if i["called_real"] > 0],
         "answers_per_reader": dict(Counter(a["reader"] for a in answers)),
     }

@@ -19,8 +19,14 @@ from mammosynth.errors import InputError
 from mammosynth.evaluate.memorisation import nearest_neighbours
 
 
-def reidentification(synthetic: np.ndarray, train: np.ndarray, train_patients: list[str], held_out: np.ndarray,
-                     work_px: int = 64, alpha: float = 0.01) -> dict:
+def reidentification(
+    synthetic: np.ndarray,
+    train: np.ndarray,
+    train_patients: list[str],
+    held_out: np.ndarray,
+    work_px: int = 64,
+    alpha: float = 0.01,
+) -> dict:
     """Link every synthetic image to its nearest real image and test the training side's share against chance.
 
     Example:
@@ -43,9 +49,16 @@ def reidentification(synthetic: np.ndarray, train: np.ndarray, train_patients: l
     patients = Counter(train_patients[i] for i in index[to_train])
     top = patients.most_common(1)[0][1] if patients else 0
     return {
-        "synthetic_images": len(index), "train_images": len(train), "held_out_images": len(held_out),
-        "links_to_train": links, "link_rate": float(links / len(index)), "chance": float(chance),
-        "p_value": p_value, "better_than_chance": bool(p_value < alpha), "alpha": alpha,
-        "train_patients_linked": len(patients), "train_patients": len(set(train_patients)),
+        "synthetic_images": len(index),
+        "train_images": len(train),
+        "held_out_images": len(held_out),
+        "links_to_train": links,
+        "link_rate": float(links / len(index)),
+        "chance": float(chance),
+        "p_value": p_value,
+        "better_than_chance": bool(p_value < alpha),
+        "alpha": alpha,
+        "train_patients_linked": len(patients),
+        "train_patients": len(set(train_patients)),
         "most_links_to_one_patient": int(top),
     }

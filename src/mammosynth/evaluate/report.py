@@ -68,10 +68,11 @@ def image_grid(images: np.ndarray, columns: int = 4, tile_px: int = 128, gap_px:
     grid = np.ones((rows * tile_px + (rows - 1) * gap_px, columns * tile_px + (columns - 1) * gap_px), np.float32)
     for k, image in enumerate(images):
         r, c = divmod(k, columns)
-        tile = resize_image(np.asarray(image, np.float32), tile_px, tile_px) if image.shape != (tile_px,) * 2 \
-            else image
-        grid[r * (tile_px + gap_px):r * (tile_px + gap_px) + tile_px,
-             c * (tile_px + gap_px):c * (tile_px + gap_px) + tile_px] = tile
+        tile = resize_image(np.asarray(image, np.float32), tile_px, tile_px) if image.shape != (tile_px,) * 2 else image
+        grid[
+            r * (tile_px + gap_px) : r * (tile_px + gap_px) + tile_px,
+            c * (tile_px + gap_px) : c * (tile_px + gap_px) + tile_px,
+        ] = tile
     return grid
 
 
@@ -145,8 +146,8 @@ def _feature_plot(real: np.ndarray, synthetic: np.ndarray) -> str:
     projected = centred @ components[:2].T
     figure = Figure(figsize=(4.5, 4))
     ax = figure.add_subplot()
-    ax.scatter(*projected[len(real):].T, s=6, alpha=0.5, color=SYNTHETIC_COLOUR, label="synthetic")
-    ax.scatter(*projected[:len(real)].T, s=6, alpha=0.6, color=REAL_COLOUR, label="real")
+    ax.scatter(*projected[len(real) :].T, s=6, alpha=0.5, color=SYNTHETIC_COLOUR, label="synthetic")
+    ax.scatter(*projected[: len(real)].T, s=6, alpha=0.6, color=REAL_COLOUR, label="real")
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.legend()
@@ -172,7 +173,7 @@ def _utility_plot(arms: dict) -> str:
     aucs = [arms[n]["auc"] for n in names]
     low = [arms[n]["auc"] - (arms[n]["auc_ci95"] or [arms[n]["auc"]] * 2)[0] for n in names]
     high = [(arms[n]["auc_ci95"] or [arms[n]["auc"]] * 2)[1] - arms[n]["auc"] for n in names]
-    ax.bar(names, aucs, yerr=[low, high], capsize=6, color=[REAL_COLOUR, "#9467bd", SYNTHETIC_COLOUR][:len(names)])
+    ax.bar(names, aucs, yerr=[low, high], capsize=6, color=[REAL_COLOUR, "#9467bd", SYNTHETIC_COLOUR][: len(names)])
     ax.axhline(0.5, color="k", linestyle=":", linewidth=1)
     ax.set_ylim(0, 1)
     ax.set_ylabel("AUC on held-out real")
@@ -183,8 +184,10 @@ def _pairs(pairs: list, synthetic: np.ndarray, train: np.ndarray, tile_px: int =
     figures = []
     for s, t, corr in pairs:
         both = image_grid(np.stack([synthetic[s], train[t]]), columns=2, tile_px=tile_px)
-        figures.append(f"<figure>{_img(_png(both), f'synthetic {s} and training image {t}')}"
-                       f"<figcaption>synthetic #{s} · train #{t} · r = {corr:.3f}</figcaption></figure>")
+        figures.append(
+            f"<figure>{_img(_png(both), f'synthetic {s} and training image {t}')}"
+            f"<figcaption>synthetic #{s} · train #{t} · r = {corr:.3f}</figcaption></figure>"
+        )
     return '<div class="pair">' + "".join(figures) + "</div>"
 
 
@@ -198,8 +201,14 @@ def _skipped(section: dict | None) -> str | None:
     return section.get("skipped") if isinstance(section, dict) else None
 
 
-def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: np.ndarray | None = None,
-                  plots: dict | None = None, seed: int = 0) -> str:
+def render_report(
+    result: dict,
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    train: np.ndarray | None = None,
+    plots: dict | None = None,
+    seed: int = 0,
+) -> str:
     """The report's HTML text. ``plots`` may hold per-image arrays computed by the suite:
     ``real_moments`` / ``synthetic_moments`` (N, 5), ``real_beta`` / ``synthetic_beta``, ``real_features`` /
     ``synthetic_features``; sections whose inputs are missing are left out."""
@@ -209,30 +218,40 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
     features = fidelity.get("features", {})
     memo = result.get("memorisation")
     inputs = result["inputs"]
-    train_note = (f" The generator's training set is split <b>{html.escape(str(inputs.get('train_split')))}</b> "
-                  f"({inputs.get('train_images')} images, {inputs.get('train_patients')} patients); no patient is on "
-                  "both sides." if inputs.get("train_images") else
-                  " <span class=bad>No training set was given: memorisation is not checked and the feature "
-                  "encoder learned the real set itself.</span>")
-    parts = [f"<h1>mammosynth evaluation</h1><p class=note>{inputs['synthetic_images']} synthetic images "
-             f"(<code>{html.escape(inputs['synthetic'])}</code>) against {inputs['real_images']} real images of "
-             f"{inputs.get('real_patients', '?')} patients, split <b>{html.escape(str(inputs.get('real_split')))}"
-             f"</b> of <code>{html.escape(inputs['real'])}</code>, at {inputs['image_size'][1]}×"
-             f"{inputs['image_size'][0]}.{train_note} Every number, with its n, is in <code>evaluation.json</code> "
-             "beside this file.</p>"]
+    train_note = (
+        f" The generator's training set is split <b>{html.escape(str(inputs.get('train_split')))}</b> "
+        f"({inputs.get('train_images')} images, {inputs.get('train_patients')} patients); no patient is on "
+        "both sides."
+        if inputs.get("train_images")
+        else " <span class=bad>No training set was given: memorisation is not checked and the feature "
+        "encoder learned the real set itself.</span>"
+    )
+    parts = [
+        f"<h1>mammosynth evaluation</h1><p class=note>{inputs['synthetic_images']} synthetic images "
+        f"(<code>{html.escape(inputs['synthetic'])}</code>) against {inputs['real_images']} real images of "
+        f"{inputs.get('real_patients', '?')} patients, split <b>{html.escape(str(inputs.get('real_split')))}"
+        f"</b> of <code>{html.escape(inputs['real'])}</code>, at {inputs['image_size'][1]}×"
+        f"{inputs['image_size'][0]}.{train_note} Every number, with its n, is in <code>evaluation.json</code> "
+        "beside this file.</p>"
+    ]
     interval = realism.get("auc_ci95")
     n_note = f" n = {realism['test_images']} held-out" + (
-        f", 95 % CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else "")
+        f", 95 % CI {interval[0]:.2f}–{interval[1]:.2f}" if interval else ""
+    )
     fid = features.get("frechet") or {}
-    cards = [_card("C2ST AUC", realism["auc"], f" (0.5 = indistinguishable;{n_note})"),
-             _card("KID (own encoder)", features.get("kernel_distance"),
-                   f" ± {_number(features.get('kernel_distance_std'))}"),
-             _card("FID (own encoder)", features.get("frechet_distance") if fid.get("value") is not None else
-                   f"n < {fid.get('min_images', '?')}", "" if not fid.get("ci95") else
-                   f" (95 % CI {_number(fid['ci95'][0])}–{_number(fid['ci95'][1])})"),
-             _card("precision / recall", f"{result['diversity']['precision']:.2f} / "
-                   f"{result['diversity']['recall']:.2f}"),
-             _card("coverage", result["diversity"]["coverage"])]
+    cards = [
+        _card("C2ST AUC", realism["auc"], f" (0.5 = indistinguishable;{n_note})"),
+        _card(
+            "KID (own encoder)", features.get("kernel_distance"), f" ± {_number(features.get('kernel_distance_std'))}"
+        ),
+        _card(
+            "FID (own encoder)",
+            features.get("frechet_distance") if fid.get("value") is not None else f"n < {fid.get('min_images', '?')}",
+            "" if not fid.get("ci95") else f" (95 % CI {_number(fid['ci95'][0])}–{_number(fid['ci95'][1])})",
+        ),
+        _card("precision / recall", f"{result['diversity']['precision']:.2f} / {result['diversity']['recall']:.2f}"),
+        _card("coverage", result["diversity"]["coverage"]),
+    ]
     if memo and memo.get("copies") is not None:
         cards.append(_card("look copied", f"{memo['copies']} of {memo['images']}"))
     utility = result.get("utility") or {}
@@ -245,32 +264,57 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
     pick_synthetic = rng.permutation(len(synthetic))[:16]
     pick_real_many = np.sort(rng.permutation(len(real))[:256])
     pick_synthetic_many = np.sort(rng.permutation(len(synthetic))[:256])
-    parts.append("<h2>Side by side</h2><div class=pair>"
-                 f"<figure>{_img(_png(image_grid(real[pick_real])), 'real images')}<figcaption>real (random 16)"
-                 "</figcaption></figure>"
-                 f"<figure>{_img(_png(image_grid(synthetic[pick_synthetic])), 'synthetic images')}"
-                 "<figcaption>synthetic (random 16)</figcaption></figure></div>")
+    parts.append(
+        "<h2>Side by side</h2><div class=pair>"
+        f"<figure>{_img(_png(image_grid(real[pick_real])), 'real images')}<figcaption>real (random 16)"
+        "</figcaption></figure>"
+        f"<figure>{_img(_png(image_grid(synthetic[pick_synthetic])), 'synthetic images')}"
+        "<figcaption>synthetic (random 16)</figcaption></figure></div>"
+    )
 
     parts.append("<h2>Fidelity</h2>")
-    parts.append(f"<p>Histogram (Jensen–Shannon) distance of breast intensities: "
-                 f"<b>{_number(fidelity['histogram_js_distance'])}</b></p>")
+    parts.append(
+        f"<p>Histogram (Jensen–Shannon) distance of breast intensities: "
+        f"<b>{_number(fidelity['histogram_js_distance'])}</b></p>"
+    )
     shown_real, shown_synthetic = real[pick_real_many], synthetic[pick_synthetic_many]  # ≤ 256 images a set
-    parts.append(_img(_histogram_plot(shown_real[shown_real > 0.02], shown_synthetic[shown_synthetic > 0.02]),
-                      "intensity histograms (up to 256 images a set)"))
+    parts.append(
+        _img(
+            _histogram_plot(shown_real[shown_real > 0.02], shown_synthetic[shown_synthetic > 0.02]),
+            "intensity histograms (up to 256 images a set)",
+        )
+    )
     moments = fidelity["moments"]
-    parts.append("<h3>First five moments of the breast region (per image)</h3>"
-                 "<p class=note>As in the CC publication: two-sample tests per moment; a p-value under 0.05 says "
-                 "the sets differ in that moment. Gap: difference of medians in real interquartile ranges.</p>")
-    parts.append(_table(["moment", "real median", "synthetic median", "gap (IQR)", "KS statistic", "KS p",
-                         "Mann–Whitney p"],
-                        [[name, m["real_median"], m["synthetic_median"], m["median_gap_iqr"], m["ks_statistic"],
-                          m["ks_pvalue"], m["mannwhitney_pvalue"]] for name, m in moments.items()]))
+    parts.append(
+        "<h3>First five moments of the breast region (per image)</h3>"
+        "<p class=note>As in the CC publication: two-sample tests per moment; a p-value under 0.05 says "
+        "the sets differ in that moment. Gap: difference of medians in real interquartile ranges.</p>"
+    )
+    parts.append(
+        _table(
+            ["moment", "real median", "synthetic median", "gap (IQR)", "KS statistic", "KS p", "Mann–Whitney p"],
+            [
+                [
+                    name,
+                    m["real_median"],
+                    m["synthetic_median"],
+                    m["median_gap_iqr"],
+                    m["ks_statistic"],
+                    m["ks_pvalue"],
+                    m["mannwhitney_pvalue"],
+                ]
+                for name, m in moments.items()
+            ],
+        )
+    )
     if "real_moments" in plots:
         parts.append(_img(_moment_plot(plots["real_moments"], plots["synthetic_moments"]), "moment box plots"))
     beta = fidelity["spectrum_beta"]
-    parts.append(f"<h3>Power-spectrum exponent β of breast texture</h3><p>median β real "
-                 f"<b>{_number(beta['real_median'])}</b>, synthetic <b>{_number(beta['synthetic_median'])}</b> "
-                 f"({beta['patch_px']}-pixel patches wholly inside the breast)</p>")
+    parts.append(
+        f"<h3>Power-spectrum exponent β of breast texture</h3><p>median β real "
+        f"<b>{_number(beta['real_median'])}</b>, synthetic <b>{_number(beta['synthetic_median'])}</b> "
+        f"({beta['patch_px']}-pixel patches wholly inside the breast)</p>"
+    )
     if plots.get("real_beta") and plots.get("synthetic_beta"):
         parts.append(_img(_spread_plot(plots["real_beta"], plots["synthetic_beta"], "β"), "spectrum exponents"))
     shape = fidelity.get("shape")
@@ -279,119 +323,230 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
         rows = [["breast area fraction", area["real_median"], area["synthetic_median"], area["ks_pvalue"]]]
         outline = shape.get("outline", {})
         if "parameters" in outline:
-            rows += [[f"outline {name}", v["real_median"], v["synthetic_median"], v["ks_pvalue"]]
-                     for name, v in outline["parameters"].items()]
+            rows += [
+                [f"outline {name}", v["real_median"], v["synthetic_median"], v["ks_pvalue"]]
+                for name, v in outline["parameters"].items()
+            ]
         parts.append("<h3>Breast shape</h3>" + _table(["statistic", "real median", "synthetic median", "KS p"], rows))
         if "skipped" in outline:
             parts.append(f"<p class=note>Outline parameters: {html.escape(outline['skipped'])}</p>")
         elif outline:
-            parts.append(f"<p class=note>Outline parameters of the CC model fitted to {outline['fitted'][0]} real and "
-                         f"{outline['fitted'][1]} synthetic CC images (median IoU {outline['fit_iou_median'][0]:.2f}"
-                         f" / {outline['fit_iou_median'][1]:.2f}).</p>")
+            parts.append(
+                f"<p class=note>Outline parameters of the CC model fitted to {outline['fitted'][0]} real and "
+                f"{outline['fitted'][1]} synthetic CC images (median IoU {outline['fit_iou_median'][0]:.2f}"
+                f" / {outline['fit_iou_median'][1]:.2f}).</p>"
+            )
     radiomics = fidelity.get("radiomics")
     if radiomics:
-        parts.append(f"<p>Fréchet Radiomics Distance: <b>{_number(radiomics.get('frd'))}</b> "
-                     f"{html.escape(radiomics.get('skipped', ''))}</p>")
+        parts.append(
+            f"<p>Fréchet Radiomics Distance: <b>{_number(radiomics.get('frd'))}</b> "
+            f"{html.escape(radiomics.get('skipped', ''))}</p>"
+        )
 
     parts.append("<h2>Feature space, diversity and coverage</h2>")
     diversity = result["diversity"]
-    parts.append(f"<p class=note>Features: {html.escape(str(features.get('extractor')))}, trained on "
-                 f"{html.escape(str(features.get('encoder_trained_on')))}. Distances are comparable only between "
-                 f"evaluations that use the same extractor. n = {diversity.get('real_images')} real, "
-                 f"{diversity.get('synthetic_images')} synthetic. KID is unbiased at any n; FID is shown only from "
-                 f"{fid.get('min_images', '?')} images per set (it is biased upwards below).</p>")
+    parts.append(
+        f"<p class=note>Features: {html.escape(str(features.get('extractor')))}, trained on "
+        f"{html.escape(str(features.get('encoder_trained_on')))}. Distances are comparable only between "
+        f"evaluations that use the same extractor. n = {diversity.get('real_images')} real, "
+        f"{diversity.get('synthetic_images')} synthetic. KID is unbiased at any n; FID is shown only from "
+        f"{fid.get('min_images', '?')} images per set (it is biased upwards below).</p>"
+    )
     collapse = result.get("mode_collapse", {})
-    parts.append(_table(["FID", "KID", "precision", "recall", "density", "coverage", "NN-distance ratio",
-                         "near-duplicate share", "mode collapse suspected"],
-                        [[features.get("frechet_distance"), features.get("kernel_distance"), diversity["precision"],
-                          diversity["recall"], diversity["density"], diversity["coverage"],
-                          collapse.get("nn_distance_ratio"), collapse.get("near_duplicate_share"),
-                          collapse.get("collapse_suspected")]]))
+    parts.append(
+        _table(
+            [
+                "FID",
+                "KID",
+                "precision",
+                "recall",
+                "density",
+                "coverage",
+                "NN-distance ratio",
+                "near-duplicate share",
+                "mode collapse suspected",
+            ],
+            [
+                [
+                    features.get("frechet_distance"),
+                    features.get("kernel_distance"),
+                    diversity["precision"],
+                    diversity["recall"],
+                    diversity["density"],
+                    diversity["coverage"],
+                    collapse.get("nn_distance_ratio"),
+                    collapse.get("near_duplicate_share"),
+                    collapse.get("collapse_suspected"),
+                ]
+            ],
+        )
+    )
     if "real_features" in plots:
         parts.append(_img(_feature_plot(plots["real_features"], plots["synthetic_features"]), "feature space"))
     counts = result["counts"]
     rows = []
     for field in ("view", "laterality", "density"):
         for value in sorted(set(counts["real"][field]) | set(counts["synthetic"][field])):
-            rows.append([f"{field} {value}", counts["real"][field].get(value, 0),
-                         counts["synthetic"][field].get(value, 0)])
+            rows.append(
+                [f"{field} {value}", counts["real"][field].get(value, 0), counts["synthetic"][field].get(value, 0)]
+            )
     for value in sorted(set(counts["real"]["findings"]) | set(counts["synthetic"]["findings"])):
-        rows.append([f"finding {value}", counts["real"]["findings"].get(value, 0),
-                     counts["synthetic"]["findings"].get(value, 0)])
+        rows.append(
+            [
+                f"finding {value}",
+                counts["real"]["findings"].get(value, 0),
+                counts["synthetic"]["findings"].get(value, 0),
+            ]
+        )
     parts.append("<h3>Counts per condition</h3>" + _table(["condition", "real", "synthetic"], rows))
 
-    parts.append("<h2>Realism: two-sample classifier test</h2><p class=note>A small CNN trained to tell real "
-                 "from synthetic on half the images, scored on the other half: the machine stand-in for an "
-                 "expert reading study. AUC 0.5 means it cannot tell them apart; 1.0, always.</p>")
+    parts.append(
+        "<h2>Realism: two-sample classifier test</h2><p class=note>A small CNN trained to tell real "
+        "from synthetic on half the images, scored on the other half: the machine stand-in for an "
+        "expert reading study. AUC 0.5 means it cannot tell them apart; 1.0, always.</p>"
+    )
     patients = realism.get("real_patients") or {}
-    parts.append(_table(["held-out accuracy", "AUC", "AUC 95 % interval", "train / test images",
-                         "real patients train / test", "split"],
-                        [[realism["accuracy"], realism["auc"],
-                          "–" if not realism.get("auc_ci95") else
-                          f"{realism['auc_ci95'][0]:.3f} – {realism['auc_ci95'][1]:.3f}",
-                          f"{realism['train_images']} / {realism['test_images']}",
-                          f"{patients.get('train', '–')} / {patients.get('test', '–')}", realism.get("split", "–")]]))
-    parts.append("<div class=pair>"
-                 f"<figure>{_img(_png(image_grid(synthetic[realism['most_synthetic']])), 'most synthetic')}"
-                 "<figcaption>judged most synthetic</figcaption></figure>"
-                 f"<figure>{_img(_png(image_grid(synthetic[realism['least_synthetic']])), 'least synthetic')}"
-                 "<figcaption>judged least synthetic (most real)</figcaption></figure></div>")
+    parts.append(
+        _table(
+            [
+                "held-out accuracy",
+                "AUC",
+                "AUC 95 % interval",
+                "train / test images",
+                "real patients train / test",
+                "split",
+            ],
+            [
+                [
+                    realism["accuracy"],
+                    realism["auc"],
+                    "–"
+                    if not realism.get("auc_ci95")
+                    else f"{realism['auc_ci95'][0]:.3f} – {realism['auc_ci95'][1]:.3f}",
+                    f"{realism['train_images']} / {realism['test_images']}",
+                    f"{patients.get('train', '–')} / {patients.get('test', '–')}",
+                    realism.get("split", "–"),
+                ]
+            ],
+        )
+    )
+    parts.append(
+        "<div class=pair>"
+        f"<figure>{_img(_png(image_grid(synthetic[realism['most_synthetic']])), 'most synthetic')}"
+        "<figcaption>judged most synthetic</figcaption></figure>"
+        f"<figure>{_img(_png(image_grid(synthetic[realism['least_synthetic']])), 'least synthetic')}"
+        "<figcaption>judged least synthetic (most real)</figcaption></figure></div>"
+    )
 
     conditional = result.get("conditional")
     if conditional:
-        parts.append("<h2>Conditional correctness</h2><p class=note>Independent classifiers trained on the real "
-                     "images check what each synthetic image requested. A field is checkable only when its "
-                     "classifier beats chance on held-out real images.</p>")
+        parts.append(
+            "<h2>Conditional correctness</h2><p class=note>Independent classifiers trained on the real "
+            "images check what each synthetic image requested. A field is checkable only when its "
+            "classifier beats chance on held-out real images.</p>"
+        )
         rows = []
         for field, found in conditional.get("fields", {}).items():
             if "skipped" in found:
                 rows.append([field, "–", "–", "–", "–", found["skipped"]])
             else:
-                rows.append([field, found["real_accuracy"], found["chance"], found["synthetic_images"],
-                             found["agreement"] if found["checkable"] else "–",
-                             "" if found["checkable"] else UNCHECKABLE])
-        parts.append(_table(["field", "real held-out accuracy", "chance", "synthetic images", "agreement", "note"],
-                            rows))
+                rows.append(
+                    [
+                        field,
+                        found["real_accuracy"],
+                        found["chance"],
+                        found["synthetic_images"],
+                        found["agreement"] if found["checkable"] else "–",
+                        "" if found["checkable"] else UNCHECKABLE,
+                    ]
+                )
+        parts.append(
+            _table(["field", "real held-out accuracy", "chance", "synthetic images", "agreement", "note"], rows)
+        )
         verifier = conditional.get("verifier")
         if verifier and "skipped" not in verifier:
-            parts.append(_table(["lesion requests", "lesion present", "kind matches", "inside requested region",
-                                 "normal requests kept clean"],
-                                [[verifier["lesion_requests"], verifier["lesion_present"], verifier["kind_matches"],
-                                  verifier["inside_requested_region"], verifier["normal_clean"]]]))
+            parts.append(
+                _table(
+                    [
+                        "lesion requests",
+                        "lesion present",
+                        "kind matches",
+                        "inside requested region",
+                        "normal requests kept clean",
+                    ],
+                    [
+                        [
+                            verifier["lesion_requests"],
+                            verifier["lesion_present"],
+                            verifier["kind_matches"],
+                            verifier["inside_requested_region"],
+                            verifier["normal_clean"],
+                        ]
+                    ],
+                )
+            )
         elif verifier:
             parts.append(f"<p class=note>Lesion kind and position: {html.escape(verifier['skipped'])}</p>")
 
     if memo is not None and memo.get("skipped"):
         parts.append(f"<h2>Privacy and memorisation</h2><p class=note>{html.escape(memo['skipped'])}</p>")
     if memo is not None and train is not None and not memo.get("skipped"):
-        parts.append(f"<h2>Privacy and memorisation</h2><p><b>{memo['copies']} of {memo['images']}</b> synthetic "
-                     f"images look copied (correlation with the nearest training image above "
-                     f"{memo['threshold']:.3f}: {html.escape(memo['threshold_from'])}).</p>")
+        parts.append(
+            f"<h2>Privacy and memorisation</h2><p><b>{memo['copies']} of {memo['images']}</b> synthetic "
+            f"images look copied (correlation with the nearest training image above "
+            f"{memo['threshold']:.3f}: {html.escape(memo['threshold_from'])}).</p>"
+        )
         features_memo = memo.get("feature_space")
         if features_memo:
-            parts.append(f"<p>In the feature space: <b>{features_memo['copies']} of {features_memo['images']}</b> "
-                         f"closer to a training image than half the closest held-out distance (median nearest "
-                         f"distance {features_memo['synthetic_nn_distance_median']:.3f} synthetic vs "
-                         f"{features_memo['reference_nn_distance_median']:.3f} reference).</p>")
-        parts.append(_img(_nn_plot(memo["synthetic_nn_correlation"], memo["reference_nn_correlation"],
-                                   memo["threshold"], "held-out patient → training patient"
-                                   if memo.get("held_out_images") else "training patient → another"),
-                          "nearest-neighbour correlations"))
+            parts.append(
+                f"<p>In the feature space: <b>{features_memo['copies']} of {features_memo['images']}</b> "
+                f"closer to a training image than half the closest held-out distance (median nearest "
+                f"distance {features_memo['synthetic_nn_distance_median']:.3f} synthetic vs "
+                f"{features_memo['reference_nn_distance_median']:.3f} reference).</p>"
+            )
+        parts.append(
+            _img(
+                _nn_plot(
+                    memo["synthetic_nn_correlation"],
+                    memo["reference_nn_correlation"],
+                    memo["threshold"],
+                    "held-out patient → training patient"
+                    if memo.get("held_out_images")
+                    else "training patient → another",
+                ),
+                "nearest-neighbour correlations",
+            )
+        )
         shown = memo["pairs"][:8] or memo["closest"][:4]
         title = "Flagged pairs" if memo["pairs"] else "Closest pairs (none flagged)"
         parts.append(f"<h3>{title}: synthetic beside its nearest training image</h3>" + _pairs(shown, synthetic, train))
         reid = result.get("reidentification")
         if reid and "skipped" not in reid:
-            verdict = ('<span class="bad">better than chance</span>' if reid["better_than_chance"]
-                       else '<span class="good">no better than chance</span>')
-            parts.append(f"<h3>Re-identification test</h3><p>Linking each synthetic image to its nearest real image "
-                         f"lands on a training image {reid['link_rate']:.1%} of the time against "
-                         f"{reid['chance']:.1%} by chance: {verdict} (p = {_number(reid['p_value'])}).</p>")
-            parts.append(_table(["links to train", "link rate", "chance", "p", "patients linked",
-                                 "most links to one patient"],
-                                [[reid["links_to_train"], reid["link_rate"], reid["chance"], reid["p_value"],
-                                  f"{reid['train_patients_linked']} of {reid['train_patients']}",
-                                  reid["most_links_to_one_patient"]]]))
+            verdict = (
+                '<span class="bad">better than chance</span>'
+                if reid["better_than_chance"]
+                else '<span class="good">no better than chance</span>'
+            )
+            parts.append(
+                f"<h3>Re-identification test</h3><p>Linking each synthetic image to its nearest real image "
+                f"lands on a training image {reid['link_rate']:.1%} of the time against "
+                f"{reid['chance']:.1%} by chance: {verdict} (p = {_number(reid['p_value'])}).</p>"
+            )
+            parts.append(
+                _table(
+                    ["links to train", "link rate", "chance", "p", "patients linked", "most links to one patient"],
+                    [
+                        [
+                            reid["links_to_train"],
+                            reid["link_rate"],
+                            reid["chance"],
+                            reid["p_value"],
+                            f"{reid['train_patients_linked']} of {reid['train_patients']}",
+                            reid["most_links_to_one_patient"],
+                        ]
+                    ],
+                )
+            )
         elif reid:
             parts.append(f"<p class=note>Re-identification test: {html.escape(reid['skipped'])}</p>")
 
@@ -400,21 +555,33 @@ def render_report(result: dict, real: np.ndarray, synthetic: np.ndarray, train: 
         if "skipped" in utility:
             parts.append(f"<p class=note>{html.escape(utility['skipped'])}</p>")
         else:
-            parts.append(f"<p class=note>Task: {html.escape(utility['task'])}; one small CNN, {utility['steps']} "
-                         f"steps, same seeds for every arm; tested on {utility['test_images']} held-out real images "
-                         f"({utility['test_lesions']} with lesions) of {utility['test_patients']} patients none of "
-                         "whom is in training.</p>")
-            rows = [[arm, found["train_images"], found.get("lesion"), found.get("auc"),
-                     "–" if not found.get("auc_ci95") else f"{found['auc_ci95'][0]:.3f} – {found['auc_ci95'][1]:.3f}",
-                     found.get("skipped", "")] for arm, found in utility["arms"].items()]
+            parts.append(
+                f"<p class=note>Task: {html.escape(utility['task'])}; one small CNN, {utility['steps']} "
+                f"steps, same seeds for every arm; tested on {utility['test_images']} held-out real images "
+                f"({utility['test_lesions']} with lesions) of {utility['test_patients']} patients none of "
+                "whom is in training.</p>"
+            )
+            rows = [
+                [
+                    arm,
+                    found["train_images"],
+                    found.get("lesion"),
+                    found.get("auc"),
+                    "–" if not found.get("auc_ci95") else f"{found['auc_ci95'][0]:.3f} – {found['auc_ci95'][1]:.3f}",
+                    found.get("skipped", ""),
+                ]
+                for arm, found in utility["arms"].items()
+            ]
             parts.append(_table(["training set", "images", "with lesions", "AUC", "95 % interval", "note"], rows))
             if any("auc" in arm for arm in utility["arms"].values()):
                 parts.append(_img(_utility_plot(utility["arms"]), "utility AUCs"))
 
     provenance = {key: result[key] for key in ("mammosynth", "python", "seed", "inputs", "settings") if key in result}
     parts.append("<h2>Reproducibility</h2><pre>" + html.escape(json.dumps(provenance, indent=1)) + "</pre>")
-    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>mammosynth evaluation</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(parts)}<script>{_SCRIPT}</script></body></html>")
+    return (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>mammosynth evaluation</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}<script>{_SCRIPT}</script></body></html>"
+    )
 
 
 def write_report(path: str | Path, *args, **kwargs) -> Path:

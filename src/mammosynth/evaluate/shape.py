@@ -46,10 +46,17 @@ def outline_parameters(images: np.ndarray, fit_px: int = 64) -> tuple[np.ndarray
     return params, ious
 
 
-def compare_shapes(real: np.ndarray, synthetic: np.ndarray, real_cc: np.ndarray, synthetic_cc: np.ndarray,
-                   max_fits: int = 40, seed: int = 0) -> dict:
+def compare_shapes(
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    real_cc: np.ndarray,
+    synthetic_cc: np.ndarray,
+    max_fits: int = 40,
+    seed: int = 0,
+) -> dict:
     """Breast area fraction of every image, and outline parameters of up to ``max_fits`` CC images per set
     (boolean ``*_cc`` masks pick them; chosen at random with ``seed``), each compared real vs synthetic."""
+
     def areas(images: np.ndarray) -> np.ndarray:  # image by image: no stack-sized mask
         return np.array([[breast_mask(image).mean()] for image in images])
 
@@ -68,7 +75,9 @@ def compare_shapes(real: np.ndarray, synthetic: np.ndarray, real_cc: np.ndarray,
     if min(len(real_params), len(synthetic_params)) < 2:
         out["outline"] = {"skipped": "the outline fit failed on nearly every CC image"}
         return out
-    out["outline"] = {"fitted": [len(real_params), len(synthetic_params)],
-                      "fit_iou_median": [float(np.nanmedian(real_iou)), float(np.nanmedian(synthetic_iou))],
-                      "parameters": compare_columns(real_params, synthetic_params, OUTLINE_FIELDS)}
+    out["outline"] = {
+        "fitted": [len(real_params), len(synthetic_params)],
+        "fit_iou_median": [float(np.nanmedian(real_iou)), float(np.nanmedian(synthetic_iou))],
+        "parameters": compare_columns(real_params, synthetic_params, OUTLINE_FIELDS),
+    }
     return out

@@ -9,8 +9,9 @@ import numpy as np
 from mammosynth.errors import InputError
 
 
-def spectrum_exponent(pixels: np.ndarray, region: np.ndarray | None = None, patch_px: int = 64,
-                      band: tuple[float, float] = (0.05, 0.35)) -> float:
+def spectrum_exponent(
+    pixels: np.ndarray, region: np.ndarray | None = None, patch_px: int = 64, band: tuple[float, float] = (0.05, 0.35)
+) -> float:
     """β of the power law fitted (least squares in log–log) to the radially averaged power spectrum of the
     square patches of ``patch_px`` that lie wholly inside ``region``, over frequencies ``band`` (cycles per
     pixel). Each patch has its mean removed and a Hann window applied.
@@ -28,8 +29,8 @@ def spectrum_exponent(pixels: np.ndarray, region: np.ndarray | None = None, patc
     step = patch_px // 2
     for y in range(0, pixels.shape[0] - patch_px + 1, step):
         for x in range(0, pixels.shape[1] - patch_px + 1, step):
-            if region[y:y + patch_px, x:x + patch_px].all():
-                patch = pixels[y:y + patch_px, x:x + patch_px]
+            if region[y : y + patch_px, x : x + patch_px].all():
+                patch = pixels[y : y + patch_px, x : x + patch_px]
                 power += np.abs(np.fft.fft2((patch - patch.mean()) * window)) ** 2
                 count += 1
     if count == 0:

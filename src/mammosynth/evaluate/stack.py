@@ -26,6 +26,8 @@ def check_stack(images: np.ndarray, minimum: int = 1, name: str = "image") -> np
     minimum = max(1, minimum)
     if images.ndim != 3 or len(images) < minimum:
         noun = "image" if minimum == 1 else "images"
-        raise InputError(None, f"the {name} set needs at least {minimum} {noun} as a non-empty stack (N, H, W), "
-                         f"got shape {images.shape}")
+        raise InputError(
+            None,
+            f"the {name} set needs at least {minimum} {noun} as a non-empty stack (N, H, W), got shape {images.shape}",
+        )
     return images

@@ -37,8 +37,9 @@ from mammosynth.io.atomic import atomic_output_dir, check_output_dir
 from mammosynth.io.images import read_image
 
 
-def load_images(folder: str | Path, synthetic_only: bool = False, records: list | None = None,
-                root: Path | None = None) -> tuple[np.ndarray, list]:
+def load_images(
+    folder: str | Path, synthetic_only: bool = False, records: list | None = None, root: Path | None = None
+) -> tuple[np.ndarray, list]:
     """All images of a dataset (or of the given ``records`` under ``root``) as one (N, H, W) float32 stack in
     [0, 1], and its records; every image must have the same size (evaluate prepared or generated sets).
     ``synthetic_only`` keeps the records marked synthetic when the set has any (an expanded dataset holds
@@ -72,8 +73,11 @@ def select_split(folder: str | Path, splits: str, role: str, flag: str) -> tuple
     wanted = {s.strip() for s in splits.split(",") if s.strip()}
     unknown = wanted - {*SPLITS, "all"}
     if not wanted or unknown:
-        raise InputError(flag, f"unknown split {', '.join(sorted(unknown)) or repr(splits)}; "
-                         f"use {', '.join(SPLITS)}, a comma list of them, or all")
+        raise InputError(
+            flag,
+            f"unknown split {', '.join(sorted(unknown)) or repr(splits)}; "
+            f"use {', '.join(SPLITS)}, a comma list of them, or all",
+        )
     present = Counter(r.split for r in dataset.records if r.split)
     if "all" in wanted:
         return dataset.records, dataset, "all"
@@ -82,8 +86,9 @@ def select_split(folder: str | Path, splits: str, role: str, flag: str) -> tuple
     chosen = [r for r in dataset.records if r.split in wanted]
     if not chosen:
         has = ", ".join(f"{k} {n}" for k, n in sorted(present.items()))
-        raise InputError(folder, f"no {role} images in split {','.join(sorted(wanted))} (this dataset has {has}); "
-                         f"pass {flag}")
+        raise InputError(
+            folder, f"no {role} images in split {','.join(sorted(wanted))} (this dataset has {has}); pass {flag}"
+        )
     return chosen, dataset, ",".join(sorted(wanted))
 
 
@@ -104,10 +109,13 @@ def _spectra(images: np.ndarray, patch_px: int) -> list[float]:
 
 def _counts(records: list) -> dict:
     lesions = Counter(f.category for r in records for f in r.findings)
-    return {"view": dict(Counter(str(r.view) for r in records)),
-            "laterality": dict(Counter(str(r.laterality) for r in records)),
-            "density": dict(Counter(str(r.density) for r in records)),
-            "findings": dict(lesions), "images_with_findings": sum(bool(r.findings) for r in records)}
+    return {
+        "view": dict(Counter(str(r.view) for r in records)),
+        "laterality": dict(Counter(str(r.laterality) for r in records)),
+        "density": dict(Counter(str(r.density) for r in records)),
+        "findings": dict(lesions),
+        "images_with_findings": sum(bool(r.findings) for r in records),
+    }
 
 
 def has_lesion(record) -> int:
@@ -146,8 +154,10 @@ def _verifier_section(checkpoint: str | Path, images: np.ndarray, records: list,
         asked = _asked(record)
         if asked is None:
             first = record.findings[0] if record.findings else None
-            asked = {"category": first.category if first else "none",
-                     **({"pathology": first.pathology} if first else {})}
+            asked = {
+                "category": first.category if first else "none",
+                **({"pathology": first.pathology} if first else {}),
+            }
         requests.append(asked)
         mask = next((f.mask_path for f in record.findings if f.mask_path), None)
         region = read_mask(root / mask) if mask and (root / mask).is_file() else None
@@ -155,12 +165,28 @@ def _verifier_section(checkpoint: str | Path, images: np.ndarray, records: list,
     return verifier_agreement(checker, images, requests, regions)
 
 
-def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, train: str | Path | None = None,
-                  real_split: str = "test", train_split: str = "train", seed: int = 0, encoder_steps: int = 300,
-                  c2st_steps: int = 300, c2st_px: int = 128, features: str | None = None, run_utility: bool = True,
-                  utility_steps: int = 400, conditional_steps: int = 300, verifier: str | Path | None = None,
-                  frd: bool = False, shape_fits: int = 40, fid_min_images: int = FID_MIN_IMAGES,
-                  overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+def evaluate_sets(
+    real: str | Path,
+    synthetic: str | Path,
+    out: str | Path,
+    train: str | Path | None = None,
+    real_split: str = "test",
+    train_split: str = "train",
+    seed: int = 0,
+    encoder_steps: int = 300,
+    c2st_steps: int = 300,
+    c2st_px: int = 128,
+    features: str | None = None,
+    run_utility: bool = True,
+    utility_steps: int = 400,
+    conditional_steps: int = 300,
+    verifier: str | Path | None = None,
+    frd: bool = False,
+    shape_fits: int = 40,
+    fid_min_images: int = FID_MIN_IMAGES,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Fidelity (moments, histogram, spectra, shape, KID, FID from ``fid_min_images`` per set, optionally
     FRD), diversity (precision/recall/density/coverage, mode collapse), realism (C2ST), conditional
     correctness, utility (real / real+synthetic / synthetic-only classifiers), memorisation and
@@ -196,9 +222,12 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     if train_chosen is not None:
         shared = {r.patient_key for r in chosen} & {r.patient_key for r in train_chosen}
         if shared:
-            raise InputError(real, f"the real set (split {real_label}) and the training set (split {train_label}) "
-                             f"share {len(shared)} patient(s); evaluation needs patients the generator never saw "
-                             "(use the test split of a prepared dataset, or --real-split)")
+            raise InputError(
+                real,
+                f"the real set (split {real_label}) and the training set (split {train_label}) "
+                f"share {len(shared)} patient(s); evaluation needs patients the generator never saw "
+                "(use the test split of a prepared dataset, or --real-split)",
+            )
     if frd and not frd_available():
         raise InputError(None, f"--frd needs the optional radiomics extra: {INSTALL_HINT}")
     for name, folder, records in (("real", real, chosen), ("training", train, train_chosen)):
@@ -207,11 +236,15 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     real_images, real_records = load_images(real, records=chosen, root=real_root)
     synthetic_images, synthetic_records = load_images(synthetic, synthetic_only=True)
     if real_images.shape[1:] != synthetic_images.shape[1:]:
-        raise InputError(synthetic, f"images are {synthetic_images.shape[2]}×{synthetic_images.shape[1]} but the real "
-                         f"ones are {real_images.shape[2]}×{real_images.shape[1]}; prepare both at one size")
+        raise InputError(
+            synthetic,
+            f"images are {synthetic_images.shape[2]}×{synthetic_images.shape[1]} but the real "
+            f"ones are {real_images.shape[2]}×{real_images.shape[1]}; prepare both at one size",
+        )
     if len(synthetic_images) < 6:
-        raise InputError(synthetic, f"the synthetic set has {len(synthetic_images)} images; the evaluation needs "
-                         "at least 6")
+        raise InputError(
+            synthetic, f"the synthetic set has {len(synthetic_images)} images; the evaluation needs at least 6"
+        )
     extractor = load_extractor(features) if features else None  # bad weights fail before the long steps
     train_images = None
     if train_chosen is not None:
@@ -237,29 +270,49 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
         **sizes,
         "moments": compare_moments(real_moments, synthetic_moments),
         "histogram_js_distance": counts_distance(breast_histogram(real_images), breast_histogram(synthetic_images)),
-        "spectrum_beta": {"patch_px": patch,
-                          "real_median": float(np.median(real_beta)) if real_beta else None,
-                          "synthetic_median": float(np.median(synthetic_beta)) if synthetic_beta else None,
-                          "real_images": len(real_beta), "synthetic_images": len(synthetic_beta)},
+        "spectrum_beta": {
+            "patch_px": patch,
+            "real_median": float(np.median(real_beta)) if real_beta else None,
+            "synthetic_median": float(np.median(synthetic_beta)) if synthetic_beta else None,
+            "real_images": len(real_beta),
+            "synthetic_images": len(synthetic_beta),
+        },
     }
     tick()
-    fidelity["shape"] = compare_shapes(real_images, synthetic_images, np.array([r.view == "CC" for r in real_records]),
-                                       np.array([r.view == "CC" for r in synthetic_records]), max_fits=shape_fits,
-                                       seed=seed)
+    fidelity["shape"] = compare_shapes(
+        real_images,
+        synthetic_images,
+        np.array([r.view == "CC" for r in real_records]),
+        np.array([r.view == "CC" for r in synthetic_records]),
+        max_fits=shape_fits,
+        seed=seed,
+    )
     tick()
-    encoder_data = "given" if features else f"training split ({train_label})" if train_images is not None else (
-        f"the real set itself ({real_label}; no training set given, so the features favour it)")
+    encoder_data = (
+        "given"
+        if features
+        else f"training split ({train_label})"
+        if train_images is not None
+        else (f"the real set itself ({real_label}; no training set given, so the features favour it)")
+    )
     if extractor is None:
-        extractor = train_encoder(train_images if train_images is not None else real_images, steps=encoder_steps,
-                                  seed=seed)
+        extractor = train_encoder(
+            train_images if train_images is not None else real_images, steps=encoder_steps, seed=seed
+        )
     real_features, synthetic_features = extractor(real_images), extractor(synthetic_images)
     kid, kid_std = kernel_distance(real_features, synthetic_features, seed=seed)
     fid = frechet_with_interval(real_features, synthetic_features, min_images=fid_min_images, seed=seed)
-    fidelity["features"] = {**sizes, "extractor": extractor.name, "encoder_trained_on": encoder_data,
-                            "encoder_steps": None if features else encoder_steps,
-                            "kernel_distance": kid, "kernel_distance_std": kid_std,
-                            "kernel_distance_subset": kid_subset_size(n_real, n_synthetic),
-                            "frechet_distance": fid["value"], "frechet": fid}
+    fidelity["features"] = {
+        **sizes,
+        "extractor": extractor.name,
+        "encoder_trained_on": encoder_data,
+        "encoder_steps": None if features else encoder_steps,
+        "kernel_distance": kid,
+        "kernel_distance_std": kid_std,
+        "kernel_distance_subset": kid_subset_size(n_real, n_synthetic),
+        "frechet_distance": fid["value"],
+        "frechet": fid,
+    }
     tick()
     if frd:
         fidelity["radiomics"] = {**sizes, **radiomics_distance(real_images, synthetic_images, seed=seed)}
@@ -269,9 +322,17 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     collapse = {"split": real_label, **mode_collapse(real_features, synthetic_features, seed=seed)}
     tick()
     real_patients = [r.patient_key for r in real_records]
-    realism = {"split": real_label, **two_sample_test(real_images, synthetic_images, real_patients,
-                                                      work_px=min(c2st_px, real_images.shape[1]),
-                                                      steps=c2st_steps, seed=seed)}
+    realism = {
+        "split": real_label,
+        **two_sample_test(
+            real_images,
+            synthetic_images,
+            real_patients,
+            work_px=min(c2st_px, real_images.shape[1]),
+            steps=c2st_steps,
+            seed=seed,
+        ),
+    }
     tick()
     # classifiers that need real training data learn on the training split and are scored on the held-out one
     # (cut to their 64² working size once, for both: a full-size copy of train + real is not needed)
@@ -282,57 +343,110 @@ def evaluate_sets(real: str | Path, synthetic: str | Path, out: str | Path, trai
     else:
         both_images, both_records, held_out = work_stack(real_images, 64), real_records, None
     both_patients = [r.patient_key for r in both_records]
-    conditional: dict = {"split": real_label if held_out is not None else f"patient-level split of {real_label}",
-                         "fields": conditional_agreement(both_images, requested_fields(both_records), both_patients,
-                                                         synthetic_images, requested_fields(synthetic_records),
-                                                         seed=seed, steps=conditional_steps, held_out=held_out)}
-    conditional["verifier"] = (_verifier_section(verifier, synthetic_images, synthetic_records, Path(synthetic))
-                               if verifier else {"skipped": "no lesion-verifier checkpoint given (--verifier)"})
+    conditional: dict = {
+        "split": real_label if held_out is not None else f"patient-level split of {real_label}",
+        "fields": conditional_agreement(
+            both_images,
+            requested_fields(both_records),
+            both_patients,
+            synthetic_images,
+            requested_fields(synthetic_records),
+            seed=seed,
+            steps=conditional_steps,
+            held_out=held_out,
+        ),
+    }
+    conditional["verifier"] = (
+        _verifier_section(verifier, synthetic_images, synthetic_records, Path(synthetic))
+        if verifier
+        else {"skipped": "no lesion-verifier checkpoint given (--verifier)"}
+    )
     tick()
     result = {
-        "mammosynth": __version__, "python": platform.python_version(), "seed": seed,
-        "inputs": {"real": str(real), "synthetic": str(synthetic), "train": None if train is None else str(train),
-                   "real_split": real_label, "train_split": train_label,
-                   "real_images": n_real, "real_patients": len(set(real_patients)),
-                   "train_images": None if train_images is None else len(train_images),
-                   "train_patients": None if train_chosen is None else len({r.patient_key for r in train_chosen}),
-                   "synthetic_images": n_synthetic, "image_size": list(real_images.shape[1:])},
-        "settings": {"encoder_steps": encoder_steps, "c2st_steps": c2st_steps, "c2st_px": c2st_px, "features": features,
-                     "utility_steps": utility_steps if run_utility else None, "conditional_steps": conditional_steps,
-                     "verifier": None if verifier is None else str(verifier), "frd": frd, "shape_fits": shape_fits,
-                     "fid_min_images": fid_min_images},
+        "mammosynth": __version__,
+        "python": platform.python_version(),
+        "seed": seed,
+        "inputs": {
+            "real": str(real),
+            "synthetic": str(synthetic),
+            "train": None if train is None else str(train),
+            "real_split": real_label,
+            "train_split": train_label,
+            "real_images": n_real,
+            "real_patients": len(set(real_patients)),
+            "train_images": None if train_images is None else len(train_images),
+            "train_patients": None if train_chosen is None else len({r.patient_key for r in train_chosen}),
+            "synthetic_images": n_synthetic,
+            "image_size": list(real_images.shape[1:]),
+        },
+        "settings": {
+            "encoder_steps": encoder_steps,
+            "c2st_steps": c2st_steps,
+            "c2st_px": c2st_px,
+            "features": features,
+            "utility_steps": utility_steps if run_utility else None,
+            "conditional_steps": conditional_steps,
+            "verifier": None if verifier is None else str(verifier),
+            "frd": frd,
+            "shape_fits": shape_fits,
+            "fid_min_images": fid_min_images,
+        },
         "counts": {"real": _counts(real_records), "synthetic": _counts(synthetic_records)},
-        "fidelity": fidelity, "diversity": diversity, "mode_collapse": collapse, "realism_c2st": realism,
+        "fidelity": fidelity,
+        "diversity": diversity,
+        "mode_collapse": collapse,
+        "realism_c2st": realism,
         "conditional": conditional,
     }
     if run_utility:
         try:
             result["utility"] = {
-                "split": (f"trained on {train_label}, tested on {real_label}" if held_out is not None
-                          else f"patient-level split of {real_label}"),
-                **utility(both_images, np.array([has_lesion(r) for r in both_records]), both_patients,
-                          synthetic_images, np.array([has_lesion(r) for r in synthetic_records]),
-                          steps=utility_steps, seed=seed, held_out=held_out)}
+                "split": (
+                    f"trained on {train_label}, tested on {real_label}"
+                    if held_out is not None
+                    else f"patient-level split of {real_label}"
+                ),
+                **utility(
+                    both_images,
+                    np.array([has_lesion(r) for r in both_records]),
+                    both_patients,
+                    synthetic_images,
+                    np.array([has_lesion(r) for r in synthetic_records]),
+                    steps=utility_steps,
+                    seed=seed,
+                    held_out=held_out,
+                ),
+            }
         except InputError as exc:
             result["utility"] = {"skipped": exc.problem}
         tick()
     if train_images is not None:
         train_patients = [r.patient_key for r in train_chosen]
-        result["memorisation"] = {"split": f"synthetic → {train_label}, reference {real_label} → {train_label}",
-                                  **memorisation(synthetic_images, train_images, real_images,
-                                                 train_patients=train_patients),
-                                  "held_out_images": n_real}
-        result["memorisation"]["feature_space"] = feature_copies(synthetic_features, extractor(train_images),
-                                                                 real_features)
-        result["reidentification"] = {"split": f"{train_label} vs {real_label}",
-                                      **reidentification(synthetic_images, train_images, train_patients, real_images)}
+        result["memorisation"] = {
+            "split": f"synthetic → {train_label}, reference {real_label} → {train_label}",
+            **memorisation(synthetic_images, train_images, real_images, train_patients=train_patients),
+            "held_out_images": n_real,
+        }
+        result["memorisation"]["feature_space"] = feature_copies(
+            synthetic_features, extractor(train_images), real_features
+        )
+        result["reidentification"] = {
+            "split": f"{train_label} vs {real_label}",
+            **reidentification(synthetic_images, train_images, train_patients, real_images),
+        }
         tick()
     else:
         reason = "no training set: give the generator's training images (--train, or a dataset with a train split)"
         result["memorisation"] = {"skipped": reason, "copies": None}
         result["reidentification"] = {"skipped": reason}
-    plots = {"real_moments": real_moments, "synthetic_moments": synthetic_moments, "real_beta": real_beta,
-             "synthetic_beta": synthetic_beta, "real_features": real_features, "synthetic_features": synthetic_features}
+    plots = {
+        "real_moments": real_moments,
+        "synthetic_moments": synthetic_moments,
+        "real_beta": real_beta,
+        "synthetic_beta": synthetic_beta,
+        "real_features": real_features,
+        "synthetic_features": synthetic_features,
+    }
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         (tmp / "evaluation.json").write_text(json.dumps(result, indent=1))
         write_report(tmp / "report.html", result, real_images, synthetic_images, train_images, plots, seed=seed)

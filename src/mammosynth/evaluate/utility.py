@@ -21,9 +21,19 @@ from mammosynth.evaluate.stack import work_stack
 ARMS = ("real", "real+synthetic", "synthetic")
 
 
-def utility(real: np.ndarray, real_labels: np.ndarray, real_patients: list[str], synthetic: np.ndarray,
-            synthetic_labels: np.ndarray, work_px: int = 64, steps: int = 400, test_fraction: float = 0.3,
-            seed: int = 0, repeats: int = 1, held_out: np.ndarray | None = None) -> dict:
+def utility(
+    real: np.ndarray,
+    real_labels: np.ndarray,
+    real_patients: list[str],
+    synthetic: np.ndarray,
+    synthetic_labels: np.ndarray,
+    work_px: int = 64,
+    steps: int = 400,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    repeats: int = 1,
+    held_out: np.ndarray | None = None,
+) -> dict:
     """AUC of lesion-vs-normal on held-out real images for each training arm (see the module docstring).
 
     ``*_labels`` are 1 for an image with a lesion, 0 for a normal one; ``real_patients`` the pseudonymous
@@ -44,7 +54,8 @@ def utility(real: np.ndarray, real_labels: np.ndarray, real_patients: list[str],
         if not (~test).any():
             raise InputError(None, "utility: no real training images beside the held-out ones")
         if {p for p, t in zip(real_patients, test, strict=True) if t} & {
-                p for p, t in zip(real_patients, test, strict=True) if not t}:
+            p for p, t in zip(real_patients, test, strict=True) if not t
+        }:
             raise InputError(None, "utility: a patient is both in the held-out and the training images")
     else:
         test = group_split(real_patients, test_fraction, seed)
@@ -57,8 +68,10 @@ def utility(real: np.ndarray, real_labels: np.ndarray, real_patients: list[str],
     real_x, synthetic_x = work_stack(real, work_px, 2, "real"), work_stack(synthetic, work_px, 1, "synthetic")
     train_sets = {
         "real": (real_x[~test], real_labels[~test]),
-        "real+synthetic": (np.concatenate([real_x[~test], synthetic_x]),
-                           np.concatenate([real_labels[~test], synthetic_labels])),
+        "real+synthetic": (
+            np.concatenate([real_x[~test], synthetic_x]),
+            np.concatenate([real_labels[~test], synthetic_labels]),
+        ),
         "synthetic": (synthetic_x, synthetic_labels),
     }
     arms = {}
@@ -68,13 +81,27 @@ def utility(real: np.ndarray, real_labels: np.ndarray, real_patients: list[str],
             arms[arm] = {"train_images": len(y), **counts, "skipped": "the training set has only one class"}
             continue
         started = time.perf_counter()
-        scores = np.mean([predict(fit_classifier(x, y, 2, steps=steps, seed=seed + r, augment=True),
-                                  real_x[test])[:, 1] for r in range(repeats)], axis=0)
-        arms[arm] = {"train_images": len(y), **counts, **auc_with_interval(scores, real_labels[test], seed=seed),
-                     "seconds": round(time.perf_counter() - started, 1)}
+        scores = np.mean(
+            [
+                predict(fit_classifier(x, y, 2, steps=steps, seed=seed + r, augment=True), real_x[test])[:, 1]
+                for r in range(repeats)
+            ],
+            axis=0,
+        )
+        arms[arm] = {
+            "train_images": len(y),
+            **counts,
+            **auc_with_interval(scores, real_labels[test], seed=seed),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
     return {
-        "task": "lesion vs normal, whole image", "work_px": work_px, "steps": steps, "repeats": repeats, "seed": seed,
-        "test_images": int(test.sum()), "test_lesions": int(real_labels[test].sum()),
+        "task": "lesion vs normal, whole image",
+        "work_px": work_px,
+        "steps": steps,
+        "repeats": repeats,
+        "seed": seed,
+        "test_images": int(test.sum()),
+        "test_lesions": int(real_labels[test].sum()),
         "test_patients": len({p for p, t in zip(real_patients, test, strict=True) if t}),
         "train_patients": len({p for p, t in zip(real_patients, test, strict=True) if not t}),
         "arms": arms,

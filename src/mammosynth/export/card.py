@@ -38,16 +38,27 @@ def render_card(summary: dict, evaluation: dict | None = None) -> str:
         f"{json.dumps(summary['rejected']['by_reason']) if summary['rejected']['count'] else ''}\n"
         "- Files: `manifest.jsonl` (record schema), `manifest.csv`"
         + (", `manifest.parquet`" if summary["tables"].get("parquet") else "")
-        + (", `dicom/`" if "dicom" in summary else "") + (", `vindr/` (VinDr-Mammo layout)" if "vindr" in summary
-                                                         else "")
+        + (", `dicom/`" if "dicom" in summary else "")
+        + (", `vindr/` (VinDr-Mammo layout)" if "vindr" in summary else "")
         + ", `images/` (16-bit PNG), `plan.json`, `expand.json`",
         "## Counts per condition (" + " / ".join(plan["by"]) + ")",
-        _table(["condition", "before", "after"],
-               [[c, summary["counts_before"].get(c, 0), summary["counts_after"].get(c, 0)] for c in cells]),
+        _table(
+            ["condition", "before", "after"],
+            [[c, summary["counts_before"].get(c, 0), summary["counts_after"].get(c, 0)] for c in cells],
+        ),
         "## Generator",
-        _table(["family", "model id (hash)", "checkpoint step", "weights", "image size"],
-               [[model.get("family"), model.get("model_id"), model.get("checkpoint_step"), model.get("weights"),
-                 model.get("image_size")]]),
+        _table(
+            ["family", "model id (hash)", "checkpoint step", "weights", "image size"],
+            [
+                [
+                    model.get("family"),
+                    model.get("model_id"),
+                    model.get("checkpoint_step"),
+                    model.get("weights"),
+                    model.get("image_size"),
+                ]
+            ],
+        ),
         "Trained on: `" + json.dumps(summary.get("trained_on")) + "`",
         "Settings: `" + json.dumps(summary["settings"]) + "`",
         f"Copy filter: a synthetic image whose pixel correlation with a real image exceeds "
@@ -60,22 +71,33 @@ def render_card(summary: dict, evaluation: dict | None = None) -> str:
     ]
     if evaluation:
         utility = evaluation.get("utility", {}).get("arms", {})
-        parts += ["## Evaluation summary",
-                  f"Against {evaluation['inputs']['real_images']} real images of the held-out split "
-                  f"`{evaluation['inputs']['real_split']}` ({evaluation['inputs']['real_patients']} patients the "
-                  "generator never saw).",
-                  _table(["C2ST AUC (95 % CI)", "KID ± std (own encoder)", "precision", "recall", "coverage",
-                          "copies"],
-                         [[f"{evaluation['realism_c2st']['auc']:.3f} ({_interval(evaluation['realism_c2st'])})",
-                           f"{evaluation['fidelity']['features']['kernel_distance']:.4f} ± "
-                           f"{evaluation['fidelity']['features']['kernel_distance_std']:.4f}",
-                           round(evaluation["diversity"]["precision"], 3), round(evaluation["diversity"]["recall"], 3),
-                           round(evaluation["diversity"]["coverage"], 3),
-                           evaluation.get("memorisation", {}).get("copies")]])]
+        parts += [
+            "## Evaluation summary",
+            f"Against {evaluation['inputs']['real_images']} real images of the held-out split "
+            f"`{evaluation['inputs']['real_split']}` ({evaluation['inputs']['real_patients']} patients the "
+            "generator never saw).",
+            _table(
+                ["C2ST AUC (95 % CI)", "KID ± std (own encoder)", "precision", "recall", "coverage", "copies"],
+                [
+                    [
+                        f"{evaluation['realism_c2st']['auc']:.3f} ({_interval(evaluation['realism_c2st'])})",
+                        f"{evaluation['fidelity']['features']['kernel_distance']:.4f} ± "
+                        f"{evaluation['fidelity']['features']['kernel_distance_std']:.4f}",
+                        round(evaluation["diversity"]["precision"], 3),
+                        round(evaluation["diversity"]["recall"], 3),
+                        round(evaluation["diversity"]["coverage"], 3),
+                        evaluation.get("memorisation", {}).get("copies"),
+                    ]
+                ],
+            ),
+        ]
         if utility:
-            parts.append(_table(["training set", "AUC on held-out real"],
-                                [[arm, round(v["auc"], 3) if "auc" in v else v.get("skipped")]
-                                 for arm, v in utility.items()]))
+            parts.append(
+                _table(
+                    ["training set", "AUC on held-out real"],
+                    [[arm, round(v["auc"], 3) if "auc" in v else v.get("skipped")] for arm, v in utility.items()],
+                )
+            )
     parts.append(f"\nMade with mammosynth {summary['mammosynth']}.")
     return "\n\n".join(parts) + "\n"
 

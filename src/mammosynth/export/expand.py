@@ -42,8 +42,10 @@ def _fingerprint(records: list[Record], checkpoint_id: str, plan: Plan, settings
     manifest = hashlib.sha256()
     for record in records:
         manifest.update(record.image_id.encode())
-    payload = json.dumps({"dataset": manifest.hexdigest(), "model": checkpoint_id, "plan": plan.to_dict(),
-                          "settings": settings}, sort_keys=True)
+    payload = json.dumps(
+        {"dataset": manifest.hexdigest(), "model": checkpoint_id, "plan": plan.to_dict(), "settings": settings},
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -58,11 +60,16 @@ def _check_model(pipeline, plan: Plan, where: str) -> None:
     for conditions in plan.images:
         lesion, view = conditions.get("lesion"), conditions.get("view")
         if labels and lesion in needs and needs[lesion] not in labels:
-            raise InputError(where, f"the model was trained without {needs[lesion]} images "
-                             f"({', '.join(sorted(labels))}) but the plan asks for {lesion}")
+            raise InputError(
+                where,
+                f"the model was trained without {needs[lesion]} images "
+                f"({', '.join(sorted(labels))}) but the plan asks for {lesion}",
+            )
         if views and view and view not in views:
-            raise InputError(where, f"the model was trained without {view} views ({', '.join(sorted(views))}) but "
-                             "the plan asks for them")
+            raise InputError(
+                where,
+                f"the model was trained without {view} views ({', '.join(sorted(views))}) but the plan asks for them",
+            )
 
 
 def _copy_real(dataset, out: Path) -> list[Record]:
@@ -136,9 +143,16 @@ def expand_dataset(
         raise InputError(None, "batch size and max attempts must be ≥ 1")
     source = load_dataset(dataset)
     plan = plan_expansion(source.records, target, by, seed)
-    summary: dict = {"dataset": str(dataset), "plan": {"by": list(plan.by), "target": target, "cells": plan.cells,
-                                                       "synthetic_images": plan.total,
-                                                       "ignored_unknown": plan.ignored_unknown}}
+    summary: dict = {
+        "dataset": str(dataset),
+        "plan": {
+            "by": list(plan.by),
+            "target": target,
+            "cells": plan.cells,
+            "synthetic_images": plan.total,
+            "ignored_unknown": plan.ignored_unknown,
+        },
+    }
     if dry_run:
         return summary
     pipeline = load_pipeline(str(checkpoint), device)
@@ -146,32 +160,70 @@ def expand_dataset(
         layout = "phantom"
     real_size = image_size(source.image_path(source.records[0]))
     if real_size != (pipeline.size, pipeline.size):
-        raise InputError(checkpoint, f"the model makes {pipeline.size}×{pipeline.size} images but {dataset} holds "
-                         f"{real_size[0]}×{real_size[1]}; prepare the dataset at {pipeline.size} or use a model "
-                         "trained at its size")
+        raise InputError(
+            checkpoint,
+            f"the model makes {pipeline.size}×{pipeline.size} images but {dataset} holds "
+            f"{real_size[0]}×{real_size[1]}; prepare the dataset at {pipeline.size} or use a model "
+            "trained at its size",
+        )
     _check_model(pipeline, plan, str(checkpoint))
     sampled = pipeline.uses_sampler
-    settings = {"sampler": sampler if sampled else None, "steps": steps if sampled else None,
-                "guidance": guidance if sampled else None, "layout": layout,
-                "verify": None if verify is None else str(verify), "copy_filter": copy_filter,
-                "max_attempts": max_attempts, "include_real": include_real}
+    settings = {
+        "sampler": sampler if sampled else None,
+        "steps": steps if sampled else None,
+        "guidance": guidance if sampled else None,
+        "layout": layout,
+        "verify": None if verify is None else str(verify),
+        "copy_filter": copy_filter,
+        "max_attempts": max_attempts,
+        "include_real": include_real,
+    }
     fingerprint_settings = dict(settings)
     settings["evaluate"] = evaluate
     fingerprint = _fingerprint(source.records, pipeline.model_id, plan, fingerprint_settings)
     out = Path(out)
     try:
-        return _run(source, out, pipeline, plan, fingerprint, settings, summary, str(checkpoint), formats, verify,
-                    batch_size, overwrite, device, progress)
+        return _run(
+            source,
+            out,
+            pipeline,
+            plan,
+            fingerprint,
+            settings,
+            summary,
+            str(checkpoint),
+            formats,
+            verify,
+            batch_size,
+            overwrite,
+            device,
+            progress,
+        )
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise InputError(out, f"cannot write ({exc.strerror}); make room and run the same command again to "
-                             "continue where it stopped") from None
+            raise InputError(
+                out,
+                f"cannot write ({exc.strerror}); make room and run the same command again to continue where it stopped",
+            ) from None
         raise
 
 
-def _run(source, out: Path, pipeline, plan: Plan, fingerprint: str, settings: dict, summary: dict,
-         checkpoint: str, formats: tuple[str, ...], verify, batch_size: int, overwrite: bool, device: str,
-         progress) -> dict:
+def _run(
+    source,
+    out: Path,
+    pipeline,
+    plan: Plan,
+    fingerprint: str,
+    settings: dict,
+    summary: dict,
+    checkpoint: str,
+    formats: tuple[str, ...],
+    verify,
+    batch_size: int,
+    overwrite: bool,
+    device: str,
+    progress,
+) -> dict:
     plan_path = out / PLAN_FILE
     if out.exists() and not out.is_dir():
         raise InputError(out, "output path is a file")
@@ -179,8 +231,11 @@ def _run(source, out: Path, pipeline, plan: Plan, fingerprint: str, settings: di
         previous = json.loads(plan_path.read_text())
         if previous.get("fingerprint") != fingerprint:
             if not overwrite:
-                raise InputError(out, "holds a different expansion (other dataset, model, target or settings); "
-                                 "choose another folder or pass --overwrite")
+                raise InputError(
+                    out,
+                    "holds a different expansion (other dataset, model, target or settings); "
+                    "choose another folder or pass --overwrite",
+                )
             shutil.rmtree(out)
     elif out.is_dir() and any(out.iterdir()):
         if not overwrite:
@@ -189,11 +244,21 @@ def _run(source, out: Path, pipeline, plan: Plan, fingerprint: str, settings: di
     out.mkdir(parents=True, exist_ok=True)
     if not plan_path.is_file():
         with atomic_write(plan_path, "w") as handle:
-            json.dump({"fingerprint": fingerprint, "checkpoint": checkpoint, "model": pipeline.describe(),
-                       "settings": settings, **plan.to_dict()}, handle, indent=1)
+            json.dump(
+                {
+                    "fingerprint": fingerprint,
+                    "checkpoint": checkpoint,
+                    "model": pipeline.describe(),
+                    "settings": settings,
+                    **plan.to_dict(),
+                },
+                handle,
+                indent=1,
+            )
     (out / RECORDS).mkdir(exist_ok=True)
-    rows = [{"conditions": validate_conditions(c, f"plan image {i}"), "guidance": None}
-            for i, c in enumerate(plan.images)]
+    rows = [
+        {"conditions": validate_conditions(c, f"plan image {i}"), "guidance": None} for i, c in enumerate(plan.images)
+    ]
     done = {p.stem for p in (out / RECORDS).glob("syn*.json")}
     todo = [i for i in range(plan.total) if f"syn{i:07d}" not in done]
     checker = LesionChecker(str(verify), 0.5, device) if verify else None
@@ -201,8 +266,9 @@ def _run(source, out: Path, pipeline, plan: Plan, fingerprint: str, settings: di
     if settings["copy_filter"]:
         # straight to the filter's working size: a stack at full size would grow with the dataset (10,000 real
         # 256² images are 2.6 GB; at 64² 160 MB)
-        references = np.stack([_square(read_image(source.image_path(r)).pixels, COPY_FILTER_PX)
-                               for r in source.records])
+        references = np.stack(
+            [_square(read_image(source.image_path(r)).pixels, COPY_FILTER_PX) for r in source.records]
+        )
         patients = [r.patient_key for r in source.records]
         index = NeighbourIndex(references, work_px=COPY_FILTER_PX, patients=patients)
         threshold = index.copy_threshold() if len(set(patients)) > 1 else 0.999
@@ -210,35 +276,74 @@ def _run(source, out: Path, pipeline, plan: Plan, fingerprint: str, settings: di
     if progress:
         progress(plan.total - len(todo), plan.total)
     for first in range(0, len(todo), batch_size):
-        chunk = todo[first:first + batch_size]
+        chunk = todo[first : first + batch_size]
         attempt = dict.fromkeys(chunk, 0)
         pending = list(chunk)
         while pending:
-            batch = _make_batch(pipeline, rows, pending, attempt, plan.seed, 0, settings["sampler"] or "ddim",
-                                settings["steps"] or 1, settings["guidance"] or 0.0, None, settings["layout"], None)
-            verdicts = (checker.check(batch["images"], batch["conditions"], batch["regions"]) if checker
-                        else [None] * len(pending))
+            batch = _make_batch(
+                pipeline,
+                rows,
+                pending,
+                attempt,
+                plan.seed,
+                0,
+                settings["sampler"] or "ddim",
+                settings["steps"] or 1,
+                settings["guidance"] or 0.0,
+                None,
+                settings["layout"],
+                None,
+            )
+            verdicts = (
+                checker.check(batch["images"], batch["conditions"], batch["regions"])
+                if checker
+                else [None] * len(pending)
+            )
             nearest = index.query(batch["images"])[1] if index is not None else [None] * len(pending)
             still = []
             for k, i in enumerate(pending):
                 copied = nearest[k] is not None and nearest[k] > threshold
                 if (verdicts[k] is None or verdicts[k]["accepted"]) and not copied:
-                    record = _write(out, i, batch, k, pipeline, verdicts[k], "standard", pipeline.spacing_mm,
-                                    {"sampler": settings["sampler"], "steps": settings["steps"],
-                                     "layout": settings["layout"], "base_seed": plan.seed, "attempt": attempt[i],
-                                     "batch": list(pending), "plan_cell": plan.images[i]})
+                    record = _write(
+                        out,
+                        i,
+                        batch,
+                        k,
+                        pipeline,
+                        verdicts[k],
+                        "standard",
+                        pipeline.spacing_mm,
+                        {
+                            "sampler": settings["sampler"],
+                            "steps": settings["steps"],
+                            "layout": settings["layout"],
+                            "base_seed": plan.seed,
+                            "attempt": attempt[i],
+                            "batch": list(pending),
+                            "plan_cell": plan.images[i],
+                        },
+                    )
                     if nearest[k] is not None:
-                        record.extra["provenance"]["copy_filter"] = {"nearest_real_correlation": float(nearest[k]),
-                                                                     "threshold": threshold, "passed": True}
+                        record.extra["provenance"]["copy_filter"] = {
+                            "nearest_real_correlation": float(nearest[k]),
+                            "threshold": threshold,
+                            "passed": True,
+                        }
                     _save_record(out, record.to_dict())
                     made += 1
                 elif attempt[i] + 1 < settings["max_attempts"]:
                     attempt[i] += 1
                     still.append(i)
                 else:
-                    _save_record(out, {"image_id": f"syn{i:07d}", "rejected": True,
-                                       "reason": "copy filter" if copied else "lesion verifier",
-                                       "attempts": attempt[i] + 1})
+                    _save_record(
+                        out,
+                        {
+                            "image_id": f"syn{i:07d}",
+                            "rejected": True,
+                            "reason": "copy filter" if copied else "lesion verifier",
+                            "attempts": attempt[i] + 1,
+                        },
+                    )
             pending = still
         if progress:
             progress(plan.total - len(todo) + first + len(chunk), plan.total)
@@ -257,8 +362,18 @@ def _save_record(out: Path, data: dict) -> None:
         json.dump(data, handle)
 
 
-def _finish(source, out: Path, pipeline, plan: Plan, summary: dict, formats: tuple[str, ...], settings: dict,
-            made: int, seconds: float, threshold: float | None) -> dict:
+def _finish(
+    source,
+    out: Path,
+    pipeline,
+    plan: Plan,
+    summary: dict,
+    formats: tuple[str, ...],
+    settings: dict,
+    made: int,
+    seconds: float,
+    threshold: float | None,
+) -> dict:
     from mammosynth.export.card import write_card
     from mammosynth.export.formats import write_dicom_set, write_tables, write_vindr
 
@@ -270,18 +385,30 @@ def _finish(source, out: Path, pipeline, plan: Plan, summary: dict, formats: tup
     write_manifest(out, records)
     tables = write_tables(out, records)
     before = Counter(" / ".join(cell_of(r, plan.by)) for r in source.records)
-    after = Counter(" / ".join(cell_of(r, plan.by)) for r in records) if real else Counter(
-        " / ".join(cell_of(r, plan.by)) for r in source.records + synthetic)
-    summary.update({
-        "out": str(out), "synthetic_images": len(synthetic), "real_images": len(real),
-        "rejected": {"count": len(rejected), "by_reason": dict(Counter(s["reason"] for s in rejected))},
-        "seconds_this_run": round(seconds, 2), "made_this_run": made,
-        "images_per_second": round(made / seconds, 3) if seconds > 0 and made else None,
-        "model": {k: v for k, v in pipeline.describe().items() if k != "trained_on"},
-        "trained_on": pipeline.describe().get("trained_on"), "settings": settings,
-        "copy_threshold": threshold, "counts_before": dict(before), "counts_after": dict(after),
-        "tables": tables, "mammosynth": __version__,
-    })
+    after = (
+        Counter(" / ".join(cell_of(r, plan.by)) for r in records)
+        if real
+        else Counter(" / ".join(cell_of(r, plan.by)) for r in source.records + synthetic)
+    )
+    summary.update(
+        {
+            "out": str(out),
+            "synthetic_images": len(synthetic),
+            "real_images": len(real),
+            "rejected": {"count": len(rejected), "by_reason": dict(Counter(s["reason"] for s in rejected))},
+            "seconds_this_run": round(seconds, 2),
+            "made_this_run": made,
+            "images_per_second": round(made / seconds, 3) if seconds > 0 and made else None,
+            "model": {k: v for k, v in pipeline.describe().items() if k != "trained_on"},
+            "trained_on": pipeline.describe().get("trained_on"),
+            "settings": settings,
+            "copy_threshold": threshold,
+            "counts_before": dict(before),
+            "counts_after": dict(after),
+            "tables": tables,
+            "mammosynth": __version__,
+        }
+    )
     if "dicom" in formats:
         summary["dicom"] = write_dicom_set(out, synthetic, pipeline.describe()["family"])
     if "vindr" in formats:
@@ -292,8 +419,11 @@ def _finish(source, out: Path, pipeline, plan: Plan, summary: dict, formats: tup
 
         # the dataset's held-out (test) patients against the synthetic images; its train split is the generator's
         evaluation = evaluate_sets(source.root, out, out / "evaluation", seed=plan.seed, overwrite=True)
-        summary["evaluation"] = {"report": "evaluation/report.html", "c2st_auc": evaluation["realism_c2st"]["auc"],
-                                 "copies": evaluation["memorisation"]["copies"]}
+        summary["evaluation"] = {
+            "report": "evaluation/report.html",
+            "c2st_auc": evaluation["realism_c2st"]["auc"],
+            "copies": evaluation["memorisation"]["copies"],
+        }
     with atomic_write(out / "expand.json", "w") as handle:
         json.dump(summary, handle, indent=1)
     write_card(out / "README.md", summary, evaluation)

@@ -75,8 +75,14 @@ class Plan:
         return [[*c["cell"].values(), c["real"], c["add"], c["real"] + c["add"]] for c in self.cells]
 
     def to_dict(self) -> dict:
-        return {"by": list(self.by), "target": self.target, "seed": self.seed, "cells": self.cells,
-                "images": self.images, "ignored_unknown": self.ignored_unknown}
+        return {
+            "by": list(self.by),
+            "target": self.target,
+            "seed": self.seed,
+            "cells": self.cells,
+            "images": self.images,
+            "ignored_unknown": self.ignored_unknown,
+        }
 
 
 def _check_by(by: tuple[str, ...] | list[str], where: str) -> tuple[str, ...]:
@@ -124,8 +130,9 @@ def read_target(target: str, by: tuple[str, ...] | None) -> tuple[str, dict, tup
     return kinds[0], spec, chosen
 
 
-def plan_expansion(records: list[Record], target: str, by: tuple[str, ...] | None = None, seed: int = 0,
-                   max_images: int = 1_000_000) -> Plan:
+def plan_expansion(
+    records: list[Record], target: str, by: tuple[str, ...] | None = None, seed: int = 0, max_images: int = 1_000_000
+) -> Plan:
     """Plan an expansion of ``records`` (see the module docstring); raises on impossible targets.
 
     Example:
@@ -169,8 +176,9 @@ def plan_expansion(records: list[Record], target: str, by: tuple[str, ...] | Non
             cell = tuple(str(values[name]) for name in by)
             for name, value in zip(by, cell, strict=True):
                 if value not in PLAN_FIELDS[name]:
-                    raise InputError(where, f"cell {number}: unknown {name} {value!r}; known: "
-                                     f"{', '.join(PLAN_FIELDS[name])}")
+                    raise InputError(
+                        where, f"cell {number}: unknown {name} {value!r}; known: {', '.join(PLAN_FIELDS[name])}"
+                    )
             if ("add" in entry) == ("total" in entry):
                 raise InputError(where, f"cell {number}: give add or total")
             amount = entry.get("add", entry.get("total"))
@@ -178,8 +186,11 @@ def plan_expansion(records: list[Record], target: str, by: tuple[str, ...] | Non
                 raise InputError(where, f"cell {number}: add/total must be a whole number ≥ 0")
             have = counts.get(cell, 0)
             if "total" in entry and amount < have:
-                raise InputError(where, f"cell {number} asks for {amount} images in all but the dataset already "
-                                 f"has {have}; an expansion only adds")
+                raise InputError(
+                    where,
+                    f"cell {number} asks for {amount} images in all but the dataset already "
+                    f"has {have}; an expansion only adds",
+                )
             adds[cell] = amount - have if "total" in entry else amount
     total = sum(adds.values())
     if total > max_images:

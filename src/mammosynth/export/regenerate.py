@@ -28,8 +28,13 @@ def _find(records: list, row: str, where: Path):
     raise InputError(where, f"no image {row!r} here (give an image id or a manifest row number)")
 
 
-def regenerate(folder: str | Path, row: str, checkpoint: str | Path | None = None, out: str | Path | None = None,
-               device: str = "auto") -> dict:
+def regenerate(
+    folder: str | Path,
+    row: str,
+    checkpoint: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+) -> dict:
     """Remake image ``row`` (image id or manifest row number) of a generated or expanded dataset; returns
     whether it is identical to the stored image. ``checkpoint`` defaults to the one the expansion recorded;
     ``out`` also writes the remade image as a PNG."""
@@ -45,10 +50,14 @@ def regenerate(folder: str | Path, row: str, checkpoint: str | Path | None = Non
         raise InputError(folder, "say which checkpoint made this set (--model CHECKPOINT)")
     pipeline = load_pipeline(str(checkpoint), device)
     if pipeline.model_id != provenance["model_id"]:
-        raise InputError(checkpoint, f"this checkpoint is model {pipeline.model_id}, the image was made by "
-                         f"{provenance['model_id']}")
-    by_index = {r.extra["provenance"]["index"]: r.extra["provenance"] for r in records
-                if isinstance(r.extra, dict) and "index" in r.extra.get("provenance", {})}
+        raise InputError(
+            checkpoint, f"this checkpoint is model {pipeline.model_id}, the image was made by {provenance['model_id']}"
+        )
+    by_index = {
+        r.extra["provenance"]["index"]: r.extra["provenance"]
+        for r in records
+        if isinstance(r.extra, dict) and "index" in r.extra.get("provenance", {})
+    }
     index = provenance["index"]
     batch = provenance.get("batch") or [index]
 
@@ -61,10 +70,20 @@ def regenerate(folder: str | Path, row: str, checkpoint: str | Path | None = Non
     if any(requested(i) is None for i in batch):
         batch = [index]  # a batch-mate was rejected and left no trace: remake alone (may differ in the last bit)
     rows = {i: {"conditions": requested(i), "guidance": provenance.get("guidance")} for i in batch}
-    made = _make_batch(pipeline, rows, batch, dict.fromkeys(batch, provenance.get("attempt", 0)),
-                       provenance["base_seed"], 0, provenance.get("sampler") or "ddim", provenance.get("steps") or 1,
-                       provenance.get("guidance") or 0.0, provenance.get("guide_fields"),
-                       provenance.get("layout", "none"), None)
+    made = _make_batch(
+        pipeline,
+        rows,
+        batch,
+        dict.fromkeys(batch, provenance.get("attempt", 0)),
+        provenance["base_seed"],
+        0,
+        provenance.get("sampler") or "ddim",
+        provenance.get("steps") or 1,
+        provenance.get("guidance") or 0.0,
+        provenance.get("guide_fields"),
+        provenance.get("layout", "none"),
+        None,
+    )
     image = made["images"][batch.index(index)]
     if provenance.get("mirrored"):
         image = image[:, ::-1]
@@ -72,6 +91,11 @@ def regenerate(folder: str | Path, row: str, checkpoint: str | Path | None = Non
     remade, original = to_uint(image, 16).astype(np.int64), to_uint(stored, 16).astype(np.int64)
     if out is not None:
         write_png(out, image, bits=16)
-    return {"image_id": record.image_id, "identical": bool(np.array_equal(remade, original)),
-            "max_abs_difference_16bit": int(np.abs(remade - original).max()), "seed": made["seeds"][batch.index(index)],
-            "batch": batch, "model_id": pipeline.model_id}
+    return {
+        "image_id": record.image_id,
+        "identical": bool(np.array_equal(remade, original)),
+        "max_abs_difference_16bit": int(np.abs(remade - original).max()),
+        "seed": made["seeds"][batch.index(index)],
+        "batch": batch,
+        "model_id": pipeline.model_id,
+    }

@@ -96,19 +96,50 @@ def generate_dataset(
             attempt = dict.fromkeys(indices, 0)
             pending = list(indices)
             while pending:
-                batch = _make_batch(pipeline, rows, pending, attempt, seed, start, sampler, steps, guidance,
-                                    guide_fields, layout, mask_region)
+                batch = _make_batch(
+                    pipeline,
+                    rows,
+                    pending,
+                    attempt,
+                    seed,
+                    start,
+                    sampler,
+                    steps,
+                    guidance,
+                    guide_fields,
+                    layout,
+                    mask_region,
+                )
                 attempts_total += len(pending)
-                verdicts = (checker.check(batch["images"], batch["conditions"], batch["regions"])
-                            if checker else [None] * len(pending))
+                verdicts = (
+                    checker.check(batch["images"], batch["conditions"], batch["regions"])
+                    if checker
+                    else [None] * len(pending)
+                )
                 still = []
                 for k, i in enumerate(pending):
                     verdict = verdicts[k]
                     if verdict is None or verdict["accepted"]:
-                        records.append(_write(tmp, i + start, batch, k, pipeline, verdict, orientation,
-                                              spacing, dict(**sampling, guide_fields=guide_fields,
-                                                            layout=layout, base_seed=seed, attempt=attempt[i],
-                                                            batch=[p + start for p in pending])))
+                        records.append(
+                            _write(
+                                tmp,
+                                i + start,
+                                batch,
+                                k,
+                                pipeline,
+                                verdict,
+                                orientation,
+                                spacing,
+                                dict(
+                                    **sampling,
+                                    guide_fields=guide_fields,
+                                    layout=layout,
+                                    base_seed=seed,
+                                    attempt=attempt[i],
+                                    batch=[p + start for p in pending],
+                                ),
+                            )
+                        )
                     elif attempt[i] + 1 < max_attempts:
                         attempt[i] += 1
                         still.append(i)
@@ -121,14 +152,26 @@ def generate_dataset(
         write_manifest(tmp, records)
         seconds = time.perf_counter() - started
         summary = {
-            "out": str(out), "images": len(records), "requested": len(rows), "seconds": round(seconds, 2),
+            "out": str(out),
+            "images": len(records),
+            "requested": len(rows),
+            "seconds": round(seconds, 2),
             "images_per_second": round(len(records) / max(seconds, 1e-9), 3),
-            "model": pipeline.describe(), **sampling, "guidance": guidance if pipeline.uses_sampler else None,
+            "model": pipeline.describe(),
+            **sampling,
+            "guidance": guidance if pipeline.uses_sampler else None,
             "seed": seed,
-            "layout": layout, "orientation": orientation,
-            "verify": None if checker is None else {
-                "verifier_id": checker.model_id, "threshold": threshold, "max_attempts": max_attempts,
-                "samples_drawn": attempts_total, "accepted": len(records), "rejected_after_max_attempts": rejected,
+            "layout": layout,
+            "orientation": orientation,
+            "verify": None
+            if checker is None
+            else {
+                "verifier_id": checker.model_id,
+                "threshold": threshold,
+                "max_attempts": max_attempts,
+                "samples_drawn": attempts_total,
+                "accepted": len(records),
+                "rejected_after_max_attempts": rejected,
                 "acceptance_rate": round(len(records) / max(attempts_total, 1), 4),
             },
             "counts": {
@@ -143,9 +186,20 @@ def generate_dataset(
     return summary
 
 
-def _make_batch(pipeline: Pipeline, rows: list[dict], pending: list[int], attempt: dict, seed: int,
-                start: int, sampler: str, steps: int, guidance: float, guide_fields: list[str] | None, layout: str,
-                mask_region: np.ndarray | None) -> dict:
+def _make_batch(
+    pipeline: Pipeline,
+    rows: list[dict],
+    pending: list[int],
+    attempt: dict,
+    seed: int,
+    start: int,
+    sampler: str,
+    steps: int,
+    guidance: float,
+    guide_fields: list[str] | None,
+    layout: str,
+    mask_region: np.ndarray | None,
+) -> dict:
     size = pipeline.size
     seeds = [attempt_seed(seed, i + start, attempt[i]) for i in pending]
     spatial, labels, params, regions = None, None, [], []
@@ -169,12 +223,29 @@ def _make_batch(pipeline: Pipeline, rows: list[dict], pending: list[int], attemp
     guidances = [rows[i]["guidance"] if rows[i]["guidance"] is not None else guidance for i in pending]
     extra = {"labels": labels} if pipeline.uses_labels else {}
     images = pipeline.sample(conditions, seeds, sampler, steps, guidances, guide_fields, spatial=spatial, **extra)
-    return {"images": images, "conditions": conditions, "seeds": seeds, "spatial": spatial, "params": params,
-            "regions": regions, "guidance": guidances, "requested": [rows[i]["conditions"] for i in pending]}
+    return {
+        "images": images,
+        "conditions": conditions,
+        "seeds": seeds,
+        "spatial": spatial,
+        "params": params,
+        "regions": regions,
+        "guidance": guidances,
+        "requested": [rows[i]["conditions"] for i in pending],
+    }
 
 
-def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: Pipeline, verdict: dict | None,
-           orientation: str, spacing: float | None, settings: dict) -> Record:
+def _write(
+    tmp: Path,
+    index: int,
+    batch: dict,
+    k: int,
+    pipeline: Pipeline,
+    verdict: dict | None,
+    orientation: str,
+    spacing: float | None,
+    settings: dict,
+) -> Record:
     conditions = batch["conditions"][k]
     image_id = f"syn{index:07d}"
     mirror = orientation == "native" and conditions.get("laterality") == "R"
@@ -188,14 +259,26 @@ def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: Pipeline, verdi
         if region is not None:
             mask_rel = f"masks/{image_id}_finding0.png"
             write_png(tmp / mask_rel, flip(region.astype(np.uint8) * 255), bits=8)
-        findings.append(Finding(category=conditions["category"], pathology=conditions.get("pathology", "unknown"),
-                                geometry="mask" if mask_rel else None, mask_path=mask_rel,
-                                attributes={"requested": True}))
+        findings.append(
+            Finding(
+                category=conditions["category"],
+                pathology=conditions.get("pathology", "unknown"),
+                geometry="mask" if mask_rel else None,
+                mask_path=mask_rel,
+                attributes={"requested": True},
+            )
+        )
     provenance = {
-        "generator": f"mammosynth {__version__}", "torch": torch.__version__, **pipeline.describe(),
-        **settings, "seed": batch["seeds"][k],
+        "generator": f"mammosynth {__version__}",
+        "torch": torch.__version__,
+        **pipeline.describe(),
+        **settings,
+        "seed": batch["seeds"][k],
         "guidance": batch["guidance"][k] if pipeline.uses_sampler else None,
-        "conditions": conditions, "requested": batch["requested"][k], "index": index, "orientation": orientation,
+        "conditions": conditions,
+        "requested": batch["requested"][k],
+        "index": index,
+        "orientation": orientation,
         "mirrored": mirror,
     }
     provenance.pop("trained_on", None)
@@ -204,8 +287,18 @@ def _write(tmp: Path, index: int, batch: dict, k: int, pipeline: Pipeline, verdi
     if verdict is not None:
         provenance["verifier"] = verdict
     size = image.shape[0]
-    return Record(image_id=image_id, path=f"images/{image_id}.png", dataset="mammosynth-synthetic",
-                  patient_key=f"synthetic-{image_id}", view=conditions.get("view"),
-                  laterality=conditions.get("laterality"), density=conditions.get("density"),
-                  birads=conditions.get("birads"), findings=findings, spacing_mm=spacing, width=size, height=size,
-                  extra={"synthetic": True, "provenance": provenance})
+    return Record(
+        image_id=image_id,
+        path=f"images/{image_id}.png",
+        dataset="mammosynth-synthetic",
+        patient_key=f"synthetic-{image_id}",
+        view=conditions.get("view"),
+        laterality=conditions.get("laterality"),
+        density=conditions.get("density"),
+        birads=conditions.get("birads"),
+        findings=findings,
+        spacing_mm=spacing,
+        width=size,
+        height=size,
+        extra={"synthetic": True, "provenance": provenance},
+    )

@@ -10,9 +10,14 @@ from mammosynth.phantom.labelmap import prepared_label_map
 from mammosynth.phantom.params import PhantomParams
 from mammosynth.phantom.sampling import sample_params
 
-LESION_NAMES = {("mass", "benign"): "benign-mass", ("mass", "malignant"): "malignant-mass",
-                ("mass", None): "malignant-mass", ("calcification", "benign"): "calcification",
-                ("calcification", "malignant"): "calcification", ("calcification", None): "calcification"}
+LESION_NAMES = {
+    ("mass", "benign"): "benign-mass",
+    ("mass", "malignant"): "malignant-mass",
+    ("mass", None): "malignant-mass",
+    ("calcification", "benign"): "calcification",
+    ("calcification", "malignant"): "calcification",
+    ("calcification", None): "calcification",
+}
 
 
 def phantom_layout(seed: int, size: int, conditions: dict) -> tuple[np.ndarray, np.ndarray, PhantomParams]:
@@ -23,8 +28,13 @@ def phantom_layout(seed: int, size: int, conditions: dict) -> tuple[np.ndarray, 
     if category in ("mass", "calcification"):
         lesion = LESION_NAMES[(category, conditions.get("pathology"))]
     view = conditions.get("view") if conditions.get("view") in FIELDS["view"] else None
-    params = sample_params(seed, view=view, laterality=conditions.get("laterality"),
-                           density=conditions.get("density"), lesion=lesion,
-                           lesion_size_mm=conditions.get("lesion_size_mm"))
+    params = sample_params(
+        seed,
+        view=view,
+        laterality=conditions.get("laterality"),
+        density=conditions.get("density"),
+        lesion=lesion,
+        lesion_size_mm=conditions.get("lesion_size_mm"),
+    )
     labels, _ = prepared_label_map(params, size)
     return labels, spatial_from_labels(labels), params

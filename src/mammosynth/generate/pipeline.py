@@ -42,8 +42,14 @@ class _TrainedModel:
         self.spacing_mm = (self.checkpoint.state.get("data") or {}).get("spacing_mm")
 
     def describe(self) -> dict:
-        return {"family": self.family, "model_id": self.model_id, "checkpoint_step": self.checkpoint.step,
-                "weights": self.weights, "image_size": self.size, "trained_on": self.checkpoint.state.get("data")}
+        return {
+            "family": self.family,
+            "model_id": self.model_id,
+            "checkpoint_step": self.checkpoint.step,
+            "weights": self.weights,
+            "image_size": self.size,
+            "trained_on": self.checkpoint.state.get("data"),
+        }
 
 
 class DiffusionPipeline(_TrainedModel):
@@ -86,8 +92,17 @@ class DiffusionPipeline(_TrainedModel):
         encoded = {k: v.to(self.device) for k, v in encode_conditions(conditions).items()}
         if spatial is not None:
             encoded["spatial"] = torch.from_numpy(np.asarray(spatial, dtype=np.float32)).to(self.device)
-        latents = denoise(self.model, noise, encoded, sampler, steps, torch.as_tensor(guidance, dtype=torch.float32),
-                          guide_fields, generators, progress=progress)
+        latents = denoise(
+            self.model,
+            noise,
+            encoded,
+            sampler,
+            steps,
+            torch.as_tensor(guidance, dtype=torch.float32),
+            guide_fields,
+            generators,
+            progress=progress,
+        )
         with torch.no_grad():
             return self.model.decode(latents)[:, 0].float().cpu().numpy()
 
@@ -129,12 +144,24 @@ class DiffusionPipeline(_TrainedModel):
         with torch.no_grad():
             known = self.model.encode(pixels)
         latent_region = torch.nn.functional.adaptive_max_pool2d(
-            torch.from_numpy(region.astype(np.float32))[None, None], self.config.latent_size)
+            torch.from_numpy(region.astype(np.float32))[None, None], self.config.latent_size
+        )
         latent_region = torch.nn.functional.max_pool2d(latent_region, 3, stride=1, padding=1).to(self.device)
         noise, generators = self._noise([seed])
         known_noise = torch.randn(noise.shape[1:], generator=generators[0])[None].to(self.device)
-        latents = denoise(self.model, noise, encoded, sampler, steps, guidance, None, generators,
-                          known=known, known_mask=latent_region, known_noise=known_noise)
+        latents = denoise(
+            self.model,
+            noise,
+            encoded,
+            sampler,
+            steps,
+            guidance,
+            None,
+            generators,
+            known=known,
+            known_mask=latent_region,
+            known_noise=known_noise,
+        )
         with torch.no_grad():
             generated = self.model.decode(latents)[0, 0].float().cpu().numpy()
         weight = np.clip(ndi.distance_transform_edt(region) / max(feather_px, 1e-6), 0, 1) if feather_px else region
@@ -150,11 +177,19 @@ class GANPipeline(_TrainedModel):
     model_class = ConditionalGAN
 
     @torch.no_grad()
-    def sample(self, conditions: list[dict], seeds: list[int], *args, spatial: np.ndarray | None = None,
-               progress: Callable[[int, int], None] | None = None, **kwargs) -> np.ndarray:
+    def sample(
+        self,
+        conditions: list[dict],
+        seeds: list[int],
+        *args,
+        spatial: np.ndarray | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **kwargs,
+    ) -> np.ndarray:
         """Images (N, H, W) in [0, 1]; sampler, steps, guidance and spatial maps do not apply to a GAN."""
-        z = torch.stack([torch.randn(self.config.z_dim, generator=torch.Generator().manual_seed(int(s)))
-                         for s in seeds]).to(self.device)
+        z = torch.stack(
+            [torch.randn(self.config.z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+        ).to(self.device)
         encoded = encode_conditions(conditions)
         images = self.model.generator(z, encoded["categorical"].to(self.device), encoded["continuous"].to(self.device))
         if progress:
@@ -182,8 +217,15 @@ class TranslationPipeline(_TrainedModel):
         one_hot = one_hot_labels(torch.from_numpy(labels)).to(self.device)
         return self.model.generator(one_hot, noise.to(self.device))[:, 0].float().clamp(0, 1).cpu().numpy()
 
-    def sample(self, conditions: list[dict], seeds: list[int], *args, labels: np.ndarray | None = None,
-               progress: Callable[[int, int], None] | None = None, **kwargs) -> np.ndarray:
+    def sample(
+        self,
+        conditions: list[dict],
+        seeds: list[int],
+        *args,
+        labels: np.ndarray | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **kwargs,
+    ) -> np.ndarray:
         """Images for label maps drawn by the caller (``generate`` draws them with the parametric model)."""
         if labels is None:
             raise InputError(None, "a translation model generates from label maps; use --layout phantom")
@@ -201,6 +243,7 @@ def load_pipeline(checkpoint: str, device: str = "auto", family: str | None = No
     """The pipeline for a checkpoint's family (or check it is ``family``)."""
     found = open_checkpoint(checkpoint, family=family).family
     if found not in PIPELINES:
-        raise InputError(checkpoint, f"a {found!r} checkpoint cannot generate images; "
-                         f"generators: {', '.join(PIPELINES)}")
+        raise InputError(
+            checkpoint, f"a {found!r} checkpoint cannot generate images; generators: {', '.join(PIPELINES)}"
+        )
     return PIPELINES[found](checkpoint, device)

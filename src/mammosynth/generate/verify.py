@@ -43,8 +43,9 @@ class LesionChecker:
         region_size = images.shape[-1]
         if batch.shape[-1] != size:
             batch = F.interpolate(batch, size=(size, size), mode="area")
-        stacked = torch.from_numpy(np.stack([r if r is not None else np.ones((region_size,) * 2, bool)
-                                             for r in regions])).to(self.device)
+        stacked = torch.from_numpy(
+            np.stack([r if r is not None else np.ones((region_size,) * 2, bool) for r in regions])
+        ).to(self.device)
         results = self.model.inspect(batch, stacked)
         out = []
         for result, cond, region in zip(results, conditions, regions, strict=True):
@@ -57,8 +58,12 @@ class LesionChecker:
             else:
                 kind_ok = present and _category(result["kind"]) == _category(wanted)
                 inside = bool(result["inside"]) if region is not None else True
-                verdict = {"requested": wanted, "kind_matches": kind_ok, "inside": inside,
-                           "pathology_agrees": result["kind"] == wanted,
-                           "accepted": bool(present and kind_ok and inside)}
+                verdict = {
+                    "requested": wanted,
+                    "kind_matches": kind_ok,
+                    "inside": inside,
+                    "pathology_agrees": result["kind"] == wanted,
+                    "accepted": bool(present and kind_ok and inside),
+                }
             out.append({**result, "present": bool(present), **verdict})
         return out

@@ -179,8 +179,9 @@ class ConditionEncoder(nn.Module):
         self.fields = nn.ModuleList(nn.Embedding(len(vocab) + 1, dim) for vocab in FIELDS.values())
         self.geometry = nn.Sequential(nn.Linear(2 * len(CONTINUOUS), dim), nn.SiLU(), nn.Linear(dim, dim))
         self.field_position = nn.Parameter(torch.zeros(len(FIELDS) + 1, dim))
-        self.to_embedding = nn.Sequential(nn.Linear((len(FIELDS) + 1) * dim, embed_dim), nn.SiLU(),
-                                          nn.Linear(embed_dim, embed_dim))
+        self.to_embedding = nn.Sequential(
+            nn.Linear((len(FIELDS) + 1) * dim, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim)
+        )
 
     def forward(self, categorical: torch.Tensor, continuous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = [embedding(categorical[:, j]) for j, embedding in enumerate(self.fields)]
@@ -189,8 +190,9 @@ class ConditionEncoder(nn.Module):
         return tokens, self.to_embedding(tokens.flatten(1))
 
 
-def spatial_from_masks(breast: np.ndarray | None, pectoral: np.ndarray | None, lesion: np.ndarray | None,
-                       shape: tuple[int, int]) -> np.ndarray:
+def spatial_from_masks(
+    breast: np.ndarray | None, pectoral: np.ndarray | None, lesion: np.ndarray | None, shape: tuple[int, int]
+) -> np.ndarray:
     """Stack the three spatial channels (float32 0/1, missing ones zero)."""
     out = np.zeros((len(SPATIAL_CHANNELS), *shape), dtype=np.float32)
     for k, mask in enumerate((breast, pectoral, lesion)):

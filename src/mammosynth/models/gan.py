@@ -37,8 +37,11 @@ class GANConfig(Config):
     def check(self, where: str = "config") -> GANConfig:
         for name, channels in (("g_channels", self.g_channels), ("d_channels", self.d_channels)):
             if self.image_size != 4 * 2 ** len(channels):
-                raise InputError(where, f"{name} needs log2(image_size / 4) = {int(math.log2(self.image_size / 4))} "
-                                 f"entries for image_size {self.image_size}, got {len(channels)}")
+                raise InputError(
+                    where,
+                    f"{name} needs log2(image_size / 4) = {int(math.log2(self.image_size / 4))} "
+                    f"entries for image_size {self.image_size}, got {len(channels)}",
+                )
         return self
 
 

@@ -73,16 +73,29 @@ class LatentDiffusion(nn.Module):
         self.config = config.check()
         n = len(config.ae_channels)
         self.autoencoder = AutoencoderKL(
-            spatial_dims=2, in_channels=1, out_channels=1, num_res_blocks=config.ae_res_blocks,
-            channels=config.ae_channels, attention_levels=(False,) * n, latent_channels=config.latent_channels,
-            norm_num_groups=config.norm_groups, with_encoder_nonlocal_attn=False, with_decoder_nonlocal_attn=False,
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=1,
+            num_res_blocks=config.ae_res_blocks,
+            channels=config.ae_channels,
+            attention_levels=(False,) * n,
+            latent_channels=config.latent_channels,
+            norm_num_groups=config.norm_groups,
+            with_encoder_nonlocal_attn=False,
+            with_decoder_nonlocal_attn=False,
         )
         extra = len(SPATIAL_CHANNELS) + 1 if config.spatial else 0
         self.unet = DiffusionModelUNet(
-            spatial_dims=2, in_channels=config.latent_channels + extra, out_channels=config.latent_channels,
-            num_res_blocks=config.unet_res_blocks, channels=config.unet_channels,
-            attention_levels=config.unet_attention, norm_num_groups=config.norm_groups,
-            num_head_channels=config.head_channels, with_conditioning=True, cross_attention_dim=config.cond_dim,
+            spatial_dims=2,
+            in_channels=config.latent_channels + extra,
+            out_channels=config.latent_channels,
+            num_res_blocks=config.unet_res_blocks,
+            channels=config.unet_channels,
+            attention_levels=config.unet_attention,
+            norm_num_groups=config.norm_groups,
+            num_head_channels=config.head_channels,
+            with_conditioning=True,
+            cross_attention_dim=config.cond_dim,
             num_class_embeds=1,
         )
         self.unet.class_embedding = nn.Identity()
@@ -91,8 +104,12 @@ class LatentDiffusion(nn.Module):
 
     def scheduler(self, sampler: str = "ddpm") -> DDPMScheduler | DDIMScheduler:
         kind = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}[sampler]
-        return kind(num_train_timesteps=self.config.train_timesteps, schedule=self.config.schedule,
-                    prediction_type=self.config.prediction, clip_sample=False)
+        return kind(
+            num_train_timesteps=self.config.train_timesteps,
+            schedule=self.config.schedule,
+            prediction_type=self.config.prediction,
+            clip_sample=False,
+        )
 
     def encode_moments(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [0, 1] (N, 1, H, W) → latent mean and sigma (unscaled)."""
@@ -132,8 +149,14 @@ class LatentDiffusion(nn.Module):
 
 def build_discriminator(config: LDMConfig) -> PatchDiscriminator:
     """MONAI PatchGAN discriminator for the autoencoder's adversarial loss."""
-    return PatchDiscriminator(spatial_dims=2, channels=config.disc_channels, in_channels=1, out_channels=1,
-                              num_layers_d=config.disc_layers, norm="INSTANCE")
+    return PatchDiscriminator(
+        spatial_dims=2,
+        channels=config.disc_channels,
+        in_channels=1,
+        out_channels=1,
+        num_layers_d=config.disc_layers,
+        norm="INSTANCE",
+    )
 
 
 def kl_divergence(z_mu: torch.Tensor, z_sigma: torch.Tensor) -> torch.Tensor:

@@ -40,12 +40,15 @@ class TranslationConfig(Config):
 
     def check(self, where: str = "config") -> TranslationConfig:
         if len(self.strides) != len(self.channels) - 1:
-            raise InputError(where, f"strides needs {len(self.channels) - 1} entries (one fewer than channels), "
-                             f"got {len(self.strides)}")
+            raise InputError(
+                where,
+                f"strides needs {len(self.channels) - 1} entries (one fewer than channels), got {len(self.strides)}",
+            )
         factor = int(np.prod(self.strides))
         if self.image_size % factor:
-            raise InputError(where, f"image_size {self.image_size} is not divisible by the UNet's total "
-                             f"stride {factor}")
+            raise InputError(
+                where, f"image_size {self.image_size} is not divisible by the UNet's total stride {factor}"
+            )
         return self
 
 
@@ -61,9 +64,16 @@ class Translator(nn.Module):
 
     def __init__(self, config: TranslationConfig) -> None:
         super().__init__()
-        self.unet = UNet(spatial_dims=2, in_channels=NUM_CLASSES + config.noise_channels, out_channels=1,
-                         channels=config.channels, strides=config.strides, num_res_units=config.num_res_units,
-                         act=("LEAKYRELU", {"negative_slope": 0.2}), norm="INSTANCE")
+        self.unet = UNet(
+            spatial_dims=2,
+            in_channels=NUM_CLASSES + config.noise_channels,
+            out_channels=1,
+            channels=config.channels,
+            strides=config.strides,
+            num_res_units=config.num_res_units,
+            act=("LEAKYRELU", {"negative_slope": 0.2}),
+            norm="INSTANCE",
+        )
 
     def forward(self, labels_one_hot: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self.unet(torch.cat([labels_one_hot, noise], dim=1))
@@ -76,9 +86,15 @@ class LabelTranslator(nn.Module):
         super().__init__()
         self.config = config.check()
         self.generator = Translator(config)
-        self.discriminator = PatchDiscriminator(spatial_dims=2, channels=config.d_channels,
-                                                in_channels=NUM_CLASSES + 1, out_channels=1,
-                                                num_layers_d=config.d_layers, norm="INSTANCE", bias=True)
+        self.discriminator = PatchDiscriminator(
+            spatial_dims=2,
+            channels=config.d_channels,
+            in_channels=NUM_CLASSES + 1,
+            out_channels=1,
+            num_layers_d=config.d_layers,
+            norm="INSTANCE",
+            bias=True,
+        )
 
     def discriminate(self, labels_one_hot: torch.Tensor, images: torch.Tensor) -> list[torch.Tensor]:
         """Intermediate features and (last) the patch scores of (label map, image) pairs."""
@@ -99,8 +115,9 @@ def check_label_map(labels: np.ndarray, size: int | None = None, where: object =
     if labels.ndim not in (2, 3) or labels.shape[-1] != labels.shape[-2]:
         raise InputError(where, f"label map must be a square 2-D array of classes, got shape {labels.shape}")
     if size is not None and labels.shape[-1] != size:
-        raise InputError(where, f"label map is {labels.shape[-1]}×{labels.shape[-2]}; this model translates "
-                         f"{size}×{size} maps")
+        raise InputError(
+            where, f"label map is {labels.shape[-1]}×{labels.shape[-2]}; this model translates {size}×{size} maps"
+        )
     integral = np.issubdtype(labels.dtype, np.integer)
     if not integral and (not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels))):
         raise InputError(where, "label map has non-integer values; expected classes 0–8")

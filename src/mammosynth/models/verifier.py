@@ -54,11 +54,19 @@ class LesionVerifier(nn.Module):
         layers: list[nn.Module] = []
         previous = 1
         for width in config.channels:
-            layers += [nn.Conv2d(previous, width, 3, padding=1), nn.GroupNorm(min(8, width), width), nn.SiLU(),
-                       nn.Conv2d(width, width, 3, stride=2, padding=1), nn.SiLU()]
+            layers += [
+                nn.Conv2d(previous, width, 3, padding=1),
+                nn.GroupNorm(min(8, width), width),
+                nn.SiLU(),
+                nn.Conv2d(width, width, 3, stride=2, padding=1),
+                nn.SiLU(),
+            ]
             previous = width
-        layers += [nn.Conv2d(previous, previous, 3, padding=2, dilation=2), nn.SiLU(),
-                   nn.Conv2d(previous, len(KINDS), 1)]
+        layers += [
+            nn.Conv2d(previous, previous, 3, padding=2, dilation=2),
+            nn.SiLU(),
+            nn.Conv2d(previous, len(KINDS), 1),
+        ]
         self.net = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

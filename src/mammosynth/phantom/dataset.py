@@ -78,8 +78,15 @@ def phantom_findings(
 Translate = Callable[[np.ndarray, int], np.ndarray]
 
 
-def write_phantom(params: PhantomParams, out: Path, image_id: str, size: int, colorset: int = 1,
-                  translate: Translate | None = None, translator: dict | None = None) -> Record:
+def write_phantom(
+    params: PhantomParams,
+    out: Path,
+    image_id: str,
+    size: int,
+    colorset: int = 1,
+    translate: Translate | None = None,
+    translator: dict | None = None,
+) -> Record:
     """Render one phantom into ``out``; returns its record.
 
     With ``translate`` (a trained label map → mammogram model) the label map is drawn in the prepared frame

@@ -190,8 +190,12 @@ def frame_labels(labels: np.ndarray, size: int, margin: float = 0.01) -> tuple[n
     rows, cols = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
     height, width = labels.shape
     pad = round(margin * max(width, height))
-    crop = (int(cols[0]), max(0, int(rows[0]) - pad), min(width, int(cols[-1]) + 1 + pad),
-            min(height, int(rows[-1]) + 1 + pad))
+    crop = (
+        int(cols[0]),
+        max(0, int(rows[0]) - pad),
+        min(width, int(cols[-1]) + 1 + pad),
+        min(height, int(rows[-1]) + 1 + pad),
+    )
     frame = FrameTransform.fit(width, height, False, crop, size)
     return frame.labels(labels), frame.scale
 

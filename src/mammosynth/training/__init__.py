@@ -11,8 +11,12 @@ from mammosynth.training.loop import Phase, StepContext, Task, Trainer
 from mammosynth.training.translation import TranslationTask
 from mammosynth.training.verifier import VerifierTask
 
-TASKS: dict[str, type[Task]] = {"ldm": LDMTask, "gan": GANTask, "translation": TranslationTask,
-                                 "verifier": VerifierTask}
+TASKS: dict[str, type[Task]] = {
+    "ldm": LDMTask,
+    "gan": GANTask,
+    "translation": TranslationTask,
+    "verifier": VerifierTask,
+}
 
 
 def task_class(family: str) -> type[Task]:
@@ -21,5 +25,18 @@ def task_class(family: str) -> type[Task]:
     return TASKS[family]
 
 
-__all__ = ["PRESETS", "TASKS", "Checkpoint", "Phase", "StepContext", "Task", "TrainConfig", "Trainer",
-           "find_checkpoint", "load_config", "load_module", "open_checkpoint", "task_class"]
+__all__ = [
+    "PRESETS",
+    "TASKS",
+    "Checkpoint",
+    "Phase",
+    "StepContext",
+    "Task",
+    "TrainConfig",
+    "Trainer",
+    "find_checkpoint",
+    "load_config",
+    "load_module",
+    "open_checkpoint",
+    "task_class",
+]

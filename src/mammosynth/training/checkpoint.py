@@ -48,7 +48,7 @@ def optimizer_from_tensors(name: str, optimizer: torch.optim.Optimizer, tensors:
     prefix = f"{name}/"
     for key, value in tensors.items():
         if key.startswith(prefix):
-            index, field = key[len(prefix):].split("/", 1)
+            index, field = key[len(prefix) :].split("/", 1)
             state.setdefault(int(index), {})[field] = value
     for key, value in meta.get("scalars", {}).items():
         index, field = key.split("/", 1)
@@ -57,8 +57,12 @@ def optimizer_from_tensors(name: str, optimizer: torch.optim.Optimizer, tensors:
 
 
 def save_checkpoint(
-    run_dir: Path, step: int, weights: dict[str, torch.Tensor], optimizer_tensors: dict[str, torch.Tensor],
-    state: dict, keep: int = 3,
+    run_dir: Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    optimizer_tensors: dict[str, torch.Tensor],
+    state: dict,
+    keep: int = 3,
 ) -> Path:
     """Write ``run_dir/checkpoints/step-XXXXXXXX`` atomically and prune all but the newest ``keep``."""
     folder = Path(run_dir) / "checkpoints"
@@ -161,13 +165,13 @@ def load_module(checkpoint: Checkpoint, name: str, module: nn.Module, prefer_ema
     """Load module ``name``'s weights, with its EMA copy laid over the parts it covers when ``prefer_ema``
     and the EMA has been updated at least once (a count of 0 means random weights); returns which."""
     tensors = checkpoint.tensors()
-    state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
+    state = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(f"{name}/")}
     if not state:
         raise InputError(checkpoint.folder, f"checkpoint has no weights for {name!r}")
     source = name
     count = tensors.get(f"ema_count/{name}")
     if prefer_ema and count is not None and int(count.reshape(-1)[0]) > 0:
-        averaged = {k[len(name) + 5:]: v for k, v in tensors.items() if k.startswith(f"ema/{name}/")}
+        averaged = {k[len(name) + 5 :]: v for k, v in tensors.items() if k.startswith(f"ema/{name}/")}
         unknown = sorted(set(averaged) - set(state))
         if unknown:
             raise InputError(checkpoint.folder / WEIGHTS, f"EMA weights {unknown[0]!r} do not belong to {name!r}")

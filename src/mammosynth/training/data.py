@@ -42,8 +42,9 @@ class PreparedImages:
     example also carries the label map derived from its image and masks (the translator's input).
     """
 
-    def __init__(self, root: str | Path, size: int, split: str | None = "train", cache: bool = True,
-                 labels: bool = False) -> None:
+    def __init__(
+        self, root: str | Path, size: int, split: str | None = "train", cache: bool = True, labels: bool = False
+    ) -> None:
         self.root = Path(root)
         records = list(iter_manifest(self.root))
         if split and any(r.split for r in records):
@@ -102,10 +103,14 @@ class PreparedImages:
         if self.labels:
             if breast is None:
                 breast = breast_mask(image)
-            spacing = (record.spacing_mm * (record.width or self.size) / self.size if record.spacing_mm
-                       else DEFAULT_FIELD_MM / self.size)
-            labels = derive_label_map(image, breast if breast is not None else np.ones_like(lesion), spacing,
-                                      pectoral, lesions)
+            spacing = (
+                record.spacing_mm * (record.width or self.size) / self.size
+                if record.spacing_mm
+                else DEFAULT_FIELD_MM / self.size
+            )
+            labels = derive_label_map(
+                image, breast if breast is not None else np.ones_like(lesion), spacing, pectoral, lesions
+            )
         return Example(image.astype(np.float32), spatial, kinds, conditions_from_record(record), labels)
 
     def example(self, index: int) -> Example:
@@ -113,11 +118,15 @@ class PreparedImages:
             return self._load(index)
         if index not in self.cache:
             ex = self._load(index)
-            self.cache[index] = (ex.image.astype(np.float16), ex.spatial.astype(np.uint8), ex.kinds.astype(np.uint8),
-                                 ex.conditions, ex.labels)
+            self.cache[index] = (
+                ex.image.astype(np.float16),
+                ex.spatial.astype(np.uint8),
+                ex.kinds.astype(np.uint8),
+                ex.conditions,
+                ex.labels,
+            )
         image, spatial, kinds, conditions, labels = self.cache[index]
-        return Example(image.astype(np.float32), spatial.astype(np.float32), kinds.astype(np.int64), conditions,
-                       labels)
+        return Example(image.astype(np.float32), spatial.astype(np.float32), kinds.astype(np.int64), conditions, labels)
 
     def batch(self, indices: list[int]) -> dict:
         """Collate examples into tensors: image (N,1,H,W), spatial (N,3,H,W), kinds (N,H,W), conditions."""

@@ -63,8 +63,9 @@ class GANTask(AdversarialTask):
     def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         _, cond, z = self._inputs(batch, ctx)
         fake = self.model.generator(z, cond["categorical"], cond["continuous"])
-        loss = F.softplus(-self.model.discriminator(self._augment(fake, ctx), cond["categorical"],
-                                                    cond["continuous"])).mean()
+        loss = F.softplus(
+            -self.model.discriminator(self._augment(fake, ctx), cond["categorical"], cond["continuous"])
+        ).mean()
         return loss, {"g_loss": loss.item()}
 
     @torch.no_grad()

@@ -134,7 +134,6 @@ class Task:
         return None
 
 
-
 class AdversarialTask(Task):
     """A generator/discriminator pair (``self.model.generator``, ``self.model.discriminator``): each step
     updates D (``discriminator_loss``, at ``train.lr_discriminator``) and then G (``generator_loss``, at
@@ -157,11 +156,20 @@ class AdversarialTask(Task):
     def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
+
 class Trainer:
     """Runs a :class:`Task` on a prepared dataset into ``run_dir`` (rank 0 writes files)."""
 
-    def __init__(self, task: Task, data: PreparedImages, run_dir: str | Path, source: dict,
-                 rank: int = 0, world: int = 1, progress: Progress = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        data: PreparedImages,
+        run_dir: str | Path,
+        source: dict,
+        rank: int = 0,
+        world: int = 1,
+        progress: Progress = None,
+    ) -> None:
         self.task, self.data, self.run_dir = task, data, Path(run_dir)
         self.cfg: TrainConfig = task.train
         self.device = task.device
@@ -175,12 +183,15 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.base_lr: dict[str, float] = {}
         for name, (params, lr) in task.parameter_groups().items():
-            self.optimizers[name] = torch.optim.AdamW(params, lr=lr, betas=tuple(self.cfg.betas),
-                                                      weight_decay=self.cfg.weight_decay)
+            self.optimizers[name] = torch.optim.AdamW(
+                params, lr=lr, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay
+            )
             self.base_lr[name] = lr
         self.ema_sources = {name: ema_parts(task.modules[name], parts) for name, parts in task.ema_modules.items()}
-        self.ema = {name: AveragedModel(source, multi_avg_fn=ema_with_warmup(self.cfg.ema_decay), use_buffers=True)
-                    for name, source in self.ema_sources.items()}
+        self.ema = {
+            name: AveragedModel(source, multi_avg_fn=ema_with_warmup(self.cfg.ema_decay), use_buffers=True)
+            for name, source in self.ema_sources.items()
+        }
         self.step = 0
         self.writer = None
 
@@ -218,20 +229,28 @@ class Trainer:
             state["optimizers"][name] = meta
         optimizer_tensors["rng/trainer"] = self.generator.get_state()
         optimizer_tensors["rng/torch"] = torch.get_rng_state()
-        return save_checkpoint(self.run_dir, self.step, self.weights(), optimizer_tensors, state,
-                               self.cfg.keep_checkpoints)
+        return save_checkpoint(
+            self.run_dir, self.step, self.weights(), optimizer_tensors, state, self.cfg.keep_checkpoints
+        )
 
     def restore(self, checkpoint: Checkpoint) -> None:
         if checkpoint.state["model"] != self.task.model_config.to_dict():
-            raise InputError(checkpoint.folder, "checkpoint was made with another model config; "
-                             "resume with the same config or start a new run folder")
+            raise InputError(
+                checkpoint.folder,
+                "checkpoint was made with another model config; resume with the same config or start a new run folder",
+            )
         weights = checkpoint.tensors()
         for name, module in self.task.modules.items():
-            module.load_state_dict({k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(f"{name}/")})
+            module.load_state_dict({k[len(name) + 1 :]: v for k, v in weights.items() if k.startswith(f"{name}/")})
         for name, ema in self.ema.items():
             wanted = ema.module.state_dict()  # older checkpoints also averaged frozen parts: only ours are read
-            ema.module.load_state_dict({k[len(name) + 5:]: v for k, v in weights.items()
-                                        if k.startswith(f"ema/{name}/") and k[len(name) + 5:] in wanted})
+            ema.module.load_state_dict(
+                {
+                    k[len(name) + 5 :]: v
+                    for k, v in weights.items()
+                    if k.startswith(f"ema/{name}/") and k[len(name) + 5 :] in wanted
+                }
+            )
             ema.n_averaged.copy_(weights[f"ema_count/{name}"].reshape(()))
         tensors = checkpoint.tensors(OPTIMIZER)
         for name, optimizer in self.optimizers.items():
@@ -291,8 +310,15 @@ class Trainer:
             losses_path.unlink(missing_ok=True)
         if self.rank == 0:
             with atomic_write(self.run_dir / "config.json", "w") as handle:
-                json.dump({"family": self.task.family, "model": self.task.model_config.to_dict(),
-                           "train": self.cfg.to_dict()}, handle, indent=1)
+                json.dump(
+                    {
+                        "family": self.task.family,
+                        "model": self.task.model_config.to_dict(),
+                        "train": self.cfg.to_dict(),
+                    },
+                    handle,
+                    indent=1,
+                )
         start_step, started = self.step, time.perf_counter()
         images_per_step = self.cfg.batch_size * self.cfg.accumulate * self.world
         pool = ThreadPoolExecutor(1) if self.cfg.prefetch else None
@@ -332,10 +358,16 @@ class Trainer:
             if self.writer:
                 self.writer.close()
         elapsed = time.perf_counter() - started
-        return {"run": str(self.run_dir), "family": self.task.family, "steps": self.step,
-                "resumed_from": start_step or None, "seconds": round(elapsed, 2),
-                "images_per_second": round((self.step - start_step) * images_per_step / max(elapsed, 1e-9), 2),
-                "checkpoint": str(find_checkpoint(self.run_dir)), "last_losses": _last(losses_path)}
+        return {
+            "run": str(self.run_dir),
+            "family": self.task.family,
+            "steps": self.step,
+            "resumed_from": start_step or None,
+            "seconds": round(elapsed, 2),
+            "images_per_second": round((self.step - start_step) * images_per_step / max(elapsed, 1e-9), 2),
+            "checkpoint": str(find_checkpoint(self.run_dir)),
+            "last_losses": _last(losses_path),
+        }
 
     # --- logging -----------------------------------------------------------------------------------
     def _tensorboard(self):
@@ -389,8 +421,10 @@ def make_grid(images: np.ndarray, columns: int = 4, pad: int = 2) -> np.ndarray:
 
 def _oom_advice(cfg: TrainConfig, device: torch.device) -> str:
     half = max(1, cfg.batch_size // 2)
-    return (f"out of memory on {device} with train.batch_size={cfg.batch_size}: use --set train.batch_size={half} "
-            f"--set train.accumulate={cfg.accumulate * 2} (same effective batch) or a smaller config")
+    return (
+        f"out of memory on {device} with train.batch_size={cfg.batch_size}: use --set train.batch_size={half} "
+        f"--set train.accumulate={cfg.accumulate * 2} (same effective batch) or a smaller config"
+    )
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -41,10 +41,15 @@ class TranslationTask(AdversarialTask):
             fake = self.model.generator(labels, noise)
         real_score = self.model.discriminate(labels, images)[-1]
         fake_score = self.model.discriminate(labels, fake)[-1]
-        loss = 0.5 * (F.mse_loss(real_score.float(), torch.ones_like(real_score.float()))
-                      + F.mse_loss(fake_score.float(), torch.zeros_like(fake_score.float())))
-        return loss, {"d_loss": loss.item(), "d_real": real_score.float().mean().item(),
-                      "d_fake": fake_score.float().mean().item()}
+        loss = 0.5 * (
+            F.mse_loss(real_score.float(), torch.ones_like(real_score.float()))
+            + F.mse_loss(fake_score.float(), torch.zeros_like(fake_score.float()))
+        )
+        return loss, {
+            "d_loss": loss.item(),
+            "d_real": real_score.float().mean().item(),
+            "d_fake": fake_score.float().mean().item(),
+        }
 
     def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         images, labels, noise = self._inputs(batch, ctx)
@@ -57,8 +62,9 @@ class TranslationTask(AdversarialTask):
         if self.train.feature_weight > 0:
             with torch.no_grad():
                 real_features = self.model.discriminate(labels, images)
-            matching = sum(F.l1_loss(f.float(), r.float()) for f, r in zip(fake_features[:-1], real_features[:-1],
-                                                                           strict=True))
+            matching = sum(
+                F.l1_loss(f.float(), r.float()) for f, r in zip(fake_features[:-1], real_features[:-1], strict=True)
+            )
             loss = loss + self.train.feature_weight * matching / max(1, len(fake_features) - 1)
             parts["feature_matching"] = float(matching.detach())
         return loss, parts
