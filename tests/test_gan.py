@@ -13,7 +13,7 @@ from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
 from mammosynth.generate.pipeline import GANPipeline, load_pipeline
 from mammosynth.io.images import read_image
-from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment
+from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment, minibatch_std
 from test_generate import toy_views
 
 
@@ -36,8 +36,17 @@ def test_short_training_lowers_the_generator_loss_and_resume_is_exact(data, tmp_
     api.train(data, tmp_path / "full", model="gan", config="tiny", set=["train.steps=60", *common])
     rows = losses(tmp_path / "full")
     assert "r1" in rows[0] and "r1" not in rows[1]  # lazy R1 every 4 steps
-    g = [r["g_loss"] for r in rows]
-    assert np.mean(g[-10:]) < np.mean(g[:10])  # D's early advantage is not permanent
+    assert np.mean([r["d_real"] - r["d_fake"] for r in rows[-10:]]) > 0  # D tells real from fake
+    trained = load_pipeline(str(tmp_path / "full"))
+    untrained = GANPipeline(str(tmp_path / "full"))
+    untrained.model = ConditionalGAN(trained.config).eval()  # the same network before any step
+    real = np.stack([read_image(p).pixels for p in sorted((data / "images").glob("*.png"))])
+    conditions, seeds = [{"view": "CC"}, {"view": "MLO"}] * 8, list(range(16))
+
+    def gap(pipeline) -> float:  # distance of the mean generated image from the mean real one
+        return float(np.abs(pipeline.sample(conditions, seeds).mean(0) - real.mean(0)).mean())
+
+    assert gap(trained) < 0.6 * gap(untrained)  # G moved toward the data
     api.train(data, tmp_path / "cut", model="gan", config="tiny", set=["train.steps=35", *common])
     api.train(data, tmp_path / "cut", model="gan", config="tiny", set=["train.steps=60", *common], resume=True)
     assert losses(tmp_path / "cut") == rows
@@ -75,3 +84,30 @@ def test_discriminator_uses_the_conditions():
     cc = model.discriminator(images, torch.tensor([[1, 0, 0, 0, 0, 0]] * 2), torch.zeros(2, 3, 2))
     mlo = model.discriminator(images, torch.tensor([[2, 0, 0, 0, 0, 0]] * 2), torch.zeros(2, 3, 2))
     assert not torch.allclose(cc, mlo)
+
+
+def test_per_pixel_noise_is_used_and_comes_from_the_image_seed(data, tmp_path):
+    config = GANConfig(image_size=32, z_dim=8, cond_dim=8, g_channels=(16, 8, 8), d_channels=(8, 8, 16))
+    generator = ConditionalGAN(config).generator.eval()
+    for block in generator.blocks:
+        torch.nn.init.constant_(block.noise_strength, 0.5)
+    z = torch.randn(2, 8)
+    categorical, continuous = torch.zeros(2, 6, dtype=torch.long), torch.zeros(2, 3, 2)
+    quiet = generator(z, categorical, continuous, None)
+    first = generator(z, categorical, continuous, torch.randn(2, 1, 32, 32))
+    second = generator(z, categorical, continuous, torch.randn(2, 1, 32, 32))
+    assert not torch.allclose(first, second) and not torch.allclose(first, quiet)
+    api.train(data, tmp_path / "g", model="gan", config="tiny", set=["train.steps=4"])
+    pipeline = load_pipeline(str(tmp_path / "g"))
+    for block in pipeline.model.generator.blocks:
+        torch.nn.init.constant_(block.noise_strength, 0.5)
+    same = pipeline.sample([{}] * 2, [5, 5])
+    assert np.array_equal(same[0], same[1]) and not np.array_equal(same[0], pipeline.sample([{}], [6])[0])
+
+
+def test_minibatch_std_sees_a_collapsed_batch():
+    same = torch.ones(4, 3, 4, 4)
+    spread = torch.randn(4, 3, 4, 4)
+    assert minibatch_std(same).abs().max() < 1e-3
+    assert minibatch_std(spread).min() > 0.1 and minibatch_std(spread).shape == (4, 1, 4, 4)
+    assert minibatch_std(torch.randn(1, 3, 4, 4)).abs().max() == 0  # a batch of one has no spread

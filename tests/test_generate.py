@@ -99,9 +99,9 @@ def test_generation_is_deterministic_by_seed_and_laterality_sets_orientation(mod
     again = DiffusionPipeline(str(model)).sample(
         [provenance["conditions"]] * len(provenance["batch"]),
         [provenance["seed"] if i == provenance["index"] else 0 for i in provenance["batch"]],
-        provenance["sampler"],
-        provenance["steps"],
-        provenance["guidance"],
+        sampler=provenance["sampler"],
+        steps=provenance["steps"],
+        guidance=provenance["guidance"],
     )
     position = provenance["batch"].index(provenance["index"])
     written = read_image(tmp_path / "d" / record.path).pixels
@@ -244,3 +244,25 @@ def test_bad_masks_checkpoints_and_configs(model, tmp_path):
     with pytest.raises(InputError, match="not both or neither"):
         api.inpaint(image, tmp_path / "m64.png", model, tmp_path / "y.png")
     assert not list(tmp_path.glob("g*"))
+
+
+def test_every_family_is_declared_once_and_every_pipeline_has_one_sample_signature():
+    import inspect
+
+    from mammosynth.families import FAMILIES, family, generator_names
+    from mammosynth.generate.pipeline import Pipeline
+    from mammosynth.models import model_config_class
+    from mammosynth.training import task_class
+
+    reference = inspect.signature(Pipeline.sample)
+    for name in generator_names():
+        pipeline = family(name).pipeline_class()
+        assert issubclass(pipeline, Pipeline) and pipeline.family == name
+        assert inspect.signature(pipeline.sample) == reference, name  # no family-specific or swallowed options
+        assert not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(pipeline.sample).parameters.values())
+    for name, spec in FAMILIES.items():
+        assert task_class(name).family == name and model_config_class(name) is spec.config_class()
+    with pytest.raises(InputError, match="unknown model family 'vae'; known: ldm, gan, translation, verifier"):
+        family("vae")
+    with pytest.raises(InputError, match="does not generate images"):
+        family("verifier").pipeline_class()

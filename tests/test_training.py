@@ -100,6 +100,23 @@ def test_resume_after_kill_9_continues_the_same_loss_curve(phantom_prepared, tmp
     assert losses(tmp_path / "k") == losses(tmp_path / "ref")
 
 
+def test_a_time_budget_ends_the_run_with_a_checkpoint_and_holds_over_resumes(phantom_prepared, tmp_path):
+    common = ["train.steps=100000", "train.ae_steps=5", "train.checkpoint_every=100000", "train.sample_every=100000"]
+    run = tmp_path / "b"
+    first = api.train(phantom_prepared, run, config="tiny", set=common, time_budget="2s")
+    assert first["stopped_by"] == "time_budget" and 0 < first["steps"] < 100000
+    checkpoint = open_checkpoint(run)
+    assert checkpoint.step == first["steps"] and checkpoint.state["elapsed_s"] >= 2.0
+    again = api.train(phantom_prepared, run, config="tiny", set=common, time_budget="2s", resume=True)
+    assert again["steps"] == first["steps"]  # the budget is spent: nothing more to do
+    more = api.train(phantom_prepared, run, config="tiny", set=common, time_budget=4, resume=True)
+    assert more["steps"] > first["steps"] and more["elapsed_s"] >= 4.0
+    assert [r["step"] for r in losses(run)] == list(range(more["steps"]))
+    for bad in ("soon", "-5m", "0", "infm"):
+        with pytest.raises(InputError, match="--time-budget"):
+            api.train(phantom_prepared, tmp_path / "x", config="tiny", time_budget=bad)
+
+
 def test_run_folder_rules(phantom_prepared, tmp_path):
     api.train(phantom_prepared, tmp_path / "r", config="tiny", set=["train.steps=2", "train.ae_steps=1"])
     with pytest.raises(InputError, match="--resume"):

@@ -79,15 +79,26 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo-output"),
     n: Annotated[int, typer.Option(help="Phantom images to render (60 % normal).")] = 200,
     train_steps: Annotated[
-        int | None, typer.Option(help="Generator training steps (default: the config's 2500).")
+        int | None, typer.Option(help="Most generator training steps (default: the config's).")
     ] = None,
+    train_budget: Annotated[
+        str, typer.Option(help="Generator training wall time, e.g. 180s or 5m (none: no limit).")
+    ] = f"{api.DEMO_TRAIN_BUDGET_S:g}s",
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Main job on the embedded default: phantom data → prepare → train a GAN → expand to a balanced set →
     evaluate → HTML report and dataset card."""
     with progress_bar("demo") as update:
-        result = api.demo(out=out, n=n, train_steps=train_steps, seed=seed, overwrite=overwrite, progress=update)
+        result = api.demo(
+            out=out,
+            n=n,
+            train_steps=train_steps,
+            train_budget=None if train_budget == "none" else train_budget,
+            seed=seed,
+            overwrite=overwrite,
+            progress=update,
+        )
     _print(result)
 
 
@@ -196,6 +207,9 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's newest checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard the run folder's previous run.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    time_budget: Annotated[
+        str | None, typer.Option(help="Wall-clock budget over all resumes, e.g. 45m or 1.5h (train.steps is the cap).")
+    ] = None,
 ) -> None:
     """Train a generator or the lesion verifier; checkpoints are atomic and --resume continues exactly."""
     with progress_bar(f"train {model}") as update:
@@ -208,6 +222,7 @@ def train(
             resume=resume,
             overwrite=overwrite,
             device=device,
+            time_budget=time_budget,
             progress=update,
         )
     _print(result)

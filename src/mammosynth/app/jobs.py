@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 from mammosynth.errors import InputError
+from mammosynth.families import family, generator_names
 from mammosynth.generate.dataset import generate_dataset
 from mammosynth.training.checkpoint import find_checkpoint, open_checkpoint
 
@@ -40,7 +41,7 @@ class Jobs:
             if find_checkpoint(run) is None:
                 continue
             checkpoint = open_checkpoint(run)
-            if checkpoint.family in ("ldm", "gan", "translation"):
+            if checkpoint.family in generator_names():
                 found.append(
                     {
                         "name": run.name,
@@ -88,7 +89,7 @@ class Jobs:
                     guidance=guidance,
                     steps=steps,
                     mask=mask,
-                    layout="phantom" if names[model]["family"] == "translation" else "none",
+                    layout="phantom" if family(names[model]["family"]).needs_layout else "none",
                     progress=progress,
                     device="cpu",
                 )

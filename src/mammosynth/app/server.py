@@ -24,6 +24,7 @@ from PIL import Image
 from mammosynth.app.jobs import Jobs
 from mammosynth.app.study import StudyStore
 from mammosynth.errors import InputError
+from mammosynth.families import family
 from mammosynth.io.images import encode_png
 from mammosynth.phantom.labelmap import draw_label_map, prepared_label_map, to_colour
 from mammosynth.phantom.params import MASS_KINDS, MASS_SHAPES, PhantomParams
@@ -108,7 +109,7 @@ def realistic(pipeline, params: PhantomParams, steps: int = 20) -> np.ndarray:
     """The designed breast through a generator that follows a layout: a translator renders the label map,
     a latent diffusion model samples with its spatial channels and the breast's conditions."""
     framed, _ = prepared_label_map(params, pipeline.size)
-    if pipeline.family == "translation":
+    if pipeline.uses_labels:
         return pipeline.translate(framed, [params.seed])[0]
     from mammosynth.models.conditioning import spatial_from_labels, validate_conditions
 
@@ -120,9 +121,8 @@ def realistic(pipeline, params: PhantomParams, steps: int = 20) -> np.ndarray:
     conditions = validate_conditions(
         {"view": params.view, "laterality": params.laterality, "density": params.density, "lesion": lesion}, "designer"
     )
-    return pipeline.sample(
-        [conditions], [params.seed], "ddim", steps, 3.0, None, spatial=spatial_from_labels(framed)[None]
-    )[0]
+    spatial = spatial_from_labels(framed)[None]
+    return pipeline.sample([conditions], [params.seed], sampler="ddim", steps=steps, guidance=3.0, spatial=spatial)[0]
 
 
 def create_app(folder: str | Path, translator: str | Path | None = None, device: str = "auto") -> FastAPI:
@@ -137,7 +137,7 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         from mammosynth.generate.pipeline import load_pipeline
 
         pipeline = load_pipeline(str(translator), device)
-        if pipeline.family not in ("translation", "ldm"):
+        if not family(pipeline.family).follows_layout:
             raise InputError(
                 translator,
                 "the designer previews through a translation or latent diffusion model "

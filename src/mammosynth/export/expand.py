@@ -26,7 +26,7 @@ from mammosynth.datasets.schema import Record, write_manifest
 from mammosynth.errors import InputError
 from mammosynth.evaluate.memorisation import NeighbourIndex
 from mammosynth.export.plan import Plan, cell_of, plan_expansion
-from mammosynth.generate.dataset import _make_batch, _write
+from mammosynth.generate.dataset import sample_checked, write_record
 from mammosynth.generate.pipeline import load_pipeline
 from mammosynth.generate.verify import LesionChecker
 from mammosynth.io.atomic import atomic_write
@@ -275,76 +275,62 @@ def _run(
     started, made = time.perf_counter(), 0
     if progress:
         progress(plan.total - len(todo), plan.total)
+    screen = None
+    if index is not None:
+
+        def screen(images: np.ndarray) -> list[dict]:  # the copy filter: refuse a near-copy of a real image
+            nearest = index.query(images)[1]
+            return [
+                {"nearest_real_correlation": float(c), "threshold": threshold, "passed": bool(c <= threshold)}
+                for c in nearest
+            ]
+
     for first in range(0, len(todo), batch_size):
         chunk = todo[first : first + batch_size]
-        attempt = dict.fromkeys(chunk, 0)
-        pending = list(chunk)
-        while pending:
-            batch = _make_batch(
+        for outcome in sample_checked(
+            pipeline,
+            rows,
+            chunk,
+            seed=plan.seed,
+            start=0,
+            sampler=settings["sampler"] or "ddim",
+            steps=settings["steps"] or 1,
+            guidance=settings["guidance"] or 0.0,
+            guide_fields=None,
+            layout=settings["layout"],
+            mask_region=None,
+            checker=checker,
+            max_attempts=settings["max_attempts"],
+            screen=screen,
+        ):
+            i = outcome.index
+            if outcome.rejected:
+                reject = {"image_id": f"syn{i:07d}", "rejected": True, "reason": outcome.rejected}
+                _save_record(out, {**reject, "attempts": outcome.attempt + 1})
+                continue
+            record = write_record(
+                out,
+                i,
+                outcome.batch,
+                outcome.k,
                 pipeline,
-                rows,
-                pending,
-                attempt,
-                plan.seed,
-                0,
-                settings["sampler"] or "ddim",
-                settings["steps"] or 1,
-                settings["guidance"] or 0.0,
-                None,
-                settings["layout"],
-                None,
+                outcome.verdict,
+                "standard",
+                pipeline.spacing_mm,
+                {
+                    "sampler": settings["sampler"],
+                    "steps": settings["steps"],
+                    "layout": settings["layout"],
+                    "base_seed": plan.seed,
+                    "attempt": outcome.attempt,
+                    "batch": outcome.batch_indices,
+                    "plan_cell": plan.images[i],
+                },
             )
-            verdicts = (
-                checker.check(batch["images"], batch["conditions"], batch["regions"])
-                if checker
-                else [None] * len(pending)
-            )
-            nearest = index.query(batch["images"])[1] if index is not None else [None] * len(pending)
-            still = []
-            for k, i in enumerate(pending):
-                copied = nearest[k] is not None and nearest[k] > threshold
-                if (verdicts[k] is None or verdicts[k]["accepted"]) and not copied:
-                    record = _write(
-                        out,
-                        i,
-                        batch,
-                        k,
-                        pipeline,
-                        verdicts[k],
-                        "standard",
-                        pipeline.spacing_mm,
-                        {
-                            "sampler": settings["sampler"],
-                            "steps": settings["steps"],
-                            "layout": settings["layout"],
-                            "base_seed": plan.seed,
-                            "attempt": attempt[i],
-                            "batch": list(pending),
-                            "plan_cell": plan.images[i],
-                        },
-                    )
-                    if nearest[k] is not None:
-                        record.extra["provenance"]["copy_filter"] = {
-                            "nearest_real_correlation": float(nearest[k]),
-                            "threshold": threshold,
-                            "passed": True,
-                        }
-                    _save_record(out, record.to_dict())
-                    made += 1
-                elif attempt[i] + 1 < settings["max_attempts"]:
-                    attempt[i] += 1
-                    still.append(i)
-                else:
-                    _save_record(
-                        out,
-                        {
-                            "image_id": f"syn{i:07d}",
-                            "rejected": True,
-                            "reason": "copy filter" if copied else "lesion verifier",
-                            "attempts": attempt[i] + 1,
-                        },
-                    )
-            pending = still
+            if outcome.screen is not None:
+                record.extra["provenance"]["copy_filter"] = outcome.screen
+            _save_record(out, record.to_dict())
+            made += 1
         if progress:
             progress(plan.total - len(todo) + first + len(chunk), plan.total)
     seconds = time.perf_counter() - started

@@ -13,7 +13,7 @@ import numpy as np
 
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
-from mammosynth.generate.dataset import _make_batch
+from mammosynth.generate.dataset import make_batch
 from mammosynth.generate.pipeline import load_pipeline
 from mammosynth.io.images import read_image, to_uint, write_png
 from mammosynth.models.conditioning import validate_conditions
@@ -70,7 +70,7 @@ def regenerate(
     if any(requested(i) is None for i in batch):
         batch = [index]  # a batch-mate was rejected and left no trace: remake alone (may differ in the last bit)
     rows = {i: {"conditions": requested(i), "guidance": provenance.get("guidance")} for i in batch}
-    made = _make_batch(
+    made = make_batch(
         pipeline,
         rows,
         batch,

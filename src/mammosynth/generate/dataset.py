@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,59 +94,45 @@ def generate_dataset(
     with atomic_output_dir(out, overwrite) as tmp:
         for first in range(0, len(rows), batch_size):
             indices = list(range(first, min(first + batch_size, len(rows))))
-            attempt = dict.fromkeys(indices, 0)
-            pending = list(indices)
-            while pending:
-                batch = _make_batch(
-                    pipeline,
-                    rows,
-                    pending,
-                    attempt,
-                    seed,
-                    start,
-                    sampler,
-                    steps,
-                    guidance,
-                    guide_fields,
-                    layout,
-                    mask_region,
+            for outcome in sample_checked(
+                pipeline,
+                rows,
+                indices,
+                seed=seed,
+                start=start,
+                sampler=sampler,
+                steps=steps,
+                guidance=guidance,
+                guide_fields=guide_fields,
+                layout=layout,
+                mask_region=mask_region,
+                checker=checker,
+                max_attempts=max_attempts,
+            ):
+                attempts_total += outcome.attempt + 1
+                if outcome.rejected:
+                    rejected.append(outcome.index + start)
+                    continue
+                records.append(
+                    write_record(
+                        tmp,
+                        outcome.index + start,
+                        outcome.batch,
+                        outcome.k,
+                        pipeline,
+                        outcome.verdict,
+                        orientation,
+                        spacing,
+                        dict(
+                            **sampling,
+                            guide_fields=guide_fields,
+                            layout=layout,
+                            base_seed=seed,
+                            attempt=outcome.attempt,
+                            batch=[p + start for p in outcome.batch_indices],
+                        ),
+                    )
                 )
-                attempts_total += len(pending)
-                verdicts = (
-                    checker.check(batch["images"], batch["conditions"], batch["regions"])
-                    if checker
-                    else [None] * len(pending)
-                )
-                still = []
-                for k, i in enumerate(pending):
-                    verdict = verdicts[k]
-                    if verdict is None or verdict["accepted"]:
-                        records.append(
-                            _write(
-                                tmp,
-                                i + start,
-                                batch,
-                                k,
-                                pipeline,
-                                verdict,
-                                orientation,
-                                spacing,
-                                dict(
-                                    **sampling,
-                                    guide_fields=guide_fields,
-                                    layout=layout,
-                                    base_seed=seed,
-                                    attempt=attempt[i],
-                                    batch=[p + start for p in pending],
-                                ),
-                            )
-                        )
-                    elif attempt[i] + 1 < max_attempts:
-                        attempt[i] += 1
-                        still.append(i)
-                    else:
-                        rejected.append(i + start)
-                pending = still
             if progress:
                 progress(indices[-1] + 1, len(rows))
         records.sort(key=lambda r: r.image_id)
@@ -186,7 +173,67 @@ def generate_dataset(
     return summary
 
 
-def _make_batch(
+@dataclass
+class Outcome:
+    """One image's fate in :func:`sample_checked`: accepted (its ``batch`` and position ``k`` in it) or
+    ``rejected`` with the reason after ``max_attempts`` draws."""
+
+    index: int
+    attempt: int
+    batch_indices: list[int]
+    batch: dict | None = None
+    k: int = 0
+    verdict: dict | None = None
+    screen: dict | None = None
+    rejected: str | None = None
+
+
+def sample_checked(
+    pipeline: Pipeline,
+    rows: list[dict],
+    indices: list[int],
+    *,
+    seed: int,
+    start: int,
+    sampler: str,
+    steps: int,
+    guidance: float,
+    guide_fields: list[str] | None,
+    layout: str,
+    mask_region: np.ndarray | None,
+    checker: LesionChecker | None,
+    max_attempts: int,
+    screen: Callable[[np.ndarray], list[dict]] | None = None,
+) -> Iterator[Outcome]:
+    """Sample → verify → resample, the loop ``generate`` and ``expand`` share: draw the ``indices`` rows in
+    one batch, ask the lesion ``checker`` (if any) and ``screen`` (if any: one ``{"passed": bool, …}`` per
+    image, e.g. the copy filter) about each image, and draw the refused ones again with their next attempt's
+    seed until they pass or ``max_attempts`` draws are spent. Yields one :class:`Outcome` per index."""
+    attempt = dict.fromkeys(indices, 0)
+    pending = list(indices)
+    while pending:
+        batch = make_batch(
+            pipeline, rows, pending, attempt, seed, start, sampler, steps, guidance, guide_fields, layout, mask_region
+        )
+        verdicts = checker.check(batch["images"], batch["conditions"], batch["regions"]) if checker else None
+        screens = screen(batch["images"]) if screen else None
+        still = []
+        for k, i in enumerate(pending):
+            verdict = verdicts[k] if verdicts else None
+            screened = screens[k] if screens else None
+            refused = screened is not None and not screened["passed"]
+            if (verdict is None or verdict["accepted"]) and not refused:
+                yield Outcome(i, attempt[i], list(pending), batch, k, verdict, screened)
+            elif attempt[i] + 1 < max_attempts:
+                attempt[i] += 1
+                still.append(i)
+            else:
+                reason = "copy filter" if refused else "lesion verifier"
+                yield Outcome(i, attempt[i], list(pending), verdict=verdict, screen=screened, rejected=reason)
+        pending = still
+
+
+def make_batch(
     pipeline: Pipeline,
     rows: list[dict],
     pending: list[int],
@@ -221,8 +268,16 @@ def _make_batch(
         else:
             regions.append(region_from_conditions(conditions[k], size, pipeline.spacing_mm))
     guidances = [rows[i]["guidance"] if rows[i]["guidance"] is not None else guidance for i in pending]
-    extra = {"labels": labels} if pipeline.uses_labels else {}
-    images = pipeline.sample(conditions, seeds, sampler, steps, guidances, guide_fields, spatial=spatial, **extra)
+    images = pipeline.sample(
+        conditions,
+        seeds,
+        sampler=sampler,
+        steps=steps,
+        guidance=guidances,
+        guide_fields=guide_fields,
+        spatial=spatial,
+        labels=labels if pipeline.uses_labels else None,
+    )
     return {
         "images": images,
         "conditions": conditions,
@@ -235,7 +290,7 @@ def _make_batch(
     }
 
 
-def _write(
+def write_record(
     tmp: Path,
     index: int,
     batch: dict,

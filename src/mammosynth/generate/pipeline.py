@@ -10,36 +10,43 @@ import torch
 from scipy import ndimage as ndi
 
 from mammosynth.errors import InputError
+from mammosynth.families import family as family_of
+from mammosynth.families import generator_names
 from mammosynth.models.conditioning import encode_conditions, spatial_from_masks
-from mammosynth.models.gan import ConditionalGAN, GANConfig
-from mammosynth.models.ldm import LatentDiffusion, LDMConfig
 from mammosynth.models.sampling import SAMPLERS, denoise
-from mammosynth.models.translation import LabelTranslator, TranslationConfig, check_label_map, one_hot_labels
+from mammosynth.models.translation import check_label_map, one_hot_labels
 from mammosynth.preprocess.segment import breast_mask
 from mammosynth.training.checkpoint import load_module, open_checkpoint
 from mammosynth.training.device import pick_device
 
 
-class _TrainedModel:
-    """What every pipeline shares: open the checkpoint of its family, build the network from the saved
-    config, load its (EMA) weights onto the device, and describe itself for provenance."""
+class Pipeline:
+    """A trained generator ready to sample; what every family's pipeline shares: open the checkpoint of
+    its family, build the network from the saved config (both named in :mod:`mammosynth.families`), load
+    its (EMA) weights onto the device, describe itself for provenance, and one ``sample`` signature::
+
+        sample(conditions, seeds, *, sampler, steps, guidance, guide_fields, spatial, labels, progress)
+
+    ``conditions`` and ``seeds`` have one entry per image and an image depends on its seed alone, not on its
+    batch-mates. A family ignores the options it has no use for (a GAN has no sampler, steps or guidance and
+    does not follow spatial maps) and refuses what it cannot do without (a translator needs ``labels``).
+    """
 
     family = ""
-    config_class: type = object
-    model_class: type = object
     uses_sampler = False
-    uses_labels = False
 
     def __init__(self, checkpoint: str, device: str = "auto") -> None:
+        spec = family_of(self.family)
         self.checkpoint = open_checkpoint(checkpoint, family=self.family)
-        self.config = self.config_class.from_dict(self.checkpoint.state["model"], str(self.checkpoint.folder))
+        self.config = spec.config_class().from_dict(self.checkpoint.state["model"], str(self.checkpoint.folder))
         self.device = pick_device(device)
-        self.model = self.model_class(self.config)
+        self.model = spec.model_class()(self.config)
         self.weights = load_module(self.checkpoint, self.family, self.model)
         self.model.eval().to(self.device)
         self.model_id = self.checkpoint.hash()
         self.size = self.config.image_size
         self.spacing_mm = (self.checkpoint.state.get("data") or {}).get("spacing_mm")
+        self.uses_labels = spec.needs_layout
 
     def describe(self) -> dict:
         return {
@@ -51,8 +58,34 @@ class _TrainedModel:
             "trained_on": self.checkpoint.state.get("data"),
         }
 
+    def _check_request(
+        self, conditions: list[dict], seeds: list[int], spatial: np.ndarray | None, labels: np.ndarray | None
+    ) -> None:
+        n = len(seeds)
+        if len(conditions) != n or n == 0:
+            raise InputError(None, f"one seed per image: {len(conditions)} conditions but {n} seeds")
+        for name, array in (("spatial", spatial), ("labels", labels)):
+            if array is not None and (len(array) != n or tuple(np.shape(array)[-2:]) != (self.size, self.size)):
+                raise InputError(None, f"{name} must hold {n} maps of {self.size}×{self.size}, got {np.shape(array)}")
 
-class DiffusionPipeline(_TrainedModel):
+    def sample(
+        self,
+        conditions: list[dict],
+        seeds: list[int],
+        *,
+        sampler: str = "ddim",
+        steps: int = 50,
+        guidance: float | list[float] = 3.0,
+        guide_fields: list[str] | None = None,
+        spatial: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Images (N, H, W) in [0, 1] for validated ``conditions`` and ``seeds`` (one each)."""
+        raise NotImplementedError
+
+
+class DiffusionPipeline(Pipeline):
     """A trained latent diffusion model ready to sample.
 
     Every image's randomness comes from a generator seeded with that image's seed alone, so an image
@@ -60,8 +93,6 @@ class DiffusionPipeline(_TrainedModel):
     """
 
     family = "ldm"
-    config_class = LDMConfig
-    model_class = LatentDiffusion
     uses_sampler = True
 
     def _noise(self, seeds: list[int]) -> tuple[torch.Tensor, list[torch.Generator]]:
@@ -79,14 +110,18 @@ class DiffusionPipeline(_TrainedModel):
         self,
         conditions: list[dict],
         seeds: list[int],
+        *,
         sampler: str = "ddim",
         steps: int = 50,
         guidance: float | list[float] = 3.0,
         guide_fields: list[str] | None = None,
         spatial: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
-        """Images (N, H, W) in [0, 1] for validated ``conditions`` and ``seeds`` (one each)."""
+        """Images (N, H, W) in [0, 1]; ``spatial`` (N, 3, H, W) breast / pectoral / lesion maps to follow,
+        ``labels`` are not used (the spatial channels carry the layout)."""
+        self._check_request(conditions, seeds, spatial, None)
         self._check(sampler, steps)
         noise, generators = self._noise(seeds)
         encoded = {k: v.to(self.device) for k, v in encode_conditions(conditions).items()}
@@ -169,41 +204,46 @@ class DiffusionPipeline(_TrainedModel):
         return out.astype(image.dtype), region
 
 
-class GANPipeline(_TrainedModel):
+class GANPipeline(Pipeline):
     """A trained conditional GAN (its EMA generator) ready to sample; one latent vector per seed."""
 
     family = "gan"
-    config_class = GANConfig
-    model_class = ConditionalGAN
 
     @torch.no_grad()
     def sample(
         self,
         conditions: list[dict],
         seeds: list[int],
-        *args,
+        *,
+        sampler: str = "ddim",
+        steps: int = 50,
+        guidance: float | list[float] = 3.0,
+        guide_fields: list[str] | None = None,
         spatial: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
         progress: Callable[[int, int], None] | None = None,
-        **kwargs,
     ) -> np.ndarray:
-        """Images (N, H, W) in [0, 1]; sampler, steps, guidance and spatial maps do not apply to a GAN."""
-        z = torch.stack(
-            [torch.randn(self.config.z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
-        ).to(self.device)
+        """Images (N, H, W) in [0, 1] in one forward pass; sampler, steps, guidance, spatial maps and label
+        maps do not apply to a GAN (it is conditioned on the attributes only)."""
+        self._check_request(conditions, seeds, spatial, labels)
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        z = torch.stack([torch.randn(self.config.z_dim, generator=g) for g in generators]).to(self.device)
+        noise = None
+        if self.config.noise:  # drawn after z from the same per-image generator: one seed, one image
+            noise = torch.stack([torch.randn(1, self.size, self.size, generator=g) for g in generators])
+            noise = noise.to(self.device)
         encoded = encode_conditions(conditions)
-        images = self.model.generator(z, encoded["categorical"].to(self.device), encoded["continuous"].to(self.device))
+        categorical, continuous = encoded["categorical"].to(self.device), encoded["continuous"].to(self.device)
+        images = self.model.generator(z, categorical, continuous, noise)
         if progress:
             progress(1, 1)
         return images[:, 0].float().clamp(0, 1).cpu().numpy()
 
 
-class TranslationPipeline(_TrainedModel):
+class TranslationPipeline(Pipeline):
     """A trained label map → mammogram translator (its EMA generator): one noise image per seed."""
 
     family = "translation"
-    config_class = TranslationConfig
-    model_class = LabelTranslator
-    uses_labels = True
 
     @torch.no_grad()
     def translate(self, labels: np.ndarray, seeds: list[int], where: object = None) -> np.ndarray:
@@ -221,29 +261,32 @@ class TranslationPipeline(_TrainedModel):
         self,
         conditions: list[dict],
         seeds: list[int],
-        *args,
+        *,
+        sampler: str = "ddim",
+        steps: int = 50,
+        guidance: float | list[float] = 3.0,
+        guide_fields: list[str] | None = None,
+        spatial: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         progress: Callable[[int, int], None] | None = None,
-        **kwargs,
     ) -> np.ndarray:
-        """Images for label maps drawn by the caller (``generate`` draws them with the parametric model)."""
+        """Images for label maps drawn by the caller (``generate`` draws them with the parametric model); the
+        label map carries the layout and the attributes, so the other options do not apply."""
         if labels is None:
             raise InputError(None, "a translation model generates from label maps; use --layout phantom")
+        self._check_request(conditions, seeds, None, labels)
         images = self.translate(labels, seeds)
         if progress:
             progress(1, 1)
         return images
 
 
-Pipeline = DiffusionPipeline | GANPipeline | TranslationPipeline
-PIPELINES = {"ldm": DiffusionPipeline, "gan": GANPipeline, "translation": TranslationPipeline}
-
-
 def load_pipeline(checkpoint: str, device: str = "auto", family: str | None = None) -> Pipeline:
     """The pipeline for a checkpoint's family (or check it is ``family``)."""
     found = open_checkpoint(checkpoint, family=family).family
-    if found not in PIPELINES:
+    spec = family_of(found)
+    if not spec.generates:
         raise InputError(
-            checkpoint, f"a {found!r} checkpoint cannot generate images; generators: {', '.join(PIPELINES)}"
+            checkpoint, f"a {found!r} checkpoint cannot generate images; generators: {', '.join(generator_names())}"
         )
-    return PIPELINES[found](checkpoint, device)
+    return spec.pipeline_class()(checkpoint, device)

@@ -1,35 +1,26 @@
-"""Generator and checker networks, one module per family; configs serialise to JSON."""
+"""Generator and checker networks, one module per family; configs serialise to JSON. Which family is
+which lives in :mod:`mammosynth.families` (declared once)."""
 
 from __future__ import annotations
 
-from mammosynth.errors import InputError
+from mammosynth.families import family
 from mammosynth.models.base import Config
 from mammosynth.models.gan import ConditionalGAN, GANConfig
 from mammosynth.models.ldm import LatentDiffusion, LDMConfig
 from mammosynth.models.translation import LabelTranslator, TranslationConfig
 from mammosynth.models.verifier import LesionVerifier, VerifierConfig
 
-FAMILIES: dict[str, tuple[type[Config], type]] = {
-    "ldm": (LDMConfig, LatentDiffusion),
-    "gan": (GANConfig, ConditionalGAN),
-    "translation": (TranslationConfig, LabelTranslator),
-    "verifier": (VerifierConfig, LesionVerifier),
-}
+
+def model_config_class(name: str) -> type[Config]:
+    return family(name).config_class()
 
 
-def model_config_class(family: str) -> type[Config]:
-    if family not in FAMILIES:
-        raise InputError(None, f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
-    return FAMILIES[family][0]
-
-
-def build_model(family: str, config: Config):
+def build_model(name: str, config: Config):
     """The family's network from its config."""
-    return FAMILIES[family][1](config)
+    return family(name).model_class()(config)
 
 
 __all__ = [
-    "FAMILIES",
     "ConditionalGAN",
     "GANConfig",
     "LDMConfig",

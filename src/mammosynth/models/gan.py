@@ -33,6 +33,9 @@ class GANConfig(Config):
     cond_dim: int = 64
     g_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     d_channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    noise: bool = True  # StyleGAN-style per-pixel noise in every generator block (stochastic texture)
+    minibatch_std: bool = True  # the discriminator sees the spread of its batch (against mode collapse)
+    d_head: str = "spatial"  # "spatial": conv + dense over the last 4×4 map; "mean": average-pooled features
 
     def check(self, where: str = "config") -> GANConfig:
         for name, channels in (("g_channels", self.g_channels), ("d_channels", self.d_channels)):
@@ -42,14 +45,27 @@ class GANConfig(Config):
                     f"{name} needs log2(image_size / 4) = {int(math.log2(self.image_size / 4))} "
                     f"entries for image_size {self.image_size}, got {len(channels)}",
                 )
+        if self.d_head not in ("spatial", "mean"):
+            raise InputError(where, f"model.d_head must be spatial or mean, got {self.d_head!r}")
         return self
 
 
-class FiLMBlock(nn.Module):
-    """Upsample ×2, conv, batch-norm modulated by the condition vector (scale and shift), activation."""
+def noise_at(noise: torch.Tensor | None, size: int) -> torch.Tensor | None:
+    """A full-resolution unit-variance noise map (N, 1, S, S) averaged down to ``size`` and rescaled to unit
+    variance again, so every block of one image draws on the same per-image noise."""
+    if noise is None:
+        return None
+    factor = noise.shape[-1] // size
+    return F.avg_pool2d(noise, factor) * factor if factor > 1 else noise
 
-    def __init__(self, c_in: int, c_out: int, cond: int) -> None:
+
+class FiLMBlock(nn.Module):
+    """Upsample ×2, conv, batch-norm modulated by the condition vector (scale and shift), per-pixel noise
+    scaled per channel (StyleGAN; its strength starts at 0 and is learned), activation."""
+
+    def __init__(self, c_in: int, c_out: int, cond: int, noise: bool = False) -> None:
         super().__init__()
+        self.noise_strength = nn.Parameter(torch.zeros(2, c_out, 1, 1)) if noise else None
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.norm1 = nn.BatchNorm2d(c_out, affine=False)
@@ -57,11 +73,14 @@ class FiLMBlock(nn.Module):
         self.film = nn.Linear(cond, 4 * c_out)
         self.skip = nn.Conv2d(c_in, c_out, 1)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         g1, b1, g2, b2 = self.film(cond)[:, :, None, None].chunk(4, dim=1)
-        h = F.leaky_relu(self.norm1(self.conv1(x)) * (1 + g1) + b1, 0.2)
-        h = F.leaky_relu(self.norm2(self.conv2(h)) * (1 + g2) + b2, 0.2)
+        n1 = n2 = 0.0
+        if self.noise_strength is not None and noise is not None:
+            n1, n2 = self.noise_strength[0] * noise, self.noise_strength[1] * noise
+        h = F.leaky_relu(self.norm1(self.conv1(x)) * (1 + g1) + b1 + n1, 0.2)
+        h = F.leaky_relu(self.norm2(self.conv2(h)) * (1 + g2) + b2 + n2, 0.2)
         return h + self.skip(x)
 
 
@@ -76,16 +95,24 @@ class ConditionalGenerator(nn.Module):
         self.conditions = ConditionEncoder(config.cond_dim, config.cond_dim)
         self.input = nn.Linear(config.z_dim + config.cond_dim, 4 * 4 * c0)
         self.blocks = nn.ModuleList(
-            FiLMBlock(a, b, config.z_dim + config.cond_dim)
+            FiLMBlock(a, b, config.z_dim + config.cond_dim, noise=config.noise)
             for a, b in zip((c0, *config.g_channels[:-1]), config.g_channels, strict=True)
         )
         self.out = nn.Conv2d(config.g_channels[-1], 1, 3, padding=1)
 
-    def forward(self, z: torch.Tensor, categorical: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        categorical: torch.Tensor,
+        continuous: torch.Tensor,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``noise``: (N, 1, S, S) standard normal, one map per image (drawn from the image's seed by the
+        pipeline, from the run's generator in training); ``None`` switches the noise inputs off."""
         cond = torch.cat([z, self.conditions(categorical, continuous)[1]], dim=1)
         x = self.input(cond).view(z.shape[0], -1, 4, 4)
         for block in self.blocks:
-            x = block(x, cond)
+            x = block(x, cond, noise_at(noise, 2 * x.shape[-1]))
         return self.out(x)
 
 
@@ -101,18 +128,46 @@ class ProjectionDiscriminator(nn.Module):
             layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
             previous = width
         self.features = nn.Sequential(*layers)
+        self.minibatch_std = config.minibatch_std
+        self.head: nn.Module | None = None
+        if config.d_head == "spatial":
+            self.head = nn.Sequential(
+                nn.Conv2d(previous + int(config.minibatch_std), previous, 3, padding=1),
+                nn.LeakyReLU(0.2),
+                nn.Flatten(),
+                nn.Linear(previous * 16, previous),
+                nn.LeakyReLU(0.2),
+            )
         self.linear = nn.Linear(previous, 1)
         self.conditions = ConditionEncoder(config.cond_dim, previous)
-        for layer in self.features:
-            if isinstance(layer, nn.Conv2d):
+        for layer in [*self.features, *(self.head or [])]:
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(layer.weight, a=0.2)
                 nn.init.zeros_(layer.bias)
 
     def forward(self, images: torch.Tensor, categorical: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
-        h = self.features(images * 2 - 1).mean(dim=(2, 3)).float()
+        h = self.features(images * 2 - 1)
+        if self.head is None:
+            h = h.mean(dim=(2, 3)).float()
+        else:
+            if self.minibatch_std:
+                h = torch.cat([h, minibatch_std(h)], dim=1)
+            h = self.head(h).float()
         with torch.autocast(h.device.type, enabled=False):  # the score in fp32: bf16 rounding made it jumpy
             projection = (self.conditions(categorical, continuous)[1] * h).sum(1, keepdim=True)
             return (self.linear(h) + projection).squeeze(1)
+
+
+def minibatch_std(features: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """One channel holding the mean standard deviation of the features across each group of images
+    (Karras et al. 2018): a collapsed generator's batch has none, and the discriminator can see it."""
+    n = features.shape[0]
+    group = max(g for g in range(1, min(group, n) + 1) if n % g == 0)
+    if group < 2:
+        return torch.zeros_like(features[:, :1])
+    x = features.float().reshape(group, n // group, *features.shape[1:])
+    spread = (x.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // group,)
+    return spread.repeat(group)[:, None, None, None].expand(n, 1, *features.shape[2:]).to(features.dtype)
 
 
 class ConditionalGAN(nn.Module):

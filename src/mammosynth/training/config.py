@@ -26,7 +26,8 @@ PRESETS = ("tiny", "cpu-128", "gpu-256", "gpu-512")
 class TrainConfig(Config):
     """Optimisation and bookkeeping shared by every family."""
 
-    steps: int = 1000
+    steps: int = 1000  # with time_budget_s, the most steps the run may take
+    time_budget_s: float = 0.0  # wall-clock budget over all resumes (0 = none): the run ends when it is spent
     batch_size: int = 8
     accumulate: int = 1
     lr: float = 2e-4
@@ -63,9 +64,29 @@ class TrainConfig(Config):
             raise InputError(where, "train.steps, train.batch_size and train.accumulate must be ≥ 1")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(where, f"train.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if not 0 <= self.time_budget_s < float("inf"):
+            raise InputError(where, f"train.time_budget_s must be a finite number ≥ 0, got {self.time_budget_s}")
         if self.checkpoint_every < 1 or self.log_every < 1:
             raise InputError(where, "train.checkpoint_every and train.log_every must be ≥ 1")
         return self
+
+
+def parse_duration(text: str, flag: str = "--time-budget") -> float:
+    """Seconds in ``90s``, ``45m``, ``1.5h`` or a bare number of seconds.
+
+    >>> parse_duration("1.5h"), parse_duration("45m"), parse_duration("90")
+    (5400.0, 2700.0, 90.0)
+    """
+    units = {"s": 1, "m": 60, "h": 3600}
+    value = str(text).strip().lower()
+    scale = units.get(value[-1:], 1)
+    try:
+        seconds = float(value[:-1] if value[-1:] in units else value) * scale
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise InputError(flag, f"expected a positive duration like 90s, 45m or 1.5h, got {text!r}")
+    return seconds
 
 
 def config_path(family: str, name: str | Path) -> Path:

@@ -35,19 +35,29 @@ class GANTask(AdversarialTask):
             conditions = {k: v.to(self.device) for k, v in conditions.items()}
             images = batch["image"].to(self.device).contiguous(memory_format=CHANNELS_LAST)
             z = ctx.randn(images.shape[0], self.model.config.z_dim)
-            ctx.scratch[key] = (images, conditions, z)
+            noise = ctx.randn(images.shape[0], 1, *images.shape[-2:]) if self.model.config.noise else None
+            ctx.scratch[key] = (images, conditions, z, noise)
         return ctx.scratch[key]
+
+    def _fake(self, batch: dict, ctx: StepContext, release: bool = False) -> torch.Tensor:
+        """The step's generated batch, made once with its graph: the discriminator phase trains on it
+        detached and the generator phase back-propagates through the same images (one generator forward
+        per step instead of two; the generator's weights do not change between the phases)."""
+        key = ("fake", ctx.micro)
+        if key not in ctx.scratch:
+            _, cond, z, noise = self._inputs(batch, ctx)
+            ctx.scratch[key] = self.model.generator(z, cond["categorical"], cond["continuous"], noise)
+        return ctx.scratch.pop(key) if release else ctx.scratch[key]
 
     def _augment(self, images: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         return diff_augment(images, ctx.generator) if self.train.diff_augment else images
 
     def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
-        images, cond, z = self._inputs(batch, ctx)
+        images, cond, _, _ = self._inputs(batch, ctx)
         d = self.model.discriminator
-        with torch.no_grad():
-            fake = self.model.generator(z, cond["categorical"], cond["continuous"])
+        fake = self._fake(batch, ctx)
         real_score = d(self._augment(images, ctx), cond["categorical"], cond["continuous"])
-        fake_score = d(self._augment(fake, ctx), cond["categorical"], cond["continuous"])
+        fake_score = d(self._augment(fake.detach(), ctx), cond["categorical"], cond["continuous"])
         loss = F.softplus(-real_score).mean() + F.softplus(fake_score).mean()
         parts = {"d_loss": loss.item(), "d_real": real_score.mean().item(), "d_fake": fake_score.mean().item()}
         if self.train.r1_gamma > 0 and ctx.step % self.train.r1_every == 0:
@@ -61,8 +71,8 @@ class GANTask(AdversarialTask):
         return loss, parts
 
     def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
-        _, cond, z = self._inputs(batch, ctx)
-        fake = self.model.generator(z, cond["categorical"], cond["continuous"])
+        _, cond, _, _ = self._inputs(batch, ctx)
+        fake = self._fake(batch, ctx, release=True)
         loss = F.softplus(
             -self.model.discriminator(self._augment(fake, ctx), cond["categorical"], cond["continuous"])
         ).mean()
@@ -72,6 +82,8 @@ class GANTask(AdversarialTask):
     def samples(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         n = min(8, batch["image"].shape[0])
         z = torch.randn(n, self.model.config.z_dim, generator=generator).to(self.device)
+        size = self.model.config.image_size
+        noise = torch.randn(n, 1, size, size, generator=generator).to(self.device) if self.model.config.noise else None
         categorical, continuous = batch["categorical"][:n].to(self.device), batch["continuous"][:n].to(self.device)
-        fake = self.model.generator(z, categorical, continuous)
+        fake = self.model.generator(z, categorical, continuous, noise)
         return torch.cat([batch["image"][:n].to(self.device), fake.float().clamp(0, 1)])

@@ -194,6 +194,8 @@ class Trainer:
         }
         self.step = 0
         self.writer = None
+        self.spent_before_s = 0.0  # wall time of the earlier sessions of a resumed run
+        self.session_started: float | None = None
 
     # --- state -------------------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
@@ -218,6 +220,7 @@ class Trainer:
             "optimizers": optim_meta,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "world": self.world,
+            "elapsed_s": round(self.elapsed_s(), 3),
         }
 
     def save(self) -> Path:
@@ -260,6 +263,24 @@ class Trainer:
         if checkpoint.state.get("scaler"):
             self.scaler.load_state_dict(checkpoint.state["scaler"])
         self.step = checkpoint.step
+        self.spent_before_s = float(checkpoint.state.get("elapsed_s", 0.0))
+
+    def elapsed_s(self) -> float:
+        """Wall time this run has trained, over every session (what ``train.time_budget_s`` limits)."""
+        now = 0.0 if self.session_started is None else time.perf_counter() - self.session_started
+        return self.spent_before_s + now
+
+    def budget_spent(self) -> bool:
+        return self.cfg.time_budget_s > 0 and self.elapsed_s() >= self.cfg.time_budget_s
+
+    def planned_steps(self, start_step: int) -> int:
+        """The step the run will end at: ``train.steps``, or fewer when the time budget runs out first
+        (estimated from this session's speed, so the progress bar's total and ETA follow the budget)."""
+        if self.cfg.time_budget_s <= 0 or self.step <= start_step:
+            return self.cfg.steps
+        per_step = (time.perf_counter() - self.session_started) / (self.step - start_step)
+        left = max(0.0, self.cfg.time_budget_s - self.elapsed_s())
+        return min(self.cfg.steps, self.step + math.ceil(left / per_step))
 
     # --- the loop ----------------------------------------------------------------------------------
     def _batches(self, step: int) -> list[dict]:
@@ -320,13 +341,14 @@ class Trainer:
                     indent=1,
                 )
         start_step, started = self.step, time.perf_counter()
+        self.session_started = started
         images_per_step = self.cfg.batch_size * self.cfg.accumulate * self.world
         pool = ThreadPoolExecutor(1) if self.cfg.prefetch else None
         pending = pool.submit(self._batches, self.step) if pool else None
         recent: list[float] = []
         try:
             with open(losses_path, "a") as log_file:
-                while self.step < self.cfg.steps:
+                while self.step < self.cfg.steps and not self.budget_spent():
                     step = self.step
                     batches = pending.result() if pending else self._batches(step)
                     if pool and step + 1 < self.cfg.steps:
@@ -342,15 +364,16 @@ class Trainer:
                     log_file.write(json.dumps({"step": step, **{k: round(v, 8) for k, v in logs.items()}}) + "\n")
                     elapsed = time.perf_counter() - started
                     speed = (self.step - start_step) * images_per_step / max(elapsed, 1e-9)
-                    if self.step % self.cfg.log_every == 0 or self.step == self.cfg.steps:
+                    last = self.step == self.cfg.steps or self.budget_spent()
+                    if self.step % self.cfg.log_every == 0 or last:
                         log_file.flush()
                         self._log_scalars(logs, speed)
                     if self.progress:
                         status = f"loss {np.mean(recent):.4f} · {speed:.1f} img/s"
-                        self.progress(self.step, self.cfg.steps, status)
-                    if self.step % self.cfg.sample_every == 0 or self.step == self.cfg.steps:
+                        self.progress(self.step, self.planned_steps(start_step), status)
+                    if self.step % self.cfg.sample_every == 0 or last:
                         self._sample_grid(batches[0])
-                    if (self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.steps) and self.rank == 0:
+                    if (self.step % self.cfg.checkpoint_every == 0 or last) and self.rank == 0:
                         self.save()
         finally:
             if pool:
@@ -364,6 +387,9 @@ class Trainer:
             "steps": self.step,
             "resumed_from": start_step or None,
             "seconds": round(elapsed, 2),
+            "elapsed_s": round(self.elapsed_s(), 2),
+            "stopped_by": "time_budget" if self.step < self.cfg.steps else "steps",
+            "train_budget_s": self.cfg.time_budget_s or None,
             "images_per_second": round((self.step - start_step) * images_per_step / max(elapsed, 1e-9), 2),
             "checkpoint": str(find_checkpoint(self.run_dir)),
             "last_losses": _last(losses_path),

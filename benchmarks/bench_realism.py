@@ -1,0 +1,184 @@
+"""Realism within a training budget, measured on held-out real patients (run by hand):
+
+    .venv/bin/python benchmarks/bench_realism.py --datasets mias --size 128 --budget 60m --families gan
+    .venv/bin/python benchmarks/bench_realism.py --prepared PREPARED --size 64 --budget 3m --families gan
+
+Each dataset is prepared with patient-level train / val / test splits (``prepare``; mini-MIAS keeps the two
+films of a woman together, cc-cesm has one image per woman). Every family trains on the **train** split only,
+within ``--budget`` of wall time (``train --time-budget``), saving a checkpoint every ``--checkpoint-every``
+steps. For every checkpoint it draws one image per held-out record (``--real-split``, default ``val,test``:
+nothing here selects on val, and it doubles n) with that record's conditions (view, laterality, density,
+finding), seeds by index, and runs the C2ST against those real images split by patient: the curve of C2ST
+AUC (95 % interval) against training minutes. The last checkpoint is written as a dataset and goes through
+the whole ``evaluate`` (moments KS, power-spectrum β, copies …) against the same held-out patients, and a
+grid of real held-out images above synthetic ones is saved. Results: ``<out>/realism-<dataset>-<size>.json``
+and ``<out>/grid-<dataset>-<family>-<size>.png``.
+
+Nothing here selects on the held-out splits: presets and settings were chosen on the demo's phantoms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mammosynth import api
+from mammosynth.evaluate.c2st import two_sample_test
+from mammosynth.evaluate.suite import evaluate_sets, load_images, select_split
+from mammosynth.generate.pipeline import load_pipeline
+from mammosynth.io.images import write_png
+from mammosynth.models.conditioning import conditions_from_record
+from mammosynth.training.checkpoint import open_checkpoint
+from mammosynth.training.loop import make_grid
+
+CONFIGS = {"gan": {64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"}}
+
+
+def prepared_sets(args: argparse.Namespace) -> dict[str, Path]:
+    if args.prepared:
+        return {args.prepared.name: args.prepared}
+    from bench_evaluate import prepare_shared
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    mias, cc = prepare_shared(args.shared, args.work, args.size)
+    return {name: path for name, path in (("mias", mias), ("cc", cc)) if name in args.datasets}
+
+
+def held_out(prepared: Path, splits: str) -> tuple[np.ndarray, list]:
+    records, dataset, _ = select_split(prepared, splits, "real", "--real-split")
+    images, records = load_images(prepared, records=records, root=dataset.root)
+    return images, records
+
+
+def sample(checkpoint: Path, records: list, repeat: int) -> np.ndarray:
+    pipeline = load_pipeline(str(checkpoint))
+    conditions = [conditions_from_record(r) for r in records] * repeat
+    out = []
+    for start in range(0, len(conditions), 32):
+        chunk = conditions[start : start + 32]
+        out.append(pipeline.sample(chunk, [10_000_000 + start + k for k in range(len(chunk))]))
+    return np.concatenate(out)
+
+
+def conditions_csv(records: list, path: Path, repeat: int) -> Path:
+    rows = [conditions_from_record(r) for r in records] * repeat
+    columns = sorted({k for row in rows for k in row} - {"category", "pathology"} | {"lesion"})
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        for row in rows:
+            lesion = "none" if row.get("category", "none") == "none" else None
+            if row.get("category") == "mass":
+                lesion = f"{row.get('pathology', 'malignant')}-mass"
+            elif row.get("category") == "calcification":
+                lesion = "calcification"
+            writer.writerow({k: v for k, v in {**row, "lesion": lesion}.items() if k in columns})
+    return path
+
+
+def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace) -> dict:
+    run = args.work / f"run-{name}-{family}-{args.size}"
+    config = CONFIGS[family][args.size] if args.config is None else args.config
+    started = time.perf_counter()
+    trained = api.train(
+        prepared,
+        run,
+        model=family,
+        config=config,
+        set=[f"train.checkpoint_every={args.checkpoint_every}", "train.keep_checkpoints=1000", *args.set],
+        time_budget=args.budget,
+        overwrite=True,
+    )
+    train_s = time.perf_counter() - started
+    real, records = held_out(prepared, args.real_split)
+    patients = [r.patient_key for r in records]
+    curve = []
+    checkpoints = sorted((run / "checkpoints").glob("step-*"))
+    for checkpoint in checkpoints:
+        state = open_checkpoint(checkpoint).state
+        synthetic = sample(checkpoint, records, args.repeat)
+        c2st = two_sample_test(real, synthetic, patients, work_px=min(128, args.size), seed=0)
+        curve.append(
+            {
+                "step": int(checkpoint.name.split("-")[1]),
+                "minutes": round(state.get("elapsed_s", 0.0) / 60, 2),
+                "c2st_auc": round(c2st["auc"], 3),
+                "c2st_ci95": [round(x, 3) for x in c2st["auc_ci95"]],
+                "n_real": c2st["real_images"],
+            }
+        )
+        print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
+    final = checkpoints[-1]
+    generated = args.work / f"generated-{name}-{family}-{args.size}"
+    table = conditions_csv(records, args.work / f"conditions-{name}.csv", args.repeat)
+    api.generate(final, generated, model=family, conditions=table, seed=1, overwrite=True)
+    evaluation = evaluate_sets(
+        prepared,
+        generated,
+        args.work / f"evaluation-{name}-{family}-{args.size}",
+        real_split=args.real_split,
+        overwrite=True,
+        seed=0,
+    )
+    synthetic = sample(final, records[:8], 1)
+    grid = make_grid(np.concatenate([real[:8], synthetic]), columns=8)
+    write_png(args.out / f"grid-{name}-{family}-{args.size}.png", grid, bits=8)
+    fidelity = evaluation["fidelity"]
+    return {
+        "family": family,
+        "config": config,
+        "train_seconds": round(train_s, 1),
+        "steps": trained["steps"],
+        "stopped_by": trained["stopped_by"],
+        "curve": curve,
+        "final": {
+            "c2st": {k: evaluation["realism_c2st"][k] for k in ("auc", "auc_ci95", "real_images", "real_patients")},
+            "moments_ks_p": {k: v["ks_pvalue"] for k, v in fidelity["moments"].items() if isinstance(v, dict)},
+            "spectrum_beta": fidelity["spectrum_beta"],
+            "copies": evaluation["memorisation"].get("copies"),
+            "kid": [fidelity["features"]["kernel_distance"], fidelity["features"]["kernel_distance_std"]],
+            "precision_recall": [evaluation["diversity"]["precision"], evaluation["diversity"]["recall"]],
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=Path(__file__).parents[2] / "shared" / "data")
+    parser.add_argument("--prepared", type=Path, default=None, help="one prepared dataset instead of ../shared")
+    parser.add_argument("--datasets", default="mias,cc")
+    parser.add_argument("--families", default="gan")
+    parser.add_argument("--config", default=None, help="a config instead of the family's preset for --size")
+    parser.add_argument("--set", action="append", default=[], help="config override (repeatable)")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--budget", default="60m")
+    parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--real-split", default="val,test", help="held-out splits (nothing selects on val here)")
+    parser.add_argument("--repeat", type=int, default=2, help="synthetic images per held-out image")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mammosynth-realism"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, prepared in prepared_sets(args).items():
+        results = {
+            "dataset": name,
+            "size": args.size,
+            "budget": args.budget,
+            "cpu_threads": os.cpu_count(),
+            "torch_threads": __import__("torch").get_num_threads(),
+            "split": f"trained on the train split; C2ST and evaluation on {args.real_split} (patient-disjoint)",
+            "families": [run_family(name, prepared, family, args) for family in args.families.split(",")],
+        }
+        path = args.out / f"realism-{name}-{args.size}.json"
+        path.write_text(json.dumps(results, indent=1))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
