@@ -26,7 +26,7 @@ from mammosynth.datasets.schema import Record, write_manifest
 from mammosynth.errors import InputError
 from mammosynth.evaluate.memorisation import NeighbourIndex
 from mammosynth.export.plan import Plan, cell_of, plan_expansion
-from mammosynth.generate.dataset import sample_checked, write_record
+from mammosynth.generate.dataset import Draw, sample_checked, write_record
 from mammosynth.generate.pipeline import load_pipeline
 from mammosynth.generate.verify import LesionChecker
 from mammosynth.io.atomic import atomic_write
@@ -285,24 +285,16 @@ def _run(
                 for c in nearest
             ]
 
+    draw = Draw(
+        plan.seed,
+        sampler=settings["sampler"] or "ddim",
+        steps=settings["steps"] or 1,
+        guidance=settings["guidance"] or 0.0,
+        layout=settings["layout"],
+    )
     for first in range(0, len(todo), batch_size):
         chunk = todo[first : first + batch_size]
-        for outcome in sample_checked(
-            pipeline,
-            rows,
-            chunk,
-            seed=plan.seed,
-            start=0,
-            sampler=settings["sampler"] or "ddim",
-            steps=settings["steps"] or 1,
-            guidance=settings["guidance"] or 0.0,
-            guide_fields=None,
-            layout=settings["layout"],
-            mask_region=None,
-            checker=checker,
-            max_attempts=settings["max_attempts"],
-            screen=screen,
-        ):
+        for outcome in sample_checked(pipeline, rows, chunk, draw, checker, settings["max_attempts"], screen):
             i = outcome.index
             if outcome.rejected:
                 reject = {"image_id": f"syn{i:07d}", "rejected": True, "reason": outcome.rejected}

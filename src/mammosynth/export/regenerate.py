@@ -13,7 +13,7 @@ import numpy as np
 
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
-from mammosynth.generate.dataset import make_batch
+from mammosynth.generate.dataset import Draw, make_batch
 from mammosynth.generate.pipeline import load_pipeline
 from mammosynth.io.images import read_image, to_uint, write_png
 from mammosynth.models.conditioning import validate_conditions
@@ -75,14 +75,14 @@ def regenerate(
         rows,
         batch,
         dict.fromkeys(batch, provenance.get("attempt", 0)),
-        provenance["base_seed"],
-        0,
-        provenance.get("sampler") or "ddim",
-        provenance.get("steps") or 1,
-        provenance.get("guidance") or 0.0,
-        provenance.get("guide_fields"),
-        provenance.get("layout", "none"),
-        None,
+        Draw(
+            provenance["base_seed"],
+            sampler=provenance.get("sampler") or "ddim",
+            steps=provenance.get("steps") or 1,
+            guidance=provenance.get("guidance") or 0.0,
+            guide_fields=provenance.get("guide_fields"),
+            layout=provenance.get("layout", "none"),
+        ),
     )
     image = made["images"][batch.index(index)]
     if provenance.get("mirrored"):

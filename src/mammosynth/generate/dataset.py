@@ -88,27 +88,14 @@ def generate_dataset(
             row["conditions"] = {**implied, **row["conditions"]}
     checker = LesionChecker(str(verify), threshold, device) if verify else None
     sampling = {"sampler": sampler, "steps": steps} if pipeline.uses_sampler else {"sampler": None, "steps": None}
+    draw = Draw(seed, start, sampler, steps, guidance, guide_fields, layout, mask_region)
     started = time.perf_counter()
     records: list[Record] = []
     attempts_total, rejected = 0, []
     with atomic_output_dir(out, overwrite) as tmp:
         for first in range(0, len(rows), batch_size):
             indices = list(range(first, min(first + batch_size, len(rows))))
-            for outcome in sample_checked(
-                pipeline,
-                rows,
-                indices,
-                seed=seed,
-                start=start,
-                sampler=sampler,
-                steps=steps,
-                guidance=guidance,
-                guide_fields=guide_fields,
-                layout=layout,
-                mask_region=mask_region,
-                checker=checker,
-                max_attempts=max_attempts,
-            ):
+            for outcome in sample_checked(pipeline, rows, indices, draw, checker, max_attempts):
                 attempts_total += outcome.attempt + 1
                 if outcome.rejected:
                     rejected.append(outcome.index + start)
@@ -173,6 +160,21 @@ def generate_dataset(
     return summary
 
 
+@dataclass(frozen=True)
+class Draw:
+    """How a run draws its images: base ``seed``, the index of its first image (``start``), the sampler
+    settings (ignored by families without a sampler), the layout and a fixed lesion region if any."""
+
+    seed: int
+    start: int = 0
+    sampler: str = "ddim"
+    steps: int = 50
+    guidance: float = 3.0
+    guide_fields: list[str] | None = None
+    layout: str = "none"
+    mask_region: np.ndarray | None = None
+
+
 @dataclass
 class Outcome:
     """One image's fate in :func:`sample_checked`: accepted (its ``batch`` and position ``k`` in it) or
@@ -192,15 +194,7 @@ def sample_checked(
     pipeline: Pipeline,
     rows: list[dict],
     indices: list[int],
-    *,
-    seed: int,
-    start: int,
-    sampler: str,
-    steps: int,
-    guidance: float,
-    guide_fields: list[str] | None,
-    layout: str,
-    mask_region: np.ndarray | None,
+    draw: Draw,
     checker: LesionChecker | None,
     max_attempts: int,
     screen: Callable[[np.ndarray], list[dict]] | None = None,
@@ -212,9 +206,7 @@ def sample_checked(
     attempt = dict.fromkeys(indices, 0)
     pending = list(indices)
     while pending:
-        batch = make_batch(
-            pipeline, rows, pending, attempt, seed, start, sampler, steps, guidance, guide_fields, layout, mask_region
-        )
+        batch = make_batch(pipeline, rows, pending, attempt, draw)
         verdicts = checker.check(batch["images"], batch["conditions"], batch["regions"]) if checker else None
         screens = screen(batch["images"]) if screen else None
         still = []
@@ -233,20 +225,10 @@ def sample_checked(
         pending = still
 
 
-def make_batch(
-    pipeline: Pipeline,
-    rows: list[dict],
-    pending: list[int],
-    attempt: dict,
-    seed: int,
-    start: int,
-    sampler: str,
-    steps: int,
-    guidance: float,
-    guide_fields: list[str] | None,
-    layout: str,
-    mask_region: np.ndarray | None,
-) -> dict:
+def make_batch(pipeline: Pipeline, rows: list[dict], pending: list[int], attempt: dict, draw: Draw) -> dict:
+    """Draw the ``pending`` rows once (at their current ``attempt``): images, the conditions used, seeds,
+    spatial maps, phantom parameters and lesion regions."""
+    seed, start, layout, mask_region = draw.seed, draw.start, draw.layout, draw.mask_region
     size = pipeline.size
     seeds = [attempt_seed(seed, i + start, attempt[i]) for i in pending]
     spatial, labels, params, regions = None, None, [], []
@@ -267,14 +249,14 @@ def make_batch(
             regions.append(spatial[k, SPATIAL_CHANNELS.index("lesion")] > 0)
         else:
             regions.append(region_from_conditions(conditions[k], size, pipeline.spacing_mm))
-    guidances = [rows[i]["guidance"] if rows[i]["guidance"] is not None else guidance for i in pending]
+    guidances = [rows[i]["guidance"] if rows[i]["guidance"] is not None else draw.guidance for i in pending]
     images = pipeline.sample(
         conditions,
         seeds,
-        sampler=sampler,
-        steps=steps,
+        sampler=draw.sampler,
+        steps=draw.steps,
         guidance=guidances,
-        guide_fields=guide_fields,
+        guide_fields=draw.guide_fields,
         spatial=spatial,
         labels=labels if pipeline.uses_labels else None,
     )

@@ -4,6 +4,7 @@ inpaint (insert or remove a lesion) inside a mask while leaving every other pixe
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +19,19 @@ from mammosynth.models.translation import check_label_map, one_hot_labels
 from mammosynth.preprocess.segment import breast_mask
 from mammosynth.training.checkpoint import load_module, open_checkpoint
 from mammosynth.training.device import pick_device
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """The options of :meth:`Pipeline.sample` as one value (what a family's ``_sample`` receives)."""
+
+    sampler: str = "ddim"
+    steps: int = 50
+    guidance: float | list[float] = 3.0
+    guide_fields: list[str] | None = None
+    spatial: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    progress: Callable[[int, int], None] | None = None
 
 
 class Pipeline:
@@ -58,16 +72,6 @@ class Pipeline:
             "trained_on": self.checkpoint.state.get("data"),
         }
 
-    def _check_request(
-        self, conditions: list[dict], seeds: list[int], spatial: np.ndarray | None, labels: np.ndarray | None
-    ) -> None:
-        n = len(seeds)
-        if len(conditions) != n or n == 0:
-            raise InputError(None, f"one seed per image: {len(conditions)} conditions but {n} seeds")
-        for name, array in (("spatial", spatial), ("labels", labels)):
-            if array is not None and (len(array) != n or tuple(np.shape(array)[-2:]) != (self.size, self.size)):
-                raise InputError(None, f"{name} must hold {n} maps of {self.size}×{self.size}, got {np.shape(array)}")
-
     def sample(
         self,
         conditions: list[dict],
@@ -82,6 +86,16 @@ class Pipeline:
         progress: Callable[[int, int], None] | None = None,
     ) -> np.ndarray:
         """Images (N, H, W) in [0, 1] for validated ``conditions`` and ``seeds`` (one each)."""
+        n = len(seeds)
+        if len(conditions) != n or n == 0:
+            raise InputError(None, f"one seed per image: {len(conditions)} conditions but {n} seeds")
+        for name, array in (("spatial", spatial), ("labels", labels)):
+            if array is not None and (len(array) != n or tuple(np.shape(array)[-2:]) != (self.size, self.size)):
+                raise InputError(None, f"{name} must hold {n} maps of {self.size}×{self.size}, got {np.shape(array)}")
+        options = SampleOptions(sampler, steps, guidance, guide_fields, spatial, labels, progress)
+        return self._sample(conditions, seeds, options)
+
+    def _sample(self, conditions: list[dict], seeds: list[int], options: SampleOptions) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -106,22 +120,10 @@ class DiffusionPipeline(Pipeline):
         if not 1 <= steps <= self.config.train_timesteps:
             raise InputError(None, f"steps must be between 1 and {self.config.train_timesteps}")
 
-    def sample(
-        self,
-        conditions: list[dict],
-        seeds: list[int],
-        *,
-        sampler: str = "ddim",
-        steps: int = 50,
-        guidance: float | list[float] = 3.0,
-        guide_fields: list[str] | None = None,
-        spatial: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> np.ndarray:
-        """Images (N, H, W) in [0, 1]; ``spatial`` (N, 3, H, W) breast / pectoral / lesion maps to follow,
-        ``labels`` are not used (the spatial channels carry the layout)."""
-        self._check_request(conditions, seeds, spatial, None)
+    def _sample(self, conditions: list[dict], seeds: list[int], options: SampleOptions) -> np.ndarray:
+        """Follows ``options.spatial`` (N, 3, H, W) breast / pectoral / lesion maps; ``labels`` are not used
+        (the spatial channels carry the layout)."""
+        sampler, steps, spatial = options.sampler, options.steps, options.spatial
         self._check(sampler, steps)
         noise, generators = self._noise(seeds)
         encoded = {k: v.to(self.device) for k, v in encode_conditions(conditions).items()}
@@ -133,10 +135,10 @@ class DiffusionPipeline(Pipeline):
             encoded,
             sampler,
             steps,
-            torch.as_tensor(guidance, dtype=torch.float32),
-            guide_fields,
+            torch.as_tensor(options.guidance, dtype=torch.float32),
+            options.guide_fields,
             generators,
-            progress=progress,
+            progress=options.progress,
         )
         with torch.no_grad():
             return self.model.decode(latents)[:, 0].float().cpu().numpy()
@@ -210,22 +212,9 @@ class GANPipeline(Pipeline):
     family = "gan"
 
     @torch.no_grad()
-    def sample(
-        self,
-        conditions: list[dict],
-        seeds: list[int],
-        *,
-        sampler: str = "ddim",
-        steps: int = 50,
-        guidance: float | list[float] = 3.0,
-        guide_fields: list[str] | None = None,
-        spatial: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> np.ndarray:
-        """Images (N, H, W) in [0, 1] in one forward pass; sampler, steps, guidance, spatial maps and label
-        maps do not apply to a GAN (it is conditioned on the attributes only)."""
-        self._check_request(conditions, seeds, spatial, labels)
+    def _sample(self, conditions: list[dict], seeds: list[int], options: SampleOptions) -> np.ndarray:
+        """One forward pass; sampler, steps, guidance, spatial maps and label maps do not apply to a GAN (it
+        is conditioned on the attributes only)."""
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         z = torch.stack([torch.randn(self.config.z_dim, generator=g) for g in generators]).to(self.device)
         noise = None
@@ -235,8 +224,8 @@ class GANPipeline(Pipeline):
         encoded = encode_conditions(conditions)
         categorical, continuous = encoded["categorical"].to(self.device), encoded["continuous"].to(self.device)
         images = self.model.generator(z, categorical, continuous, noise)
-        if progress:
-            progress(1, 1)
+        if options.progress:
+            options.progress(1, 1)
         return images[:, 0].float().clamp(0, 1).cpu().numpy()
 
 
@@ -257,27 +246,14 @@ class TranslationPipeline(Pipeline):
         one_hot = one_hot_labels(torch.from_numpy(labels)).to(self.device)
         return self.model.generator(one_hot, noise.to(self.device))[:, 0].float().clamp(0, 1).cpu().numpy()
 
-    def sample(
-        self,
-        conditions: list[dict],
-        seeds: list[int],
-        *,
-        sampler: str = "ddim",
-        steps: int = 50,
-        guidance: float | list[float] = 3.0,
-        guide_fields: list[str] | None = None,
-        spatial: np.ndarray | None = None,
-        labels: np.ndarray | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> np.ndarray:
+    def _sample(self, conditions: list[dict], seeds: list[int], options: SampleOptions) -> np.ndarray:
         """Images for label maps drawn by the caller (``generate`` draws them with the parametric model); the
         label map carries the layout and the attributes, so the other options do not apply."""
-        if labels is None:
+        if options.labels is None:
             raise InputError(None, "a translation model generates from label maps; use --layout phantom")
-        self._check_request(conditions, seeds, None, labels)
-        images = self.translate(labels, seeds)
-        if progress:
-            progress(1, 1)
+        images = self.translate(options.labels, seeds)
+        if options.progress:
+            options.progress(1, 1)
         return images
 
 
