@@ -117,6 +117,21 @@ def test_a_time_budget_ends_the_run_with_a_checkpoint_and_holds_over_resumes(pha
             api.train(phantom_prepared, tmp_path / "x", config="tiny", time_budget=bad)
 
 
+def test_under_a_time_budget_the_autoencoder_stage_yields_its_share(phantom_prepared, tmp_path):
+    common = ["train.steps=100000", "train.ae_steps=100000", "train.first_stage_share=0.4"]
+    common += ["train.checkpoint_every=100000", "train.sample_every=100000"]
+    run = tmp_path / "s"
+    api.train(phantom_prepared, run, config="tiny", set=common, time_budget=5)
+    rows = losses(run)
+    switch = open_checkpoint(run).state["plan"]["first_stage_end"]
+    assert 0 < switch < len(rows)
+    assert all("ae_l1" in r for r in rows[:switch]) and all("diffusion_loss" in r for r in rows[switch:])
+    assert (run / "checkpoints" / f"step-{switch:08d}").is_dir()  # a checkpoint at the switch
+    more = api.train(phantom_prepared, run, config="tiny", set=common, time_budget=7, resume=True)
+    rows = losses(run)
+    assert more["steps"] == len(rows) > switch and all("diffusion_loss" in r for r in rows[switch:])
+
+
 def test_run_folder_rules(phantom_prepared, tmp_path):
     api.train(phantom_prepared, tmp_path / "r", config="tiny", set=["train.steps=2", "train.ae_steps=1"])
     with pytest.raises(InputError, match="--resume"):

@@ -28,6 +28,7 @@ class TrainConfig(Config):
 
     steps: int = 1000  # with time_budget_s, the most steps the run may take
     time_budget_s: float = 0.0  # wall-clock budget over all resumes (0 = none): the run ends when it is spent
+    first_stage_share: float = 0.3  # with a budget: a two-stage family's first stage gets at most this share
     batch_size: int = 8
     accumulate: int = 1
     lr: float = 2e-4
@@ -64,6 +65,8 @@ class TrainConfig(Config):
             raise InputError(where, "train.steps, train.batch_size and train.accumulate must be ≥ 1")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(where, f"train.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if not 0 < self.first_stage_share < 1:
+            raise InputError(where, f"train.first_stage_share must be between 0 and 1, got {self.first_stage_share}")
         if not 0 <= self.time_budget_s < float("inf"):
             raise InputError(where, f"train.time_budget_s must be a finite number ≥ 0, got {self.time_budget_s}")
         if self.checkpoint_every < 1 or self.log_every < 1:

@@ -20,6 +20,7 @@ from mammosynth.training.loop import Phase, StepContext, Task
 class LDMTask(Task):
     family = "ldm"
     ema_modules: ClassVar[dict[str, tuple[str, ...]]] = {"ldm": ("unet", "conditions")}
+    first_stage_field = "ae_steps"
 
     def __init__(self, model_config: LDMConfig, train: TrainConfig, device: torch.device) -> None:
         super().__init__(model_config, train, device)

@@ -118,6 +118,10 @@ class Task:
     def phases(self, step: int) -> list[Phase]:
         raise NotImplementedError
 
+    # a two-stage family names the TrainConfig field that ends its first stage (the LDM: ``ae_steps``); under
+    # a time budget the trainer moves that switch earlier so the second stage gets its share of the time
+    first_stage_field: ClassVar[str | None] = None
+
     def ema_active(self, step: int) -> bool:
         return True
 
@@ -195,6 +199,7 @@ class Trainer:
         self.step = 0
         self.writer = None
         self.spent_before_s = 0.0  # wall time of the earlier sessions of a resumed run
+        self.plan: dict[str, int] = {}  # schedule decisions taken under a time budget (saved, replayed on resume)
         self.session_started: float | None = None
 
     # --- state -------------------------------------------------------------------------------------
@@ -221,6 +226,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "world": self.world,
             "elapsed_s": round(self.elapsed_s(), 3),
+            "plan": dict(self.plan),
         }
 
     def save(self) -> Path:
@@ -264,6 +270,24 @@ class Trainer:
             self.scaler.load_state_dict(checkpoint.state["scaler"])
         self.step = checkpoint.step
         self.spent_before_s = float(checkpoint.state.get("elapsed_s", 0.0))
+        self.plan = dict(checkpoint.state.get("plan") or {})
+        if "first_stage_end" in self.plan and self.task.first_stage_field:
+            setattr(self.cfg, self.task.first_stage_field, self.plan["first_stage_end"])
+
+    def _plan_stages(self) -> bool:
+        """Under a time budget, end a two-stage family's first stage once ``train.first_stage_share`` of the
+        budget is spent (if ``train.<field>`` has not ended it already). The decision is recorded in the
+        plan and a checkpoint is taken at the switch, so a resume replays it. Returns whether it switched."""
+        field = self.task.first_stage_field
+        if not field or self.cfg.time_budget_s <= 0 or "first_stage_end" in self.plan:
+            return False
+        if self.step >= getattr(self.cfg, field):
+            return False
+        if self.elapsed_s() < self.cfg.first_stage_share * self.cfg.time_budget_s:
+            return False
+        self.plan["first_stage_end"] = self.step
+        setattr(self.cfg, field, self.step)
+        return True
 
     def elapsed_s(self) -> float:
         """Wall time this run has trained, over every session (what ``train.time_budget_s`` limits)."""
@@ -364,6 +388,7 @@ class Trainer:
                     log_file.write(json.dumps({"step": step, **{k: round(v, 8) for k, v in logs.items()}}) + "\n")
                     elapsed = time.perf_counter() - started
                     speed = (self.step - start_step) * images_per_step / max(elapsed, 1e-9)
+                    switched = self._plan_stages()
                     last = self.step == self.cfg.steps or self.budget_spent()
                     if self.step % self.cfg.log_every == 0 or last:
                         log_file.flush()
@@ -373,7 +398,7 @@ class Trainer:
                         self.progress(self.step, self.planned_steps(start_step), status)
                     if self.step % self.cfg.sample_every == 0 or last:
                         self._sample_grid(batches[0])
-                    if (self.step % self.cfg.checkpoint_every == 0 or last) and self.rank == 0:
+                    if (self.step % self.cfg.checkpoint_every == 0 or last or switched) and self.rank == 0:
                         self.save()
         finally:
             if pool:
