@@ -46,7 +46,11 @@ class GANTask(AdversarialTask):
         key = ("fake", ctx.micro)
         if key not in ctx.scratch:
             _, cond, z, noise = self._inputs(batch, ctx)
-            ctx.scratch[key] = self.model.generator(z, cond["categorical"], cond["continuous"], noise)
+            fake = self.model.generator(z, cond["categorical"], cond["continuous"], noise)
+            # the discriminator judges what the pipeline returns (clamped to [0, 1]): a background of small
+            # positive values, invisible to it before, is now told from the real images' exact black; the
+            # gradient passes straight through the clamp so the generator still learns where it is clipped
+            ctx.scratch[key] = fake + (fake.clamp(0, 1) - fake).detach()
         return ctx.scratch.pop(key) if release else ctx.scratch[key]
 
     def _augment(self, images: torch.Tensor, ctx: StepContext) -> torch.Tensor:
