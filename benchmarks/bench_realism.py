@@ -37,7 +37,10 @@ from mammosynth.models.conditioning import conditions_from_record
 from mammosynth.training.checkpoint import open_checkpoint
 from mammosynth.training.loop import make_grid
 
-CONFIGS = {"gan": {64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"}}
+CONFIGS = {
+    "gan": {64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
+    "ldm": {128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
+}  # translation needs a label map per image: not in this benchmark yet
 
 
 def prepared_sets(args: argparse.Namespace) -> dict[str, Path]:
@@ -62,7 +65,8 @@ def sample(checkpoint: Path, records: list, repeat: int) -> np.ndarray:
     out = []
     for start in range(0, len(conditions), 32):
         chunk = conditions[start : start + 32]
-        out.append(pipeline.sample(chunk, [10_000_000 + start + k for k in range(len(chunk))]))
+        seeds = [10_000_000 + start + k for k in range(len(chunk))]
+        out.append(pipeline.sample(chunk, seeds, sampler="ddim", steps=30))  # a GAN ignores the sampler
     return np.concatenate(out)
 
 
@@ -84,6 +88,8 @@ def conditions_csv(records: list, path: Path, repeat: int) -> Path:
 
 def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace) -> dict:
     run = args.work / f"run-{name}-{family}-{args.size}"
+    if args.config is None and args.size not in CONFIGS.get(family, {}):
+        raise SystemExit(f"no preset for {family} at {args.size} px in this benchmark; pass --config")
     config = CONFIGS[family][args.size] if args.config is None else args.config
     started = time.perf_counter()
     trained = api.train(
@@ -117,7 +123,7 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
     final = checkpoints[-1]
     generated = args.work / f"generated-{name}-{family}-{args.size}"
     table = conditions_csv(records, args.work / f"conditions-{name}.csv", args.repeat)
-    api.generate(final, generated, model=family, conditions=table, seed=1, overwrite=True)
+    api.generate(final, generated, model=family, conditions=table, seed=1, steps=30, overwrite=True)
     evaluation = evaluate_sets(
         prepared,
         generated,
