@@ -372,7 +372,10 @@ class Trainer:
         recent: list[float] = []
         try:
             with open(losses_path, "a") as log_file:
-                while self.step < self.cfg.steps and not self.budget_spent():
+                # the budget is read once per step (``last``): a second read could find it spent just after a step
+                # that was not saved as the last one, and the run would end without its final checkpoint
+                last = self.step >= self.cfg.steps or self.budget_spent()
+                while not last:
                     step = self.step
                     batches = pending.result() if pending else self._batches(step)
                     if pool and step + 1 < self.cfg.steps:
