@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_realism.py --datasets mias --size 128 --budget 60m --families gan
     .venv/bin/python benchmarks/bench_realism.py --prepared PREPARED --size 64 --budget 3m --families gan
+    .venv/bin/python benchmarks/bench_realism.py --datasets mias --size 128 --budget 60m --families "gan>upscale"
 
 Each dataset is prepared with patient-level train / val / test splits (``prepare``; mini-MIAS keeps the two
 films of a woman together, cc-cesm has one image per woman). Every family trains on the **train** split only,
@@ -13,6 +14,10 @@ AUC (95 % interval) against training minutes. The last checkpoint is written as 
 the whole ``evaluate`` (moments KS, power-spectrum β, copies …) against the same held-out patients, and a
 grid of real held-out images above synthetic ones is saved. Results: ``<out>/realism-<dataset>-<size>.json``
 and ``<out>/grid-<dataset>-<family>-<size>.png``.
+
+A cascade ``BASE>upscale`` shares the budget: the base family trains at ``size / 2`` for ``--cascade-share`` of
+it (its curve: C2ST against the held-out images reduced to its size), then the super-resolution stage trains on
+random crops at ``size`` for the rest (its curve: the final base followed by each stage checkpoint, at ``size``).
 
 Nothing here selects on the held-out splits: presets and settings were chosen on the demo's phantoms.
 """
@@ -27,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mammosynth import api
 from mammosynth.evaluate.c2st import two_sample_test
@@ -34,12 +40,15 @@ from mammosynth.evaluate.suite import evaluate_sets, load_images, select_split
 from mammosynth.generate.pipeline import load_pipeline
 from mammosynth.io.images import write_png
 from mammosynth.models.conditioning import conditions_from_record
+from mammosynth.models.upscale import downsample
 from mammosynth.training.checkpoint import open_checkpoint
+from mammosynth.training.config import parse_duration
 from mammosynth.training.loop import make_grid
 
 CONFIGS = {
     "gan": {64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
     "ldm": {128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
+    "upscale": {128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
 }  # translation needs a label map per image: not in this benchmark yet
 
 
@@ -59,8 +68,8 @@ def held_out(prepared: Path, splits: str) -> tuple[np.ndarray, list]:
     return images, records
 
 
-def sample(checkpoint: Path, records: list, repeat: int) -> np.ndarray:
-    pipeline = load_pipeline(str(checkpoint))
+def sample(checkpoint: Path, records: list, repeat: int, upscale: Path | None = None) -> np.ndarray:
+    pipeline = load_pipeline(str(checkpoint), upscale=upscale)
     conditions = [conditions_from_record(r) for r in records] * repeat
     out = []
     for start in range(0, len(conditions), 32):
@@ -86,61 +95,94 @@ def conditions_csv(records: list, path: Path, repeat: int) -> Path:
     return path
 
 
-def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace) -> dict:
-    run = args.work / f"run-{name}-{family}-{args.size}"
-    if args.config is None and args.size not in CONFIGS.get(family, {}):
-        raise SystemExit(f"no preset for {family} at {args.size} px in this benchmark; pass --config")
-    config = CONFIGS[family][args.size] if args.config is None else args.config
-    started = time.perf_counter()
+def train_stage(name: str, prepared: Path, family: str, size: int, budget: float, args) -> tuple[Path, dict, str]:
+    run = args.work / f"run-{name}-{family}-{size}"
+    if args.config is None and size not in CONFIGS.get(family, {}):
+        raise SystemExit(f"no preset for {family} at {size} px in this benchmark; pass --config")
+    config = CONFIGS[family][size] if args.config is None else args.config
+    checkpoints = sorted((run / "checkpoints").glob("step-*"))
+    if args.reuse and checkpoints:  # trained before (e.g. by hand, with the same settings): measure it again
+        state = open_checkpoint(checkpoints[-1]).state
+        return run, {"steps": checkpoints[-1].name, "stopped_by": "reused", "elapsed_s": state["elapsed_s"]}, config
     trained = api.train(
         prepared,
         run,
         model=family,
         config=config,
         set=[f"train.checkpoint_every={args.checkpoint_every}", "train.keep_checkpoints=1000", *args.set],
-        time_budget=args.budget,
+        time_budget=budget,
         overwrite=True,
     )
-    train_s = time.perf_counter() - started
+    return run, trained, config
+
+
+def curve_point(checkpoint: Path, real: np.ndarray, synthetic: np.ndarray, patients: list, offset_s: float) -> dict:
+    state = open_checkpoint(checkpoint).state
+    c2st = two_sample_test(real, synthetic, patients, work_px=min(128, real.shape[-1]), seed=0)
+    return {
+        "step": int(checkpoint.name.split("-")[1]),
+        "minutes": round((offset_s + state.get("elapsed_s", 0.0)) / 60, 2),
+        "c2st_auc": round(c2st["auc"], 3),
+        "c2st_ci95": [round(x, 3) for x in c2st["auc_ci95"]],
+        "n_real": c2st["real_images"],
+    }
+
+
+def reduce(images: np.ndarray, factor: int) -> np.ndarray:
+    """Held-out images shrunk as ``prepare`` (and the training loader) shrink them (Lanczos)."""
+    return downsample(torch.from_numpy(images)[:, None], factor)[:, 0].numpy()
+
+
+def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace) -> dict:
+    """Train ``family`` (or a cascade ``BASE>upscale``) within the budget; its curve and final evaluation."""
+    base, _, refiner = family.partition(">")
+    budget = parse_duration(args.budget)
+    share = args.cascade_share if refiner else 1.0
+    base_size = args.size // 2 if refiner else args.size
+    started = time.perf_counter()
     real, records = held_out(prepared, args.real_split)
     patients = [r.patient_key for r in records]
+    base_real = reduce(real, args.size // base_size) if refiner else real
+    run, trained, config = train_stage(name, prepared, base, base_size, share * budget, args)
     curve = []
     checkpoints = sorted((run / "checkpoints").glob("step-*"))
     for checkpoint in checkpoints:
-        state = open_checkpoint(checkpoint).state
         synthetic = sample(checkpoint, records, args.repeat)
-        c2st = two_sample_test(real, synthetic, patients, work_px=min(128, args.size), seed=0)
-        curve.append(
-            {
-                "step": int(checkpoint.name.split("-")[1]),
-                "minutes": round(state.get("elapsed_s", 0.0) / 60, 2),
-                "c2st_auc": round(c2st["auc"], 3),
-                "c2st_ci95": [round(x, 3) for x in c2st["auc_ci95"]],
-                "n_real": c2st["real_images"],
-            }
-        )
+        curve.append({"stage": base, **curve_point(checkpoint, base_real, synthetic, patients, 0.0)})
         print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
-    final = checkpoints[-1]
-    generated = args.work / f"generated-{name}-{family}-{args.size}"
+    final, stage, stage_trained = checkpoints[-1], None, None
+    if refiner:
+        stage_run, stage_trained, stage_config = train_stage(
+            name, prepared, refiner, args.size, budget - trained["elapsed_s"], args
+        )
+        config = f"{config}>{stage_config}"
+        for checkpoint in sorted((stage_run / "checkpoints").glob("step-*")):
+            synthetic = sample(final, records, args.repeat, upscale=checkpoint)
+            curve.append({"stage": refiner, **curve_point(checkpoint, real, synthetic, patients, trained["elapsed_s"])})
+            print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
+        stage = sorted((stage_run / "checkpoints").glob("step-*"))[-1]
+    train_s = time.perf_counter() - started
+    tag = family.replace(">", "-")
+    generated = args.work / f"generated-{name}-{tag}-{args.size}"
     table = conditions_csv(records, args.work / f"conditions-{name}.csv", args.repeat)
-    api.generate(final, generated, model=family, conditions=table, seed=1, steps=30, overwrite=True)
+    api.generate(final, generated, model=base, conditions=table, seed=1, steps=30, upscale=stage, overwrite=True)
     evaluation = evaluate_sets(
         prepared,
         generated,
-        args.work / f"evaluation-{name}-{family}-{args.size}",
+        args.work / f"evaluation-{name}-{tag}-{args.size}",
         real_split=args.real_split,
         overwrite=True,
         seed=0,
     )
-    synthetic = sample(final, records[:8], 1)
+    synthetic = sample(final, records[:8], 1, upscale=stage)
     grid = make_grid(np.concatenate([real[:8], synthetic]), columns=8)
-    write_png(args.out / f"grid-{name}-{family}-{args.size}.png", grid, bits=8)
+    write_png(args.out / f"grid-{name}-{tag}-{args.size}.png", grid, bits=8)
     fidelity = evaluation["fidelity"]
     return {
         "family": family,
         "config": config,
         "train_seconds": round(train_s, 1),
-        "steps": trained["steps"],
+        "steps": [trained["steps"], *([stage_trained["steps"]] if stage_trained else [])],
         "stopped_by": trained["stopped_by"],
         "curve": curve,
         "final": {
@@ -163,7 +205,9 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="a config instead of the family's preset for --size")
     parser.add_argument("--set", action="append", default=[], help="config override (repeatable)")
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--budget", default="60m")
+    parser.add_argument("--budget", default="60m", help="training wall time per family (a cascade's stages share it)")
+    parser.add_argument("--reuse", action="store_true", help="measure runs already in --work instead of training")
+    parser.add_argument("--cascade-share", type=float, default=2 / 3, help="a cascade's base stage's share")
     parser.add_argument("--checkpoint-every", type=int, default=1000)
     parser.add_argument("--real-split", default="val,test", help="held-out splits (nothing selects on val here)")
     parser.add_argument("--repeat", type=int, default=2, help="synthetic images per held-out image")

@@ -262,7 +262,15 @@ def test_every_family_is_declared_once_and_every_pipeline_has_one_sample_signatu
     assert inspect.Parameter.VAR_KEYWORD not in kinds and inspect.Parameter.VAR_POSITIONAL not in kinds
     for name, spec in FAMILIES.items():
         assert task_class(name).family == name and model_config_class(name) is spec.config_class()
-    with pytest.raises(InputError, match="unknown model family 'vae'; known: ldm, gan, translation, verifier"):
+    with pytest.raises(InputError, match="unknown model family 'vae'; known: ldm, gan, translation, upscale, verifier"):
         family("vae")
     with pytest.raises(InputError, match="does not generate images"):
         family("verifier").pipeline_class()
+    from mammosynth.families import refiner_names
+    from mammosynth.generate.pipeline import Trained
+
+    for name in refiner_names():  # a refiner is a trained network of its family that is not a generator
+        refiner = family(name).refiner_class()
+        assert issubclass(refiner, Trained) and not issubclass(refiner, Pipeline) and refiner.family == name
+    with pytest.raises(InputError, match="does not refine images; refiners: upscale"):
+        family("gan").refiner_class()

@@ -36,7 +36,7 @@ def losses(run) -> list[dict]:
 
 
 def test_presets_load_for_every_family():
-    for family in ("ldm", "verifier"):
+    for family in ("ldm", "verifier", "upscale"):
         for preset in PRESETS:
             cfg = load_config(family, preset)
             assert cfg["train"].steps > 0 and cfg["model"].image_size in (32, 128, 256, 512)

@@ -352,12 +352,14 @@ def generate(
     orientation: str = "standard",
     verify: str | Path | None = None,
     max_attempts: int = 5,
+    upscale: str | Path | list[str | Path] | None = None,
     overwrite: bool = False,
     device: str = "auto",
     progress: Progress = None,
 ) -> dict:
     """Generate ``n`` images (or one per row of a ``conditions`` CSV) into a dataset folder ``out`` with a
-    trained ``ldm`` or ``gan`` (``model`` checks the checkpoint's family; default: whatever it is)."""
+    trained generator (``model`` checks the checkpoint's family; default: whatever it is), followed by the
+    super-resolution stages in ``upscale`` when given."""
     from mammosynth.generate import generate_dataset
 
     flags = {
@@ -388,6 +390,7 @@ def generate(
         orientation=orientation,
         verify=verify,
         max_attempts=max_attempts,
+        upscale=upscale,
         overwrite=overwrite,
         device=device,
         progress=progress,
@@ -531,6 +534,7 @@ def expand(
     layout: str = "none",
     batch_size: int = 8,
     max_attempts: int = 5,
+    upscale: str | Path | list[str | Path] | None = None,
     dry_run: bool = False,
     evaluate: bool = False,
     overwrite: bool = False,
@@ -559,6 +563,7 @@ def expand(
         layout=layout,
         batch_size=batch_size,
         max_attempts=max_attempts,
+        upscale=upscale,
         dry_run=dry_run,
         evaluate=evaluate,
         overwrite=overwrite,

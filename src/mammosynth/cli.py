@@ -201,7 +201,9 @@ def inspect(
 def train(
     data: Annotated[Path, typer.Argument(help="A prepared dataset folder (mammosynth prepare or phantom + prepare).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, losses.jsonl, tensorboard/, samples/.")],
-    model: Annotated[str, typer.Option(help="Model family: ldm, gan, translation or verifier.")] = "ldm",
+    model: Annotated[
+        str, typer.Option(help="Model family: ldm, gan, translation, upscale (super-resolution) or verifier.")
+    ] = "ldm",
     config: Annotated[str, typer.Option(help="Preset (tiny, cpu-128, gpu-256, gpu-512) or a YAML file.")] = "tiny",
     set: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. train.steps=200 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's newest checkpoint.")] = False,
@@ -211,7 +213,8 @@ def train(
         str | None, typer.Option(help="Wall-clock budget over all resumes, e.g. 45m or 1.5h (train.steps is the cap).")
     ] = None,
 ) -> None:
-    """Train a generator or the lesion verifier; checkpoints are atomic and --resume continues exactly."""
+    """Train a generator, a super-resolution stage or the lesion verifier (atomic checkpoints; --resume
+    continues exactly)."""
     with progress_bar(f"train {model}") as update:
         result = api.train(
             data,
@@ -254,6 +257,10 @@ def generate(
     orientation: Annotated[str, typer.Option(help="standard (chest wall left) or native (R mirrored).")] = "standard",
     verify: Annotated[Path | None, typer.Option(help="Verifier checkpoint: reject and resample bad lesions.")] = None,
     max_attempts: Annotated[int, typer.Option(help="Samples per image at most with --verify.")] = 5,
+    upscale: Annotated[
+        list[Path] | None,
+        typer.Option(help="Super-resolution checkpoint to follow the generator with (repeatable: a cascade)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
@@ -284,6 +291,7 @@ def generate(
             orientation=orientation,
             verify=verify,
             max_attempts=max_attempts,
+            upscale=upscale,
             overwrite=overwrite,
             device=device,
             progress=update,
@@ -455,6 +463,10 @@ def expand(
     layout: Annotated[str, typer.Option(help="none or phantom (a drawn label map per image).")] = "none",
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 8,
     max_attempts: Annotated[int, typer.Option(help="Samples per image at most before giving up on it.")] = 5,
+    upscale: Annotated[
+        list[Path] | None,
+        typer.Option(help="Super-resolution checkpoint to follow the generator with (repeatable: a cascade)."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
     evaluate: Annotated[
         bool, typer.Option(help="Evaluate the synthetic images against the dataset (report in OUT/evaluation).")
@@ -487,6 +499,7 @@ def expand(
             layout=layout,
             batch_size=batch_size,
             max_attempts=max_attempts,
+            upscale=upscale,
             evaluate=evaluate,
             overwrite=overwrite,
             device=device,

@@ -33,10 +33,15 @@ class Family:
     pipeline: str | None = None  # None: the family does not generate images (the lesion verifier)
     needs_layout: bool = False  # generates from a drawn label map only (``generate --layout phantom``)
     follows_layout: bool = False  # can follow a drawn layout (label map or spatial channels)
+    refiner: str | None = None  # an image → image stage applied after any generator (``--upscale``)
 
     @property
     def generates(self) -> bool:
         return self.pipeline is not None
+
+    @property
+    def refines(self) -> bool:
+        return self.refiner is not None
 
     def config_class(self) -> type:
         return _load(self.config)
@@ -51,6 +56,13 @@ class Family:
         if self.pipeline is None:
             raise InputError(None, f"a {self.name!r} model does not generate images; generators: {_names()}")
         return _load(self.pipeline)
+
+    def refiner_class(self) -> type:
+        if self.refiner is None:
+            raise InputError(
+                None, f"a {self.name!r} model does not refine images; refiners: {', '.join(refiner_names())}"
+            )
+        return _load(self.refiner)
 
 
 FAMILIES: dict[str, Family] = {
@@ -84,6 +96,14 @@ FAMILIES: dict[str, Family] = {
             follows_layout=True,
         ),
         Family(
+            "upscale",
+            "super-resolution: adds high-resolution texture to any generator's images (a cascade's last stage)",
+            "mammosynth.models.upscale:UpscaleConfig",
+            "mammosynth.models.upscale:Upscaler",
+            "mammosynth.training.upscale:UpscaleTask",
+            refiner="mammosynth.generate.pipeline:UpscaleStage",
+        ),
+        Family(
             "verifier",
             "lesion verifier: finds a requested lesion's kind and place (checks generators, not one)",
             "mammosynth.models.verifier:VerifierConfig",
@@ -113,3 +133,8 @@ def family(name: str) -> Family:
 def generator_names() -> tuple[str, ...]:
     """Families that generate images, in registry order."""
     return tuple(name for name, f in FAMILIES.items() if f.generates)
+
+
+def refiner_names() -> tuple[str, ...]:
+    """Families that refine another family's images, in registry order."""
+    return tuple(name for name, f in FAMILIES.items() if f.refines)

@@ -125,6 +125,7 @@ def expand_dataset(
     layout: str = "none",
     batch_size: int = 8,
     max_attempts: int = 5,
+    upscale: str | Path | list[str | Path] | None = None,
     dry_run: bool = False,
     evaluate: bool = False,
     overwrite: bool = False,
@@ -133,7 +134,8 @@ def expand_dataset(
 ) -> dict:
     """Plan, generate and write an expanded dataset (see the module docstring); returns the summary that is
     also written to ``out/expand.json``. ``dry_run`` returns the plan and writes nothing; ``evaluate`` runs
-    the evaluation of the synthetic images against the dataset (``out/evaluation/``, summary in the card)."""
+    the evaluation of the synthetic images against the dataset (``out/evaluation/``, summary in the card);
+    ``upscale`` follows the generator with super-resolution stages (their checkpoints, in order)."""
     for name in formats:
         if name not in FORMATS:
             raise InputError(None, f"unknown output format {name!r}; known: {', '.join(FORMATS)}")
@@ -155,7 +157,7 @@ def expand_dataset(
     }
     if dry_run:
         return summary
-    pipeline = load_pipeline(str(checkpoint), device)
+    pipeline = load_pipeline(str(checkpoint), device, upscale=upscale)
     if pipeline.uses_labels and layout == "none":
         layout = "phantom"
     real_size = image_size(source.image_path(source.records[0]))

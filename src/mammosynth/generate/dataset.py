@@ -56,11 +56,13 @@ def generate_dataset(
     max_attempts: int = 5,
     threshold: float = 0.5,
     start: int = 0,
+    upscale: str | Path | list[str | Path] | None = None,
     overwrite: bool = False,
     device: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Generate images for a conditioning spec into a new dataset folder ``out``.
+    """Generate images for a conditioning spec into a new dataset folder ``out``; ``upscale`` (one or more
+    super-resolution checkpoints) follows the generator with them (a cascade: images at the last one's size).
 
     Image ``i`` (counting from ``start``) uses seed ``attempt_seed(seed, i, attempt)``; with ``verify`` (a
     verifier checkpoint) a rejected image is resampled with the next attempt's seed, up to
@@ -77,7 +79,7 @@ def generate_dataset(
         if name not in guidable:
             raise InputError(None, f"cannot guide {name!r}; guidable fields: {', '.join(guidable)}")
     rows = condition_rows(n, conditions, table)
-    pipeline = load_pipeline(str(checkpoint), device, family=model)
+    pipeline = load_pipeline(str(checkpoint), device, family=model, upscale=upscale)
     if pipeline.uses_labels and layout == "none":
         layout = "phantom"  # a translator generates from label maps: draw them with the parametric model
     size, spacing = pipeline.size, pipeline.spacing_mm

@@ -1,10 +1,14 @@
-"""Latent diffusion pipeline: load a checkpoint, sample images for per-image conditions and seeds, and
-inpaint (insert or remove a lesion) inside a mask while leaving every other pixel untouched."""
+"""Pipelines: load a generator's checkpoint and sample images for per-image conditions and seeds (one
+``sample`` signature for every family); the latent diffusion one also inpaints (insert or remove a lesion)
+inside a mask while leaving every other pixel untouched. A :class:`Cascade` follows any generator with
+super-resolution stages (:class:`UpscaleStage`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,20 +38,12 @@ class SampleOptions:
     progress: Callable[[int, int], None] | None = None
 
 
-class Pipeline:
-    """A trained generator ready to sample; what every family's pipeline shares: open the checkpoint of
-    its family, build the network from the saved config (both named in :mod:`mammosynth.families`), load
-    its (EMA) weights onto the device, describe itself for provenance, and one ``sample`` signature::
-
-        sample(conditions, seeds, *, sampler, steps, guidance, guide_fields, spatial, labels, progress)
-
-    ``conditions`` and ``seeds`` have one entry per image and an image depends on its seed alone, not on its
-    batch-mates. A family ignores the options it has no use for (a GAN has no sampler, steps or guidance and
-    does not follow spatial maps) and refuses what it cannot do without (a translator needs ``labels``).
-    """
+class Trained:
+    """A trained network ready to use: open the checkpoint of its family, build the network from the saved
+    config (both named in :mod:`mammosynth.families`), load its (EMA) weights onto the device and describe
+    itself for provenance."""
 
     family = ""
-    uses_sampler = False
 
     def __init__(self, checkpoint: str, device: str = "auto") -> None:
         spec = family_of(self.family)
@@ -60,7 +56,6 @@ class Pipeline:
         self.model_id = self.checkpoint.hash()
         self.size = self.config.image_size
         self.spacing_mm = (self.checkpoint.state.get("data") or {}).get("spacing_mm")
-        self.uses_labels = spec.needs_layout
 
     def describe(self) -> dict:
         return {
@@ -71,6 +66,24 @@ class Pipeline:
             "image_size": self.size,
             "trained_on": self.checkpoint.state.get("data"),
         }
+
+
+class Pipeline(Trained):
+    """A trained generator ready to sample; what every family's pipeline shares, with one ``sample``
+    signature::
+
+        sample(conditions, seeds, *, sampler, steps, guidance, guide_fields, spatial, labels, progress)
+
+    ``conditions`` and ``seeds`` have one entry per image and an image depends on its seed alone, not on its
+    batch-mates. A family ignores the options it has no use for (a GAN has no sampler, steps or guidance and
+    does not follow spatial maps) and refuses what it cannot do without (a translator needs ``labels``).
+    """
+
+    uses_sampler = False
+
+    def __init__(self, checkpoint: str, device: str = "auto") -> None:
+        super().__init__(checkpoint, device)
+        self.uses_labels = family_of(self.family).needs_layout
 
     def sample(
         self,
@@ -257,12 +270,108 @@ class TranslationPipeline(Pipeline):
         return images
 
 
-def load_pipeline(checkpoint: str, device: str = "auto", family: str | None = None) -> Pipeline:
-    """The pipeline for a checkpoint's family (or check it is ``family``)."""
+class UpscaleStage(Trained):
+    """A trained super-resolution stage (its EMA generator): images (N, h, h) → (N, h·f, h·f), one noise
+    image per seed, drawn from a stream of that seed that no generator uses."""
+
+    family = "upscale"
+
+    def __init__(self, checkpoint: str, device: str = "auto") -> None:
+        super().__init__(checkpoint, device)
+        self.input_size = self.config.input_size
+
+    @torch.no_grad()
+    def refine(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 3 or images.shape[1:] != (self.input_size, self.input_size) or len(images) != len(seeds):
+            raise InputError(
+                self.checkpoint.folder,
+                f"this stage enlarges {len(seeds)} images of {self.input_size}×{self.input_size}, got {images.shape}",
+            )
+        shape = (1, self.size, self.size)
+        noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(stage_seed(s))) for s in seeds])
+        low = torch.from_numpy(images)[:, None].to(self.device)
+        return self.model.generator(low, noise.to(self.device))[:, 0].float().clamp(0, 1).cpu().numpy()
+
+
+def stage_seed(seed: int) -> int:
+    """The seed of an image's super-resolution noise: a function of the image's seed alone, apart from the
+    stream its generator draws from."""
+    return int(np.random.SeedSequence([int(seed), 0x5AFE]).generate_state(1, dtype=np.uint32)[0])
+
+
+class Cascade(Pipeline):
+    """A generator followed by super-resolution stages, sampled as one pipeline at the last stage's size.
+
+    Label maps and spatial maps are given at the cascade's size and reduced to the generator's; every
+    stage's noise is a function of the image's seed, so an image still depends on its seed alone.
+    """
+
+    def __init__(self, base: Pipeline, stages: Sequence[UpscaleStage]) -> None:  # no checkpoint of its own
+        size = base.size
+        for stage in stages:
+            if stage.input_size != size:
+                raise InputError(
+                    stage.checkpoint.folder,
+                    f"this stage enlarges {stage.input_size} px images, the stage before it makes {size} px",
+                )
+            size = stage.size
+        self.base, self.stages = base, list(stages)
+        self.family, self.uses_sampler, self.uses_labels = base.family, base.uses_sampler, base.uses_labels
+        self.device, self.size = base.device, size
+        self.spacing_mm = base.spacing_mm * base.size / size if base.spacing_mm else None
+        chain = "+".join([base.model_id, *(s.model_id for s in self.stages)])
+        self.model_id = hashlib.sha256(chain.encode()).hexdigest()[: len(base.model_id)]
+
+    def describe(self) -> dict:
+        return {
+            **self.base.describe(),
+            "model_id": self.model_id,
+            "image_size": self.size,
+            "generator": self.base.describe(),
+            "refined_by": [s.describe() for s in self.stages],
+        }
+
+    def _sample(self, conditions: list[dict], seeds: list[int], options: SampleOptions) -> np.ndarray:
+        factor = self.size // self.base.size
+        labels, spatial = options.labels, options.spatial
+        if labels is not None:
+            labels = np.asarray(labels)[:, factor // 2 :: factor, factor // 2 :: factor]
+        if spatial is not None:
+            spatial = np.asarray(spatial, dtype=np.float32)
+            spatial = spatial.reshape(*spatial.shape[:-2], self.base.size, factor, self.base.size, factor).mean(
+                (-3, -1)
+            )
+        images = self.base._sample(conditions, seeds, replace(options, labels=labels, spatial=spatial))
+        for stage in self.stages:
+            images = stage.refine(images, seeds)
+        return images
+
+
+def load_pipeline(
+    checkpoint: str,
+    device: str = "auto",
+    family: str | None = None,
+    upscale: str | Path | Sequence[str | Path] | None = None,
+) -> Pipeline:
+    """The pipeline for a checkpoint's family (or check it is ``family``), followed by the super-resolution
+    stages in ``upscale`` (checkpoints, in order) when given."""
     found = open_checkpoint(checkpoint, family=family).family
     spec = family_of(found)
     if not spec.generates:
         raise InputError(
             checkpoint, f"a {found!r} checkpoint cannot generate images; generators: {', '.join(generator_names())}"
         )
-    return spec.pipeline_class()(checkpoint, device)
+    pipeline = spec.pipeline_class()(checkpoint, device)
+    if not upscale:
+        return pipeline
+    paths = [upscale] if isinstance(upscale, str | Path) else list(upscale)
+    stages = []
+    for path in paths:
+        stage_family = family_of(open_checkpoint(str(path)).family)
+        if not stage_family.refines:
+            raise InputError(
+                path, f"--upscale needs a super-resolution checkpoint, this is a {stage_family.name!r} one"
+            )
+        stages.append(stage_family.refiner_class()(str(path), device))
+    return Cascade(pipeline, stages)

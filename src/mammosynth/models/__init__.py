@@ -8,6 +8,7 @@ from mammosynth.models.base import Config
 from mammosynth.models.gan import ConditionalGAN, GANConfig
 from mammosynth.models.ldm import LatentDiffusion, LDMConfig
 from mammosynth.models.translation import LabelTranslator, TranslationConfig
+from mammosynth.models.upscale import UpscaleConfig, Upscaler
 from mammosynth.models.verifier import LesionVerifier, VerifierConfig
 
 
@@ -28,6 +29,8 @@ __all__ = [
     "LatentDiffusion",
     "LesionVerifier",
     "TranslationConfig",
+    "UpscaleConfig",
+    "Upscaler",
     "VerifierConfig",
     "build_model",
     "model_config_class",

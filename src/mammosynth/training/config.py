@@ -58,6 +58,8 @@ class TrainConfig(Config):
     diff_augment: bool = True
     l1_weight: float = 100.0  # translation: L1 to the real image
     feature_weight: float = 10.0  # translation: discriminator feature matching
+    pixel_weight: float = 0.0  # upscale: L1 to the real crop at full resolution (weak: what the input predicts)
+    spectrum_weight: float = 0.0  # upscale: L1 between output's and real crop's ring-averaged log power spectra
     prefetch: bool = True
 
     def check(self, where: str) -> TrainConfig:

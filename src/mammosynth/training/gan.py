@@ -10,6 +10,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from mammosynth.models.clamp import clamp_toward_range
 from mammosynth.models.conditioning import drop_conditions
 from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment
 from mammosynth.training.config import TrainConfig
@@ -49,8 +50,9 @@ class GANTask(AdversarialTask):
             fake = self.model.generator(z, cond["categorical"], cond["continuous"], noise)
             # the discriminator judges what the pipeline returns (clamped to [0, 1]): a background of small
             # positive values, invisible to it before, is now told from the real images' exact black; the
-            # gradient passes straight through the clamp so the generator still learns where it is clipped
-            ctx.scratch[key] = fake + (fake.clamp(0, 1) - fake).detach()
+            # gradient passes the clamp back toward [0, 1], so the generator learns where it is clipped
+            # without clipped pixels drifting away for ever (mammosynth.models.clamp)
+            ctx.scratch[key] = clamp_toward_range(fake)
         return ctx.scratch.pop(key) if release else ctx.scratch[key]
 
     def _augment(self, images: torch.Tensor, ctx: StepContext) -> torch.Tensor:
