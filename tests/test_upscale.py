@@ -148,3 +148,12 @@ def test_the_clamp_passes_gradients_only_back_toward_the_range():
     x.grad = None
     clamp_toward_range(x).sum().backward()  # … and darker: the clipped-black ones stay where they are
     assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+
+
+def test_a_cascade_image_is_remade_bit_for_bit(gan_32, stage_64, tmp_path):
+    out = tmp_path / "gen"
+    api.generate(gan_32, out, n=3, lesion="none", seed=4, upscale=[stage_64], batch_size=2)
+    row = load_dataset(out).records[2].image_id
+    assert api.regenerate(out, row, checkpoint=gan_32, upscale=[stage_64])["identical"]
+    with pytest.raises(InputError, match="the image was made by"):  # the generator alone is another model
+        api.regenerate(out, row, checkpoint=gan_32)

@@ -578,12 +578,13 @@ def regenerate(
     checkpoint: str | Path | None = None,
     out: str | Path | None = None,
     device: str = "auto",
+    upscale: str | Path | list[str | Path] | None = None,
 ) -> dict:
     """Remake one synthetic image from its provenance and say whether it is bit-identical to the stored one.
     See :func:`mammosynth.export.regenerate.regenerate`."""
     from mammosynth.export.regenerate import regenerate as remake
 
-    return remake(folder, row, checkpoint=checkpoint, out=out, device=device)
+    return remake(folder, row, checkpoint=checkpoint, out=out, device=device, upscale=upscale)
 
 
 def create_study(

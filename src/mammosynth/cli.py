@@ -546,9 +546,12 @@ def regenerate(
     model: Annotated[Path | None, typer.Option(help="The checkpoint (default: the one the expansion used).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the remade image here (PNG).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    upscale: Annotated[
+        list[Path] | None, typer.Option(help="Super-resolution stages the set was made with (default: recorded).")
+    ] = None,
 ) -> None:
     """Remake one synthetic image from its provenance and check it is bit-identical."""
-    result = api.regenerate(folder, row, checkpoint=model, out=out, device=device)
+    result = api.regenerate(folder, row, checkpoint=model, out=out, device=device, upscale=upscale)
     _print(result)
     if not result["identical"]:
         raise typer.Exit(1)

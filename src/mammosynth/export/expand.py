@@ -182,6 +182,8 @@ def expand_dataset(
     }
     fingerprint_settings = dict(settings)
     settings["evaluate"] = evaluate
+    # where the stages are (the model id, part of the fingerprint, already names what they are)
+    settings["upscale"] = [str(u) for u in ([upscale] if isinstance(upscale, str | Path) else upscale or [])]
     fingerprint = _fingerprint(source.records, pipeline.model_id, plan, fingerprint_settings)
     out = Path(out)
     try:

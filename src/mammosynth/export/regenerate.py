@@ -34,10 +34,11 @@ def regenerate(
     checkpoint: str | Path | None = None,
     out: str | Path | None = None,
     device: str = "auto",
+    upscale: str | Path | list[str | Path] | None = None,
 ) -> dict:
     """Remake image ``row`` (image id or manifest row number) of a generated or expanded dataset; returns
-    whether it is identical to the stored image. ``checkpoint`` defaults to the one the expansion recorded;
-    ``out`` also writes the remade image as a PNG."""
+    whether it is identical to the stored image. ``checkpoint`` and ``upscale`` (super-resolution stages)
+    default to the ones the expansion recorded; ``out`` also writes the remade image as a PNG."""
     folder = Path(folder)
     records = load_dataset(folder).records
     record = _find(records, str(row), folder)
@@ -45,10 +46,12 @@ def regenerate(
     if not provenance or provenance.get("seed") is None:
         raise InputError(folder / "manifest.jsonl", f"{record.image_id} has no generator provenance (a real image?)")
     plan = json.loads((folder / "plan.json").read_text()) if (folder / "plan.json").is_file() else None
-    checkpoint = checkpoint or (plan or {}).get("checkpoint")
     if checkpoint is None:
-        raise InputError(folder, "say which checkpoint made this set (--model CHECKPOINT)")
-    pipeline = load_pipeline(str(checkpoint), device)
+        checkpoint = (plan or {}).get("checkpoint")
+        upscale = upscale or (plan or {}).get("settings", {}).get("upscale")
+    if checkpoint is None:
+        raise InputError(folder, "say which checkpoint made this set (--model CHECKPOINT, and --upscale STAGE)")
+    pipeline = load_pipeline(str(checkpoint), device, upscale=upscale)
     if pipeline.model_id != provenance["model_id"]:
         raise InputError(
             checkpoint, f"this checkpoint is model {pipeline.model_id}, the image was made by {provenance['model_id']}"
