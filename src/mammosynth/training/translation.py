@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mammosynth.models.translation import LabelTranslator, TranslationConfig, one_hot_labels
+from mammosynth.training import patch_losses
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import AdversarialTask, StepContext
 
@@ -39,33 +40,23 @@ class TranslationTask(AdversarialTask):
         images, labels, noise = self._inputs(batch, ctx)
         with torch.no_grad():
             fake = self.model.generator(labels, noise)
-        real_score = self.model.discriminate(labels, images)[-1]
-        fake_score = self.model.discriminate(labels, fake)[-1]
-        loss = 0.5 * (
-            F.mse_loss(real_score.float(), torch.ones_like(real_score.float()))
-            + F.mse_loss(fake_score.float(), torch.zeros_like(fake_score.float()))
+        return patch_losses.discriminator_loss(
+            self.model.discriminate(labels, images)[-1], self.model.discriminate(labels, fake)[-1]
         )
-        return loss, {
-            "d_loss": loss.item(),
-            "d_real": real_score.float().mean().item(),
-            "d_fake": fake_score.float().mean().item(),
-        }
 
     def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         images, labels, noise = self._inputs(batch, ctx)
         fake = self.model.generator(labels, noise)
         l1 = F.l1_loss(fake.float(), images)
         fake_features = self.model.discriminate(labels, fake)
-        adversarial = F.mse_loss(fake_features[-1].float(), torch.ones_like(fake_features[-1].float()))
+        adversarial = patch_losses.generator_adversarial(fake_features[-1])
         loss = self.train.l1_weight * l1 + self.train.adv_weight * adversarial
         parts = {"l1": l1.item(), "g_adv": adversarial.item()}
         if self.train.feature_weight > 0:
             with torch.no_grad():
                 real_features = self.model.discriminate(labels, images)
-            matching = sum(
-                F.l1_loss(f.float(), r.float()) for f, r in zip(fake_features[:-1], real_features[:-1], strict=True)
-            )
-            loss = loss + self.train.feature_weight * matching / max(1, len(fake_features) - 1)
+            matching = patch_losses.feature_matching(fake_features, real_features)
+            loss = loss + self.train.feature_weight * matching
             parts["feature_matching"] = float(matching.detach())
         return loss, parts
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from mammosynth.models.clamp import clamp_toward_range
 from mammosynth.models.upscale import UpscaleConfig, Upscaler, downsample, radial_log_power
+from mammosynth.training import patch_losses
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import AdversarialTask, StepContext
 
@@ -67,12 +68,9 @@ class UpscaleTask(AdversarialTask):
     def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         images, low, _ = self._inputs(batch, ctx)
         fake = self._fake(batch, ctx)[1].detach()
-        real_score = self.model.discriminate(low, images)[-1].float()
-        fake_score = self.model.discriminate(low, fake)[-1].float()
-        loss = 0.5 * (
-            F.mse_loss(real_score, torch.ones_like(real_score)) + F.mse_loss(fake_score, torch.zeros_like(fake_score))
+        return patch_losses.discriminator_loss(
+            self.model.discriminate(low, images)[-1], self.model.discriminate(low, fake)[-1]
         )
-        return loss, {"d_loss": loss.item(), "d_real": real_score.mean().item(), "d_fake": fake_score.mean().item()}
 
     def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         images, low, _ = self._inputs(batch, ctx)
@@ -80,7 +78,7 @@ class UpscaleTask(AdversarialTask):
         # on the raw output: a generator drifting out of [0, 1] where the clamp hides it still pays for it
         consistency = F.l1_loss(downsample(raw.float(), self.model.config.factor), low)
         fake_features = self.model.discriminate(low, fake)
-        adversarial = F.mse_loss(fake_features[-1].float(), torch.ones_like(fake_features[-1].float()))
+        adversarial = patch_losses.generator_adversarial(fake_features[-1])
         loss = self.train.l1_weight * consistency + self.train.adv_weight * adversarial
         parts = {"low_l1": consistency.item(), "g_adv": adversarial.item()}
         if self.train.pixel_weight > 0:  # weak: restores what the input predicts, leaves the rest to D
@@ -94,10 +92,8 @@ class UpscaleTask(AdversarialTask):
         if self.train.feature_weight > 0:
             with torch.no_grad():
                 real_features = self.model.discriminate(low, images)
-            matching = sum(
-                F.l1_loss(f.float(), r.float()) for f, r in zip(fake_features[:-1], real_features[:-1], strict=True)
-            )
-            loss = loss + self.train.feature_weight * matching / max(1, len(fake_features) - 1)
+            matching = patch_losses.feature_matching(fake_features, real_features)
+            loss = loss + self.train.feature_weight * matching
             parts["feature_matching"] = float(matching.detach())
         return loss, parts
 
