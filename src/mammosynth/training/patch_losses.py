@@ -3,6 +3,8 @@ recipes: least-squares real/fake scores and feature matching on the discriminato
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -26,3 +28,25 @@ def feature_matching(fake_features: list[torch.Tensor], real_features: list[torc
     real pairs."""
     pairs = list(zip(fake_features[:-1], real_features[:-1], strict=True))
     return sum(F.l1_loss(f.float(), r.float()) for f, r in pairs) / max(1, len(pairs))
+
+
+def generator_terms(
+    discriminate: Callable[[torch.Tensor, torch.Tensor], list[torch.Tensor]],
+    condition: torch.Tensor,
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    adv_weight: float,
+    feature_weight: float,
+) -> tuple[torch.Tensor, dict]:
+    """The generator's adversarial loss on (condition, fake) pairs plus, with ``feature_weight`` > 0,
+    feature matching against (condition, real) pairs; and the logged parts."""
+    fake_features = discriminate(condition, fake)
+    adversarial = generator_adversarial(fake_features[-1])
+    loss, parts = adv_weight * adversarial, {"g_adv": adversarial.item()}
+    if feature_weight > 0:
+        with torch.no_grad():
+            real_features = discriminate(condition, real)
+        matching = feature_matching(fake_features, real_features)
+        loss = loss + feature_weight * matching
+        parts["feature_matching"] = float(matching.detach())
+    return loss, parts

@@ -48,16 +48,11 @@ class TranslationTask(AdversarialTask):
         images, labels, noise = self._inputs(batch, ctx)
         fake = self.model.generator(labels, noise)
         l1 = F.l1_loss(fake.float(), images)
-        fake_features = self.model.discriminate(labels, fake)
-        adversarial = patch_losses.generator_adversarial(fake_features[-1])
-        loss = self.train.l1_weight * l1 + self.train.adv_weight * adversarial
-        parts = {"l1": l1.item(), "g_adv": adversarial.item()}
-        if self.train.feature_weight > 0:
-            with torch.no_grad():
-                real_features = self.model.discriminate(labels, images)
-            matching = patch_losses.feature_matching(fake_features, real_features)
-            loss = loss + self.train.feature_weight * matching
-            parts["feature_matching"] = float(matching.detach())
+        terms, parts = patch_losses.generator_terms(
+            self.model.discriminate, labels, fake, images, self.train.adv_weight, self.train.feature_weight
+        )
+        loss = self.train.l1_weight * l1 + terms
+        parts = {"l1": l1.item(), **parts}
         return loss, parts
 
     @torch.no_grad()

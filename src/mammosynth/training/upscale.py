@@ -77,10 +77,11 @@ class UpscaleTask(AdversarialTask):
         raw, fake = self._fake(batch, ctx, release=True)
         # on the raw output: a generator drifting out of [0, 1] where the clamp hides it still pays for it
         consistency = F.l1_loss(downsample(raw.float(), self.model.config.factor), low)
-        fake_features = self.model.discriminate(low, fake)
-        adversarial = patch_losses.generator_adversarial(fake_features[-1])
-        loss = self.train.l1_weight * consistency + self.train.adv_weight * adversarial
-        parts = {"low_l1": consistency.item(), "g_adv": adversarial.item()}
+        terms, parts = patch_losses.generator_terms(
+            self.model.discriminate, low, fake, images, self.train.adv_weight, self.train.feature_weight
+        )
+        loss = self.train.l1_weight * consistency + terms
+        parts = {"low_l1": consistency.item(), **parts}
         if self.train.pixel_weight > 0:  # weak: restores what the input predicts, leaves the rest to D
             pixel = F.l1_loss(raw.float(), images)
             loss = loss + self.train.pixel_weight * pixel
@@ -89,12 +90,6 @@ class UpscaleTask(AdversarialTask):
             spectrum = F.l1_loss(radial_log_power(fake), radial_log_power(images))
             loss = loss + self.train.spectrum_weight * spectrum
             parts["spectrum"] = spectrum.item()
-        if self.train.feature_weight > 0:
-            with torch.no_grad():
-                real_features = self.model.discriminate(low, images)
-            matching = patch_losses.feature_matching(fake_features, real_features)
-            loss = loss + self.train.feature_weight * matching
-            parts["feature_matching"] = float(matching.detach())
         return loss, parts
 
     @torch.no_grad()
