@@ -37,6 +37,7 @@ import torch
 from mammosynth import api
 from mammosynth.evaluate.c2st import two_sample_test
 from mammosynth.evaluate.suite import evaluate_sets, load_images, select_split
+from mammosynth.families import family as family_of
 from mammosynth.generate.pipeline import load_pipeline
 from mammosynth.io.images import write_png
 from mammosynth.models.conditioning import conditions_from_record
@@ -128,6 +129,16 @@ def curve_point(checkpoint: Path, real: np.ndarray, synthetic: np.ndarray, patie
     }
 
 
+def refine(checkpoint: Path, images: np.ndarray) -> np.ndarray:
+    stage = family_of(open_checkpoint(checkpoint).family).refiner_class()(str(checkpoint))
+    return np.concatenate(
+        [
+            stage.refine(images[i : i + 32], list(range(i, i + len(images[i : i + 32]))))
+            for i in range(0, len(images), 32)
+        ]
+    )
+
+
 def reduce(images: np.ndarray, factor: int) -> np.ndarray:
     """Held-out images shrunk as ``prepare`` (and the training loader) shrink them (Lanczos)."""
     return downsample(torch.from_numpy(images)[:, None], factor)[:, 0].numpy()
@@ -156,9 +167,16 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
             name, prepared, refiner, args.size, budget - trained["elapsed_s"], args
         )
         config = f"{config}>{stage_config}"
+        low = reduce(real, args.size // base_size)
         for checkpoint in sorted((stage_run / "checkpoints").glob("step-*")):
             synthetic = sample(final, records, args.repeat, upscale=checkpoint)
-            curve.append({"stage": refiner, **curve_point(checkpoint, real, synthetic, patients, trained["elapsed_s"])})
+            point = curve_point(checkpoint, real, synthetic, patients, trained["elapsed_s"])
+            # the stage alone: the held-out images shrunk as prepare shrinks them, enlarged by it, against
+            # themselves (how much of the gap is the stage's)
+            alone = two_sample_test(real, refine(checkpoint, low), patients, work_px=min(128, args.size), seed=0)
+            point["stage_on_real_c2st_auc"] = round(alone["auc"], 3)
+            point["stage_on_real_c2st_ci95"] = [round(x, 3) for x in alone["auc_ci95"]]
+            curve.append({"stage": refiner, **point})
             print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
         stage = sorted((stage_run / "checkpoints").glob("step-*"))[-1]
     train_s = time.perf_counter() - started
