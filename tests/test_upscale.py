@@ -138,16 +138,16 @@ def test_bad_cascades_are_refused_in_one_line(data, gan_32, stage_64, tmp_path):
 
 
 def test_the_clamp_passes_gradients_only_back_toward_the_range():
-    from mammosynth.models.clamp import clamp_toward_range
+    from mammosynth.models.clamp import MARGIN, clamp_toward_range
 
-    x = torch.tensor([-2.0, -0.1, 0.3, 1.2, 3.0], requires_grad=True)
+    x = torch.tensor([-2.0, -MARGIN / 2, 0.3, 1 + MARGIN / 2, 3.0], requires_grad=True)
     out = clamp_toward_range(x)
     assert out.tolist() == pytest.approx([0.0, 0.0, 0.3, 1.0, 1.0])
     (-out.sum()).backward()  # a loss that wants every pixel brighter
-    assert x.grad.tolist() == [-1.0, -1.0, -1.0, 0.0, 0.0]  # the clipped-bright ones are not pushed further up
+    assert x.grad.tolist() == [-1.0, -1.0, -1.0, -1.0, 0.0]  # not the one already far above 1
     x.grad = None
-    clamp_toward_range(x).sum().backward()  # … and darker: the clipped-black ones stay where they are
-    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    clamp_toward_range(x).sum().backward()  # … and darker: not the one already far below 0
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0]
 
 
 def test_a_cascade_image_is_remade_bit_for_bit(gan_32, stage_64, tmp_path):

@@ -50,8 +50,8 @@ class GANTask(AdversarialTask):
             fake = self.model.generator(z, cond["categorical"], cond["continuous"], noise)
             # the discriminator judges what the pipeline returns (clamped to [0, 1]): a background of small
             # positive values, invisible to it before, is now told from the real images' exact black; the
-            # gradient passes the clamp back toward [0, 1], so the generator learns where it is clipped
-            # without clipped pixels drifting away for ever (mammosynth.models.clamp)
+            # gradient passes the clamp near [0, 1] and back toward it, so the generator learns where it is
+            # clipped without clipped pixels drifting away for ever (mammosynth.models.clamp)
             ctx.scratch[key] = clamp_toward_range(fake)
         return ctx.scratch.pop(key) if release else ctx.scratch[key]
 
