@@ -37,8 +37,7 @@ import torch
 from mammosynth import api
 from mammosynth.evaluate.c2st import two_sample_test
 from mammosynth.evaluate.suite import evaluate_sets, load_images, select_split
-from mammosynth.families import family as family_of
-from mammosynth.generate.pipeline import load_pipeline
+from mammosynth.generate.pipeline import load_pipeline, load_stage
 from mammosynth.io.images import write_png
 from mammosynth.models.conditioning import conditions_from_record
 from mammosynth.models.upscale import downsample
@@ -130,7 +129,7 @@ def curve_point(checkpoint: Path, real: np.ndarray, synthetic: np.ndarray, patie
 
 
 def refine(checkpoint: Path, images: np.ndarray) -> np.ndarray:
-    stage = family_of(open_checkpoint(checkpoint).family).refiner_class()(str(checkpoint))
+    stage = load_stage(checkpoint)
     return np.concatenate(
         [
             stage.refine(images[i : i + 32], list(range(i, i + len(images[i : i + 32]))))

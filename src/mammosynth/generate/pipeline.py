@@ -324,11 +324,12 @@ class Cascade(Pipeline):
         self.model_id = hashlib.sha256(chain.encode()).hexdigest()[: len(base.model_id)]
 
     def describe(self) -> dict:
+        generator = self.base.describe()
         return {
-            **self.base.describe(),
+            **generator,
             "model_id": self.model_id,
             "image_size": self.size,
-            "generator": self.base.describe(),
+            "generator": generator,
             "refined_by": [s.describe() for s in self.stages],
         }
 
@@ -366,12 +367,12 @@ def load_pipeline(
     if not upscale:
         return pipeline
     paths = [upscale] if isinstance(upscale, str | Path) else list(upscale)
-    stages = []
-    for path in paths:
-        stage_family = family_of(open_checkpoint(str(path)).family)
-        if not stage_family.refines:
-            raise InputError(
-                path, f"--upscale needs a super-resolution checkpoint, this is a {stage_family.name!r} one"
-            )
-        stages.append(stage_family.refiner_class()(str(path), device))
-    return Cascade(pipeline, stages)
+    return Cascade(pipeline, [load_stage(path, device) for path in paths])
+
+
+def load_stage(checkpoint: str | Path, device: str = "auto") -> UpscaleStage:
+    """The refiner (super-resolution stage) of a checkpoint; one line naming it if it is not one."""
+    spec = family_of(open_checkpoint(str(checkpoint)).family)
+    if not spec.refines:
+        raise InputError(checkpoint, f"--upscale needs a super-resolution checkpoint, this is a {spec.name!r} one")
+    return spec.refiner_class()(str(checkpoint), device)
