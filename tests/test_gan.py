@@ -78,6 +78,15 @@ def test_diff_augment_is_differentiable_and_keeps_shape():
     assert out.shape == images.shape and images.grad is not None and images.grad.abs().sum() > 0
 
 
+def test_diff_augment_colour_zero_moves_pixels_without_changing_them():
+    images = torch.rand(4, 1, 32, 32)
+    kept = diff_augment(images, torch.Generator().manual_seed(0), colour=0.0)
+    for source, out in zip(images, kept, strict=True):  # translation and cutout only: every value is a source value
+        assert torch.isin(out[out != 0], source).all()
+    changed = diff_augment(images, torch.Generator().manual_seed(0), colour=1.0)
+    assert not torch.isin(changed[0][changed[0] != 0], images[0]).all()
+
+
 def test_discriminator_uses_the_conditions():
     model = ConditionalGAN(GANConfig(image_size=32, z_dim=8, cond_dim=8, g_channels=(16, 8, 8), d_channels=(8, 8, 16)))
     images = torch.rand(2, 1, 32, 32)

@@ -180,18 +180,21 @@ class ConditionalGAN(nn.Module):
         self.discriminator = ProjectionDiscriminator(config)
 
 
-def diff_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """DiffAugment (Zhao et al. 2020) without flips (laterality is standardised): brightness, contrast,
-    translation by up to 1/8 and cutout of 1/4 — differentiable, applied to real and fake alike."""
+def diff_augment(images: torch.Tensor, generator: torch.Generator, colour: float = 1.0) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020) without flips (laterality is standardised): brightness (±0.1 × ``colour``),
+    contrast (×(1 ± 0.5 × ``colour``)), translation by up to 1/8 and cutout of 1/4 — differentiable, applied to
+    real and fake alike. ``colour`` 0 keeps intensities as they are: a discriminator that sees every image at
+    random contrast cannot hold the generator to the real images' contrast (a 64 px GAN on mini-MIAS drifted
+    to 12 % more contrast inside the breast with ``colour`` 1)."""
     n, _, h, w = images.shape
     device = images.device
 
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=generator).to(device)
 
-    x = images + (rand(n, 1, 1, 1) - 0.5) * 0.2
+    x = images + (rand(n, 1, 1, 1) - 0.5) * 0.2 * colour
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * (rand(n, 1, 1, 1) + 0.5) + mean
+    x = (x - mean) * ((rand(n, 1, 1, 1) - 0.5) * colour + 1) + mean
     shift = h // 8
     dx = (rand(n) * (2 * shift + 1)).long() - shift
     dy = (rand(n) * (2 * shift + 1)).long() - shift

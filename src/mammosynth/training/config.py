@@ -56,6 +56,9 @@ class TrainConfig(Config):
     r1_gamma: float = 1.0  # GAN: R1 penalty weight on real images (lazy: every r1_every steps)
     r1_every: int = 16
     diff_augment: bool = True
+    # GAN: DiffAugment's brightness/contrast strength; 0 (translation and cutout only) holds the generator to the
+    # real images' contrast (prepare normalises it), 1 is DiffAugment's colour policy
+    augment_colour: float = 0.0
     l1_weight: float = 100.0  # translation: L1 to the real image
     feature_weight: float = 10.0  # translation: discriminator feature matching
     pixel_weight: float = 0.0  # upscale: L1 to the real crop at full resolution (weak: what the input predicts)
@@ -69,6 +72,8 @@ class TrainConfig(Config):
             raise InputError(where, f"train.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if not 0 < self.first_stage_share < 1:
             raise InputError(where, f"train.first_stage_share must be between 0 and 1, got {self.first_stage_share}")
+        if not 0 <= self.augment_colour <= 1:
+            raise InputError(where, f"train.augment_colour must be between 0 and 1, got {self.augment_colour}")
         if not 0 <= self.time_budget_s < float("inf"):
             raise InputError(where, f"train.time_budget_s must be a finite number ≥ 0, got {self.time_budget_s}")
         if self.checkpoint_every < 1 or self.log_every < 1:

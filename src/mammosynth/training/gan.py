@@ -56,7 +56,7 @@ class GANTask(AdversarialTask):
         return ctx.scratch.pop(key) if release else ctx.scratch[key]
 
     def _augment(self, images: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        return diff_augment(images, ctx.generator) if self.train.diff_augment else images
+        return diff_augment(images, ctx.generator, self.train.augment_colour) if self.train.diff_augment else images
 
     def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         images, cond, _, _ = self._inputs(batch, ctx)
