@@ -252,6 +252,17 @@ def render_report(
         _card("precision / recall", f"{result['diversity']['precision']:.2f} / {result['diversity']['recall']:.2f}"),
         _card("coverage", result["diversity"]["coverage"]),
     ]
+    lesions = result.get("realism_lesions") or {}
+    if "auc" in lesions:
+        lo, hi = lesions["auc_ci95"]
+        cards.append(
+            _card(
+                f"lesion C2ST AUC ({lesions['patch_px']}² patches)",
+                lesions["auc"],
+                f" ({lesions['real_lesions']} real / {lesions['synthetic_lesions']} synthetic lesions, "
+                f"95 % CI {lo:.2f}–{hi:.2f})",
+            )
+        )
     if memo and memo.get("copies") is not None:
         cards.append(_card("look copied", f"{memo['copies']} of {memo['images']}"))
     utility = result.get("utility") or {}

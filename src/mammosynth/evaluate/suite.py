@@ -19,6 +19,7 @@ from mammosynth.datasets.base import Dataset
 from mammosynth.datasets.schema import SPLITS
 from mammosynth.errors import InputError
 from mammosynth.evaluate.c2st import two_sample_test
+from mammosynth.evaluate.lesions import lesion_two_sample_test
 from mammosynth.evaluate.conditional import conditional_agreement, verifier_agreement
 from mammosynth.evaluate.coverage import mode_collapse, precision_recall_density_coverage
 from mammosynth.evaluate.distances import FID_MIN_IMAGES, frechet_with_interval, kernel_distance, kid_subset_size
@@ -333,6 +334,12 @@ def evaluate_sets(
             seed=seed,
         ),
     }
+    realism_lesions = {
+        "split": real_label,
+        **lesion_two_sample_test(
+            real_images, real_records, synthetic_images, synthetic_records, steps=c2st_steps, seed=seed
+        ),
+    }
     tick()
     # classifiers that need real training data learn on the training split and are scored on the held-out one
     # (cut to their 64² working size once, for both: a full-size copy of train + real is not needed)
@@ -396,6 +403,7 @@ def evaluate_sets(
         "diversity": diversity,
         "mode_collapse": collapse,
         "realism_c2st": realism,
+        "realism_lesions": realism_lesions,
         "conditional": conditional,
     }
     if run_utility:
