@@ -49,7 +49,7 @@ def lesion_patches(images: np.ndarray, centres: list[tuple[float, float]], patch
     padded = np.pad(images, ((0, 0), (half, half), (half, half)))
     out = np.empty((n, patch_px, patch_px), dtype=images.dtype)
     for k, (x, y) in enumerate(centres):
-        cx, cy = int(round(x * w)), int(round(y * h))
+        cx, cy = round(x * w), round(y * h)
         out[k] = padded[k, cy : cy + patch_px, cx : cx + patch_px]
     return out
 
@@ -86,4 +86,7 @@ def lesion_two_sample_test(
     patients = [real_records[k].patient_key for k, *_ in real]
     if len(set(patients)) < 2:
         return {**summary, "skipped": "real lesions of fewer than 2 patients"}
-    return {**summary, **two_sample_test(real_patches, synthetic_patches, patients, work_px=patch_px, steps=steps, seed=seed)}
+    return {
+        **summary,
+        **two_sample_test(real_patches, synthetic_patches, patients, work_px=patch_px, steps=steps, seed=seed),
+    }

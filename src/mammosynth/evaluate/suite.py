@@ -19,12 +19,12 @@ from mammosynth.datasets.base import Dataset
 from mammosynth.datasets.schema import SPLITS
 from mammosynth.errors import InputError
 from mammosynth.evaluate.c2st import two_sample_test
-from mammosynth.evaluate.lesions import lesion_two_sample_test
 from mammosynth.evaluate.conditional import conditional_agreement, verifier_agreement
 from mammosynth.evaluate.coverage import mode_collapse, precision_recall_density_coverage
 from mammosynth.evaluate.distances import FID_MIN_IMAGES, frechet_with_interval, kernel_distance, kid_subset_size
 from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import train_encoder
+from mammosynth.evaluate.lesions import lesion_two_sample_test
 from mammosynth.evaluate.memorisation import feature_copies, memorisation
 from mammosynth.evaluate.moments import breast_histogram, compare_moments, counts_distance, intensity_moments
 from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics_distance

@@ -106,9 +106,15 @@ def config_path(family: str, name: str | Path) -> Path:
         if not path.is_file():
             raise InputError(path, "config file not found")
         return path
-    preset = resources.files("mammosynth") / "configs" / family / f"{name}.yaml"
+    folder = resources.files("mammosynth") / "configs" / family
+    preset = folder / f"{name}.yaml"
     if not preset.is_file():
-        raise InputError(name, f"no such config; presets for {family}: {', '.join(PRESETS)} (or a YAML path)")
+        known = (
+            sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+            if folder.is_dir()
+            else []
+        )
+        raise InputError(name, f"no such config; presets for {family}: {', '.join(known)} (or a YAML path)")
     return Path(str(preset))
 
 
