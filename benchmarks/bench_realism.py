@@ -109,7 +109,14 @@ def train_stage(name: str, prepared: Path, family: str, size: int, budget: float
         run,
         model=family,
         config=config,
-        set=[f"train.checkpoint_every={args.checkpoint_every}", "train.keep_checkpoints=1000", *args.set],
+        # the budget decides when a stage ends: a preset's step count (the demo's 2,500 for gan/cpu-64) must
+        # not cut it short
+        set=[
+            f"train.checkpoint_every={args.checkpoint_every}",
+            "train.keep_checkpoints=1000",
+            "train.steps=10000000",
+            *args.set,
+        ],
         time_budget=budget,
         overwrite=True,
     )
