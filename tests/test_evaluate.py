@@ -113,8 +113,14 @@ def test_c2st_cannot_tell_a_set_from_itself_but_spots_noise(phantoms, tmp_path):
     spotted = two_sample_test(phantoms, noise, steps=150)
     assert spotted["auc"] > 0.95 and spotted["accuracy"] > 0.9, spotted
     assert spotted["test_images"] == 24 and len(spotted["most_synthetic"]) == 8
+    # five splits and trainings: the AUC is their mean, the interval spans them (pooled bootstrap)
+    assert alike["repeats"] == 5 and len(set(alike["auc_repeats"])) > 1
+    assert alike["auc"] == pytest.approx(np.mean(alike["auc_repeats"]), abs=1e-4)
+    assert alike["auc_ci95"][0] <= min(alike["auc_repeats"]) <= max(alike["auc_repeats"]) <= alike["auc_ci95"][1]
     with pytest.raises(InputError, match="the synthetic set needs at least 4 images"):
         two_sample_test(phantoms, noise[:2])
+    with pytest.raises(InputError, match="repeats must be at least 1, got 0"):
+        two_sample_test(phantoms, noise, repeats=0)
 
 
 def power_law_noise(beta: float, size: int = 256, seed: int = 0) -> np.ndarray:

@@ -42,20 +42,32 @@ def auc_with_interval(scores: np.ndarray, labels: np.ndarray, seed: int = 0, boo
     """AUC and its 95 % percentile-bootstrap interval (``scipy.stats.bootstrap``), resampling positives and
     negatives separately so every resample has both classes; also the class counts the AUC rests on."""
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
-    auc = auc_score(scores, labels)
+    replicates = auc_replicates(scores, labels, seed=seed, bootstrap=bootstrap)
+    interval = None if replicates is None else [float(v) for v in np.percentile(replicates, [2.5, 97.5])]
+    return {
+        "auc": auc_score(scores, labels),
+        "auc_ci95": interval,
+        "positives": int((labels == 1).sum()),
+        "negatives": int((labels == 0).sum()),
+    }
+
+
+def auc_replicates(scores: np.ndarray, labels: np.ndarray, seed: int = 0, bootstrap: int = 1000) -> np.ndarray | None:
+    """``bootstrap`` AUCs of resamples drawn from the positives and the negatives separately (``None`` under
+    2 of a class or with ``bootstrap`` 0): what :func:`auc_with_interval` takes percentiles of."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
     positive, negative = scores[labels == 1], scores[labels == 0]
-    interval = None
-    if bootstrap > 0 and min(len(positive), len(negative)) >= 2:
-        found = stats.bootstrap(
-            (positive, negative),
-            _auc,
-            vectorized=True,
-            n_resamples=bootstrap,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-        interval = [float(found.confidence_interval.low), float(found.confidence_interval.high)]
-    return {"auc": auc, "auc_ci95": interval, "positives": len(positive), "negatives": len(negative)}
+    if bootstrap <= 0 or min(len(positive), len(negative)) < 2:
+        return None
+    found = stats.bootstrap(
+        (positive, negative),
+        _auc,
+        vectorized=True,
+        n_resamples=bootstrap,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return np.asarray(found.bootstrap_distribution, np.float64)
 
 
 def group_split(groups: list[str], test_fraction: float, seed: int) -> np.ndarray:
