@@ -192,9 +192,12 @@ def diff_augment(images: torch.Tensor, generator: torch.Generator, colour: float
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=generator).to(device)
 
-    x = images + (rand(n, 1, 1, 1) - 0.5) * 0.2 * colour
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * ((rand(n, 1, 1, 1) - 0.5) * colour + 1) + mean
+    brightness, contrast = rand(n, 1, 1, 1) - 0.5, rand(n, 1, 1, 1) - 0.5  # drawn at any colour: one stream
+    x = images
+    if colour > 0:  # skipped at 0, where (x - mean) + mean would still round the pixels
+        x = x + brightness * 0.2 * colour
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (contrast * colour + 1) + mean
     shift = h // 8
     dx = (rand(n) * (2 * shift + 1)).long() - shift
     dy = (rand(n) * (2 * shift + 1)).long() - shift
