@@ -36,10 +36,16 @@ def losses(run) -> list[dict]:
 
 
 def test_presets_load_for_every_family():
-    for family in ("ldm", "verifier", "upscale"):
-        for preset in PRESETS:
+    from importlib import resources
+
+    for family in ("gan", "ldm", "translation", "verifier", "upscale"):
+        files = sorted(p.name[:-5] for p in (resources.files("mammosynth") / "configs" / family).iterdir())
+        assert set(PRESETS) <= set(files), family
+        for preset in files:
             cfg = load_config(family, preset)
-            assert cfg["train"].steps > 0 and cfg["model"].image_size in (32, 128, 256, 512)
+            assert cfg["train"].steps > 0 and cfg["model"].image_size in (32, 64, 128, 256, 512)
+            if preset.startswith("cpu-"):  # a CPU preset works at the size its name says
+                assert cfg["model"].image_size == int(preset[4:]), (family, preset)
 
 
 def test_config_with_unknown_key_is_refused(tmp_path):
