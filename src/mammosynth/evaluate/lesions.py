@@ -12,10 +12,21 @@ from mammosynth.models.conditioning import conditions_from_record
 MIN_LESIONS = 4  # per set; fewer and the test is not run (said in the output)
 
 
+def asked_conditions(record) -> dict | None:
+    """The conditions a generated image was made for (its provenance), or None for real/phantom images."""
+    return record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
+
+
 def _conditions(record) -> dict:
     """What a generated image requested (its provenance), or what a real record's annotation says."""
-    asked = record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
+    asked = asked_conditions(record)
     return asked if asked is not None else conditions_from_record(record)
+
+
+def _centre(conditions: dict) -> tuple[float, float] | None:
+    if conditions.get("category", "none") == "none" or "lesion_x" not in conditions or "lesion_y" not in conditions:
+        return None
+    return float(conditions["lesion_x"]), float(conditions["lesion_y"])
 
 
 def lesion_centre(record) -> tuple[float, float] | None:
@@ -30,10 +41,7 @@ def lesion_centre(record) -> tuple[float, float] | None:
         >>> lesion_centre(r)
         (0.3, 0.6)
     """
-    conditions = _conditions(record)
-    if conditions.get("category", "none") == "none" or "lesion_x" not in conditions or "lesion_y" not in conditions:
-        return None
-    return float(conditions["lesion_x"]), float(conditions["lesion_y"])
+    return _centre(_conditions(record))
 
 
 def lesion_patches(images: np.ndarray, centres: list[tuple[float, float]], patch_px: int = 64) -> np.ndarray:
@@ -68,8 +76,8 @@ def lesion_two_sample_test(
     both sets have (mass, calcification …) take part. Skipped, with the reason, under ``MIN_LESIONS`` a set."""
 
     def located(records: list) -> list[tuple[int, tuple[float, float], str]]:
-        centres = [lesion_centre(record) for record in records]
-        return [(k, c, _conditions(records[k])["category"]) for k, c in enumerate(centres) if c is not None]
+        found = [(k, _conditions(record)) for k, record in enumerate(records)]
+        return [(k, _centre(c), c["category"]) for k, c in found if _centre(c) is not None]
 
     real, synthetic = located(real_records), located(synthetic_records)
     kinds = sorted({kind for *_, kind in real} & {kind for *_, kind in synthetic})

@@ -24,7 +24,7 @@ from mammosynth.evaluate.coverage import mode_collapse, precision_recall_density
 from mammosynth.evaluate.distances import FID_MIN_IMAGES, frechet_with_interval, kernel_distance, kid_subset_size
 from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import train_encoder
-from mammosynth.evaluate.lesions import lesion_two_sample_test
+from mammosynth.evaluate.lesions import asked_conditions, lesion_two_sample_test
 from mammosynth.evaluate.memorisation import feature_copies, memorisation
 from mammosynth.evaluate.moments import breast_histogram, compare_moments, counts_distance, intensity_moments
 from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics_distance
@@ -124,17 +124,12 @@ def has_lesion(record) -> int:
     return int(bool(record.findings))
 
 
-def _asked(record) -> dict | None:
-    """The conditions a generated image was made for (its provenance), or None for real/phantom images."""
-    return record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
-
-
 def requested_fields(records: list) -> dict[str, list]:
     """Per field, what each image requested (generator output: its provenance; otherwise what the record
     says, e.g. phantoms and real data); ``None`` where nothing was asked."""
     out: dict[str, list] = {"view": [], "laterality": [], "density": [], "lesion": []}
     for record in records:
-        asked = _asked(record)
+        asked = asked_conditions(record)
         for name in ("view", "laterality", "density"):
             out[name].append(getattr(record, name) if asked is None else asked.get(name))
         if asked is None:
@@ -152,7 +147,7 @@ def _verifier_section(checkpoint: str | Path, images: np.ndarray, records: list,
     checker = LesionChecker(str(checkpoint))
     requests, regions = [], []
     for record in records:
-        asked = _asked(record)
+        asked = asked_conditions(record)
         if asked is None:
             first = record.findings[0] if record.findings else None
             asked = {
