@@ -25,7 +25,6 @@ Nothing here selects on the held-out splits: presets and settings were chosen on
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import time
@@ -37,6 +36,7 @@ import torch
 from mammosynth import api
 from mammosynth.evaluate.c2st import two_sample_test
 from mammosynth.evaluate.suite import evaluate_sets, load_images, select_split
+from mammosynth.generate.conditions import write_condition_table
 from mammosynth.generate.pipeline import load_pipeline, load_stage
 from mammosynth.io.images import write_png
 from mammosynth.models.conditioning import conditions_from_record
@@ -77,22 +77,6 @@ def sample(checkpoint: Path, records: list, repeat: int, upscale: Path | None = 
         seeds = [10_000_000 + start + k for k in range(len(chunk))]
         out.append(pipeline.sample(chunk, seeds, sampler="ddim", steps=30))  # a GAN ignores the sampler
     return np.concatenate(out)
-
-
-def conditions_csv(records: list, path: Path, repeat: int) -> Path:
-    rows = [conditions_from_record(r) for r in records] * repeat
-    columns = sorted({k for row in rows for k in row} - {"category", "pathology"} | {"lesion"})
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
-        for row in rows:
-            lesion = "none" if row.get("category", "none") == "none" else None
-            if row.get("category") == "mass":
-                lesion = f"{row.get('pathology', 'malignant')}-mass"
-            elif row.get("category") == "calcification":
-                lesion = "calcification"
-            writer.writerow({k: v for k, v in {**row, "lesion": lesion}.items() if k in columns})
-    return path
 
 
 def train_stage(name: str, prepared: Path, family: str, size: int, budget: float, args) -> tuple[Path, dict, str]:
@@ -188,7 +172,7 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
     train_s = time.perf_counter() - started
     tag = family.replace(">", "-")
     generated = args.work / f"generated-{name}-{tag}-{args.size}"
-    table = conditions_csv(records, args.work / f"conditions-{name}.csv", args.repeat)
+    table = write_condition_table(records, args.work / f"conditions-{name}.csv", args.repeat)
     api.generate(final, generated, model=base, conditions=table, seed=1, steps=30, upscale=stage, overwrite=True)
     evaluation = evaluate_sets(
         prepared,

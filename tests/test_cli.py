@@ -30,6 +30,17 @@ def test_demo_runs_end_to_end(tmp_path):
     assert summary["evaluation"]["real_split"] == "test,val" and summary["evaluation"]["real_images"] == len(held_out)
     evaluation = json.loads((tmp_path / "demo" / "expanded" / "evaluation" / "evaluation.json").read_text())
     assert evaluation["inputs"]["train_images"] == sum(r.split == "train" for r in prepared)
+    # the balanced expansion has no new normal images: its C2ST cannot be drawn in the held-out mix, and says so
+    mix = evaluation["realism_c2st"]["mix"]
+    assert not mix["matched"] and "/none" in mix["reason"] and summary["evaluation"]["c2st_mix_matched"] is False
+    # so realism is measured on twins: two generated images per held-out record, with that record's conditions
+    twins = load_dataset(tmp_path / "demo" / "held-out-twins" / "images").records
+    assert len(twins) == 2 * len(held_out)
+    asked = sorted((t.extra["provenance"]["conditions"].get("view"), t.view) for t in twins)
+    assert asked == sorted((r.view, r.view) for r in held_out for _ in range(2))
+    assert summary["evaluation"]["held_out_twins_c2st_auc"] == json.loads(
+        (tmp_path / "demo" / "held-out-twins" / "c2st.json").read_text()
+    )["auc"]
     report = tmp_path / "demo" / "expanded" / "evaluation" / "report.html"
     assert report.stat().st_size > 10_000 and "Side by side" in report.read_text()
     assert "not for diagnosis" in (tmp_path / "demo" / "expanded" / "README.md").read_text()

@@ -259,6 +259,9 @@ def test_evaluate_compares_with_held_out_patients_and_states_n(evaluated, tmp_pa
     assert c2st["real_images"] == c2st["synthetic_images"] == 12 and c2st["test_images"] == 12
     # patient-level halves: a woman on both sides would be counted twice
     assert c2st["real_patients"]["train"] + c2st["real_patients"]["test"] == 6
+    # the mix of view × finding it ran on, counted over both whole sets
+    strata = c2st["mix"]["strata"].values()
+    assert sum(row["real"] for row in strata) == 12 and sum(row["synthetic"] for row in strata) == 16
     assert c2st["auc_ci95"][0] <= c2st["auc"] <= c2st["auc_ci95"][1] and c2st["auc_ci95"][0] < c2st["auc_ci95"][1]
     fid = report["fidelity"]["features"]["frechet"]
     assert fid["value"] is None and "fewer than 200" in fid["suppressed"]

@@ -232,6 +232,9 @@ def demo(
         shape_fits=DEMO_SHAPE_FITS,
     )
     write_card(out / "expanded" / "README.md", expanded, evaluation)
+    from mammosynth.evaluate.twins import held_out_twins
+
+    twins = held_out_twins(out / "prepared", out / "run", out / "held-out-twins", real_split="val,test", seed=seed)
     clock = stage("evaluate", clock, 5)
     sheet = contact_sheet(load_dataset(out / "prepared"), out / "contact_sheet.png")
     synthetic = load_dataset(out / "expanded")
@@ -263,6 +266,10 @@ def demo(
             "synthetic_images": evaluation["inputs"]["synthetic_images"],
             "c2st_auc": evaluation["realism_c2st"]["auc"],
             "c2st_auc_ci95": evaluation["realism_c2st"]["auc_ci95"],
+            "c2st_mix_matched": evaluation["realism_c2st"]["mix"]["matched"],
+            "held_out_twins_c2st_auc": twins["auc"],
+            "held_out_twins_c2st_auc_ci95": twins["auc_ci95"],
+            "held_out_twins_c2st_auc_repeats": twins["auc_repeats"],
             "kernel_distance": evaluation["fidelity"]["features"]["kernel_distance"],
             "kernel_distance_std": evaluation["fidelity"]["features"]["kernel_distance_std"],
             "coverage": evaluation["diversity"]["coverage"],

@@ -428,6 +428,7 @@ def evaluate(
             "synthetic_images": result["inputs"]["synthetic_images"],
             "c2st_auc": realism["auc"],
             "c2st_auc_ci95": realism["auc_ci95"],
+            "c2st_mix_matched": realism.get("mix", {}).get("matched"),
             "lesion_c2st_auc": result["realism_lesions"].get("auc"),
             "kernel_distance": features["kernel_distance"],
             "kernel_distance_std": features["kernel_distance_std"],

@@ -17,7 +17,7 @@ def asked_conditions(record) -> dict | None:
     return record.extra.get("provenance", {}).get("conditions") if isinstance(record.extra, dict) else None
 
 
-def _conditions(record) -> dict:
+def conditions_of(record) -> dict:
     """What a generated image requested (its provenance), or what a real record's annotation says."""
     asked = asked_conditions(record)
     return asked if asked is not None else conditions_from_record(record)
@@ -41,7 +41,7 @@ def lesion_centre(record) -> tuple[float, float] | None:
         >>> lesion_centre(r)
         (0.3, 0.6)
     """
-    return _centre(_conditions(record))
+    return _centre(conditions_of(record))
 
 
 def lesion_patches(images: np.ndarray, centres: list[tuple[float, float]], patch_px: int = 64) -> np.ndarray:
@@ -76,7 +76,7 @@ def lesion_two_sample_test(
     both sets have (mass, calcification …) take part. Skipped, with the reason, under ``MIN_LESIONS`` a set."""
 
     def located(records: list) -> list[tuple[int, tuple[float, float], str]]:
-        found = [(k, _conditions(record)) for k, record in enumerate(records)]
+        found = [(k, conditions_of(record)) for k, record in enumerate(records)]
         return [(k, _centre(c), c["category"]) for k, c in found if _centre(c) is not None]
 
     real, synthetic = located(real_records), located(synthetic_records)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from mammosynth.evaluate.mix import mix_note
 from mammosynth.evaluate.moments import MOMENTS
 from mammosynth.io.atomic import atomic_write
 from mammosynth.io.images import encode_png
@@ -416,6 +417,9 @@ def render_report(
         "from synthetic on half the images, scored on the other half: the machine stand-in for an "
         "expert reading study. AUC 0.5 means it cannot tell them apart; 1.0, always.</p>"
     )
+    mix = realism.get("mix")
+    if mix:
+        parts.append(f"<p class=note>{html.escape(mix_note(mix))}</p>")
     patients = realism.get("real_patients") or {}
     parts.append(
         _table(

@@ -26,6 +26,7 @@ from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import train_encoder
 from mammosynth.evaluate.lesions import asked_conditions, lesion_two_sample_test
 from mammosynth.evaluate.memorisation import feature_copies, memorisation
+from mammosynth.evaluate.mix import match_mix
 from mammosynth.evaluate.moments import breast_histogram, compare_moments, counts_distance, intensity_moments
 from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics_distance
 from mammosynth.evaluate.reidentify import reidentification
@@ -318,17 +319,21 @@ def evaluate_sets(
     collapse = {"split": real_label, **mode_collapse(real_features, synthetic_features, seed=seed)}
     tick()
     real_patients = [r.patient_key for r in real_records]
+    mix = match_mix(real_records, synthetic_records, seed=seed)
     realism = {
         "split": real_label,
         **two_sample_test(
             real_images,
-            synthetic_images,
+            synthetic_images[mix["indices"]],
             real_patients,
             work_px=min(c2st_px, real_images.shape[1]),
             steps=c2st_steps,
             seed=seed,
         ),
+        "mix": {k: v for k, v in mix.items() if k != "indices"},
     }
+    for key in ("most_synthetic", "least_synthetic"):  # back to indices into the whole synthetic set
+        realism[key] = [mix["indices"][i] for i in realism[key]]
     realism_lesions = {
         "split": real_label,
         **lesion_two_sample_test(

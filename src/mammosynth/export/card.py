@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mammosynth.evaluate.mix import mix_note
 from mammosynth.io.atomic import atomic_write
 
 
@@ -91,6 +92,8 @@ def render_card(summary: dict, evaluation: dict | None = None) -> str:
                 ],
             ),
         ]
+        if evaluation["realism_c2st"].get("mix"):
+            parts.append(mix_note(evaluation["realism_c2st"]["mix"]))
         if utility:
             parts.append(
                 _table(

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from mammosynth.errors import InputError
+from mammosynth.io.atomic import atomic_write
 from mammosynth.io.images import read_mask
-from mammosynth.models.conditioning import CONTINUOUS, FIELDS, validate_conditions
+from mammosynth.models.conditioning import CONTINUOUS, FIELDS, conditions_from_record, validate_conditions
 
 ROW_EXTRAS = ("count", "guidance")
 CSV_COLUMNS = (*FIELDS, *CONTINUOUS, "lesion", *ROW_EXTRAS)
@@ -54,6 +55,29 @@ def condition_rows(n: int | None, flags: dict | None = None, table: str | Path |
     if n is not None and n != len(rows):
         raise InputError(table, f"the CSV asks for {len(rows)} images but --n says {n}; give one or the other")
     return rows
+
+
+def write_condition_table(records: list, path: str | Path, repeat: int = 1) -> Path:
+    """A conditions CSV asking for ``repeat`` images per record, each with the record's view, laterality,
+    density, BI-RADS and first finding (kind, pathology, centre, size): the synthetic counterpart of a real
+    set, for a two-sample test in the same mix of conditions (only the records' labels are read, never
+    their pixels).
+
+    Example:
+        >>> import tempfile
+        >>> from mammosynth.datasets.schema import Record
+        >>> record = Record(image_id="a", path="a.png", dataset="d", patient_key="p", view="MLO", density="B")
+        >>> table = write_condition_table([record], Path(tempfile.mkdtemp()) / "c.csv", repeat=2)
+        >>> [(r["conditions"]["view"], r["conditions"]["category"]) for r in condition_rows(None, table=table)]
+        [('MLO', 'none'), ('MLO', 'none')]
+    """
+    rows = [conditions_from_record(record) for record in records for _ in range(repeat)]
+    columns = [c for c in CSV_COLUMNS if any(c in row for row in rows)]
+    with atomic_write(Path(path), "w") as handle:
+        writer = csv.DictWriter(handle, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)
 
 
 def _number(value, kind, where: str, name: str):
