@@ -55,6 +55,35 @@ def normalise_intensity(pixels: np.ndarray, mask: np.ndarray, low: float = 0.5, 
     return out.astype(np.float32)
 
 
+def tissue_start(normalised: np.ndarray, breast: np.ndarray, first: int, max_shift: int) -> int:
+    """The column at or after ``first`` (the breast mask's first, chest wall on the left) where the tissue
+    begins: the first whose breast pixels average at least half the level of the ``max_shift`` columns
+    beyond the search, looked for over ``max_shift`` columns at most.
+
+    The mask's closing reaches a few pixels past the tissue into the dark film edge at the chest wall
+    (2–6 px on mini-MIAS). Cropped there, the reduction averaged that strip into a half-dark first column
+    with a bright overshoot beside it, an artefact in every prepared image that a two-sample classifier read
+    (C2ST 0.85 → 0.62 with the two columns blanked in both sets).
+
+    Example:
+        >>> image = np.zeros((4, 12), np.float32); image[:, 3:] = 0.8
+        >>> tissue_start(image, np.ones((4, 12), bool), first=0, max_shift=4)
+        3
+    """
+    levels = []
+    for column in range(first, min(first + 2 * max_shift + 1, normalised.shape[1])):
+        inside = breast[:, column]
+        levels.append(float(normalised[inside, column].mean()) if inside.any() else 0.0)
+    beyond = levels[max_shift + 1 :]
+    if not beyond:
+        return first
+    reference = float(np.median(beyond))
+    for shift, level in enumerate(levels[: max_shift + 1]):
+        if level >= 0.5 * reference:
+            return first + shift
+    return first
+
+
 def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions) -> Record:
     """Prepare one image into ``out``; returns its new record (paths relative to ``out``)."""
     source = root / record.path
@@ -70,8 +99,9 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
         pixels, breast = pixels[:, ::-1], breast[:, ::-1]
     rows, cols = np.flatnonzero(breast.any(axis=1)), np.flatnonzero(breast.any(axis=0))
     pad = round(options.margin * max(width, height))
+    normalised = normalise_intensity(pixels, breast, options.low_percentile, options.high_percentile)
     crop = (
-        int(cols[0]),
+        tissue_start(normalised, breast, int(cols[0]), max(1, round(0.01 * width))),
         max(0, int(rows[0]) - pad),
         min(width, int(cols[-1]) + 1 + pad),
         min(height, int(rows[-1]) + 1 + pad),
@@ -79,7 +109,6 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
     transform = FrameTransform.fit(width, height, flip, crop, options.size)
     flipped_back = (lambda a: a[:, ::-1]) if flip else (lambda a: a)
 
-    normalised = normalise_intensity(pixels, breast, options.low_percentile, options.high_percentile)
     view = record.view or (mammo.view if mammo.view in ("CC", "MLO") else None)
     pectoral = pectoral_mask(pixels, breast) if view == "MLO" else None
 
