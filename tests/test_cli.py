@@ -38,9 +38,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert len(twins) == 2 * len(held_out)
     asked = sorted((t.extra["provenance"]["conditions"].get("view"), t.view) for t in twins)
     assert asked == sorted((r.view, r.view) for r in held_out for _ in range(2))
-    assert summary["evaluation"]["held_out_twins_c2st_auc"] == json.loads(
-        (tmp_path / "demo" / "held-out-twins" / "c2st.json").read_text()
-    )["auc"]
+    assert (
+        summary["evaluation"]["held_out_twins_c2st_auc"]
+        == json.loads((tmp_path / "demo" / "held-out-twins" / "c2st.json").read_text())["auc"]
+    )
     report = tmp_path / "demo" / "expanded" / "evaluation" / "report.html"
     assert report.stat().st_size > 10_000 and "Side by side" in report.read_text()
     assert "not for diagnosis" in (tmp_path / "demo" / "expanded" / "README.md").read_text()
