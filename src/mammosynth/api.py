@@ -158,7 +158,7 @@ def fit(image: str | Path) -> dict:
 
 DEMO_SIZE = 64  # the demo generator's (gan/cpu-64) image size
 DEMO_TRAIN_BUDGET_S = 180.0  # the demo's training wall time on any machine (the whole demo stays within 5 min)
-DEMO_SHAPE_FITS = 16  # outline fits per set in the demo's evaluation (each is about 0.7 s of Nelder–Mead)
+DEMO_SHAPE_FITS = 8  # outline fits per set in the demo's evaluation (each about 0.7 s of Nelder–Mead)
 DEMO_MIX = (("none", 0.6), ("benign-mass", 0.15), ("malignant-mass", 0.15), ("calcification", 0.10))
 
 
