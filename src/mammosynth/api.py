@@ -174,8 +174,9 @@ def demo(
     """The main job on the embedded default, end to end with no data and no download: an imbalanced
     phantom dataset (60 % normal) → prepare → train a small conditional GAN (``gan/cpu-64`` for
     ``train_budget`` of wall time, 3 min by default, ``None`` for none; ``train_steps`` caps its steps) →
-    expand to a lesion-balanced set (copy filter on) → evaluate against the held-out phantom patients → HTML
-    report, dataset card and contact sheets. Writes ``summary.json`` with the time of every stage."""
+    expand to a lesion-balanced set (copy filter on) → evaluate against the held-out phantom patients, the
+    expansion and held-out twins (:func:`~mammosynth.evaluate.twins.held_out_twins`, realism in the held-out
+    mix) → HTML report, dataset card and contact sheets. Writes ``summary.json`` with the time of every stage."""
     out = check_output_dir(out, overwrite)
     if out.exists():
         import shutil

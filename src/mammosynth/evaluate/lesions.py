@@ -77,7 +77,8 @@ def lesion_two_sample_test(
 
     def located(records: list) -> list[tuple[int, tuple[float, float], str]]:
         found = [(k, conditions_of(record)) for k, record in enumerate(records)]
-        return [(k, _centre(c), c["category"]) for k, c in found if _centre(c) is not None]
+        centred = [(k, _centre(c), c["category"]) for k, c in found]
+        return [row for row in centred if row[1] is not None]
 
     real, synthetic = located(real_records), located(synthetic_records)
     kinds = sorted({kind for *_, kind in real} & {kind for *_, kind in synthetic})
