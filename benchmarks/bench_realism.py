@@ -46,9 +46,9 @@ from mammosynth.training.config import parse_duration
 from mammosynth.training.loop import make_grid
 
 CONFIGS = {
-    "gan": {64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
+    "gan": {32: "cpu-32", 64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
     "ldm": {128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
-    "upscale": {128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
+    "upscale": {64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
 }  # translation needs a label map per image: not in this benchmark yet
 
 
