@@ -130,7 +130,9 @@ CBIS_MASS = [
 ]
 
 
-def vindr_tree(root: Path, density: str = "DENSITY C", category: str = "['Mass']") -> Path:
+def vindr_tree(
+    root: Path, density: str = "DENSITY C", category: str = "['Mass']", box: tuple = (10, 40, 30, 60)
+) -> Path:
     rows, findings = [], []
     for k, (study, side, view) in enumerate([("s1", "L", "CC"), ("s1", "R", "MLO"), ("s2", "L", "MLO")]):
         image_id = f"img{k}"
@@ -144,9 +146,9 @@ def vindr_tree(root: Path, density: str = "DENSITY C", category: str = "['Mass']
         )
         rows.append([study, "ser", image_id, side, view, 128, 96, "BI-RADS 4", density, "training"])
         cats = category if k == 0 else "['No Finding']"
-        box = [10, 40, 30, 60] if k == 0 else ["", "", "", ""]
+        corners = list(box) if k == 0 else ["", "", "", ""]
         findings.append(
-            [study, "ser", image_id, side, view, 128, 96, "BI-RADS 4", density, cats, "BI-RADS 4", *box, "training"]
+            [study, "ser", image_id, side, view, 128, 96, "BI-RADS 4", density, cats, "BI-RADS 4", *corners, "training"]
         )
     write_csv(root / "breast-level_annotations.csv", VINDR_BREAST, rows)
     write_csv(root / "finding_annotations.csv", VINDR_FINDING, findings)

@@ -25,7 +25,7 @@ def test_mini_mias_pairs_share_one_patient_key(tmp_path):
     """mdb001/mdb002 are one woman's two films, mdb003 another woman's (made-up PGMs in the original layout)."""
     import numpy as np
 
-    rows = ["mdb001 G CIRC B 535 425 197", "mdb002 G CIRC B 522 280 69", "mdb003 D NORM"]
+    rows = ["mdb001 G CIRC B 35 25 19", "mdb002 G CIRC B 22 28 6", "mdb003 D NORM"]
     (tmp_path / "Info.txt").write_text("\n".join(rows) + "\n")
     for row in rows:
         pixels = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
@@ -66,6 +66,58 @@ def test_vindr_unknown_values_are_listed(tmp_path):
         load_dataset(vindr_tree(tmp_path / "a", density="DENSITY E"))
     with pytest.raises(InputError, match="'wobble'"):
         load_dataset(vindr_tree(tmp_path / "b", category="['Wobble']"))
+
+
+def test_vindr_boxes_past_the_edge_are_clipped_and_off_image_ones_refused(tmp_path):
+    """The image is 96 wide and 128 high: a box drawn past the left and right edges is clipped to them; one
+    wholly beyond the right edge is an error naming the row."""
+    ds = load_dataset(vindr_tree(tmp_path / "a", box=(-5, 40, 120, 60)))
+    assert next(r for r in ds.records if r.image_id == "img0").findings[0].coords == [0, 40, 96, 60]
+    with pytest.raises(
+        InputError, match=r"finding_annotations\.csv|breast-level_annotations\.csv:2.*outside the 96×128"
+    ):
+        load_dataset(vindr_tree(tmp_path / "b", box=(200, 10, 220, 30)))
+
+
+def test_bad_lesion_annotations_are_one_line_errors(tmp_path):
+    """Coordinates off the image, a NaN or negative radius, unparseable coordinates and an unknown severity
+    were accepted silently (a 64 px image got a mass at (−12771, 12825)); each now names its row."""
+    write_png(tmp_path / "img" / "0.png", breast_image(seed=0))  # 96 wide, 128 high
+    mapping = {"columns": {"path": "file", "category": "klass", "cx": "x", "cy": "y", "radius": "r"}}
+    for x, y, r, message in [
+        (30, 40, 5, None),
+        (-12771, 12825, 5, r"mass circle centre \(-12771, 12825\) lies outside the 96×128 image"),
+        (30, 40, "nan", r"coordinates must be finite numbers"),
+        (30, 40, -3, r"radius must be positive, got -3"),
+        ("3O", 40, 5, r"lesion coordinates are not numbers"),
+    ]:
+        write_csv(tmp_path / "metadata.csv", ["file", "klass", "x", "y", "r"], [["img/0.png", "mass", x, y, r]])
+        if message is None:
+            assert load_dataset(tmp_path, mapping=mapping).records[0].findings[0].coords == [30, 40, 5]
+            continue
+        with pytest.raises(InputError, match=message) as caught:
+            load_dataset(tmp_path, mapping=mapping)
+        assert "metadata.csv:2" in str(caught.value)
+
+    import numpy as np
+
+    folder = tmp_path / "mias"
+    folder.mkdir()
+    pixels = np.zeros((64, 64), np.uint8)
+    (folder / "mdb001.pgm").write_bytes(b"P5\n64 64\n255\n" + pixels.tobytes())
+    for row, message in [
+        ("mdb001 G CALC M *NOTE 3*", None),  # the original's clusters without a centre
+        ("mdb001 G CIRC X 30 20 5", r"Info\.txt:1: unknown severity 'X'; known: B, M"),
+        ("mdb001 G CIRC B 30 2O 5", r"Info\.txt:1: lesion location must be three numbers X Y RADIUS, got '30 2O 5'"),
+        ("mdb001 G CIRC B 30 20", r"three numbers X Y RADIUS, got '30 20'"),
+        ("mdb001 G CIRC B 535 425 197", r"mdb001\.pgm: mass circle centre \(535, -361\) lies outside the 64×64"),
+    ]:
+        (folder / "Info.txt").write_text(row + "\n")
+        if message is None:
+            assert load_dataset(folder).records[0].findings[0].geometry is None
+            continue
+        with pytest.raises(InputError, match=message):
+            load_dataset(folder)
 
 
 def test_cbis_adapter(tmp_path):

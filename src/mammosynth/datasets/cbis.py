@@ -95,5 +95,5 @@ def load_cbis(root: str | Path, salt: str | None = None) -> Dataset:
                     attributes=attributes,
                 )
             )
-            record.validate(where)
+            record.validate(where, on_image=True)
     return Dataset(root=root, name="cbis-ddsm", records=list(by_image.values()), skipped=skipped)

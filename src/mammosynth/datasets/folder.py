@@ -237,6 +237,6 @@ def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | N
             record.findings.append(finding)
         if record.width is None:
             record.width, record.height = image_size(image)
-        records.append(record.validate(where))
+        records.append(record.validate(where, on_image=True))
     check_unique((r.image_id for r in records), csv_path)
     return Dataset(root=root, name=name, records=records, skipped=skipped)

@@ -38,13 +38,17 @@ def parse_info(path: Path) -> dict[str, dict]:
         if klass == "NORM":
             continue
         tokens = rest.split()
-        severity = tokens[0] if tokens and tokens[0] in MIAS_SEVERITY else None
-        coords = None
-        if len(tokens) >= 4:
+        severity = tokens[0] if tokens else None
+        if severity is not None and severity not in MIAS_SEVERITY:
+            raise InputError(where, f"unknown severity {severity!r}; known: {', '.join(MIAS_SEVERITY)}")
+        location, coords = tokens[1:], None
+        if location and not location[0].startswith("*"):  # "*NOTE 3*": a cluster with no centre given
             try:
-                coords = tuple(float(t) for t in tokens[1:4])
+                coords = tuple(float(t) for t in location)
             except ValueError:
-                coords = None
+                coords = ()
+            if len(coords) != 3:
+                raise InputError(where, f"lesion location must be three numbers X Y RADIUS, got {' '.join(location)!r}")
         entry["lesions"].append((klass, severity, coords))
     return table
 
@@ -98,7 +102,7 @@ def load_mias(root: str | Path, salt: str | None = None) -> Dataset:
                 width=width,
                 height=height,
                 extra={"source_tissue": entry["tissue"]},
-            ).validate(str(image))
+            ).validate(str(image), on_image=True)
         )
     check_unique((r.image_id for r in records), info)
     return Dataset(root=root, name="mini-mias", records=records, skipped=skipped)

@@ -8,6 +8,7 @@ origin at the top-left pixel's corner).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +44,8 @@ class Finding:
     mask_path: str | None = None
     attributes: dict = field(default_factory=dict)
 
-    def validate(self, where: str) -> None:
+    def validate(self, where: str, width: int | None = None, height: int | None = None) -> None:
+        """Vocabulary and geometry; with the image's ``width`` and ``height`` also that the finding lies on it."""
         if self.category not in CATEGORIES:
             raise InputError(where, f"unknown finding category {self.category!r}; known: {', '.join(CATEGORIES)}")
         if self.pathology not in PATHOLOGIES:
@@ -53,6 +55,28 @@ class Finding:
         need = {"box": 4, "circle": 3}.get(self.geometry or "")
         if need and len(self.coords) != need:
             raise InputError(where, f"{self.geometry} needs {need} coordinates, got {len(self.coords)}")
+        if self.geometry in ("box", "circle", "polygon"):
+            self._check_coords(where, width, height)
+
+    def _check_coords(self, where: str, width: int | None, height: int | None) -> None:
+        c, what = self.coords, f"{self.category} {self.geometry}"
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in c):
+            raise InputError(where, f"{what} coordinates must be finite numbers, got {c}")
+        if self.geometry == "circle" and c[2] <= 0:
+            raise InputError(where, f"{what} radius must be positive, got {c[2]:g}")
+        if self.geometry == "box" and (c[0] >= c[2] or c[1] >= c[3]):
+            raise InputError(where, f"{what} needs xmin < xmax and ymin < ymax, got {c}")
+        if self.geometry == "polygon" and (len(c) < 6 or len(c) % 2):
+            raise InputError(where, f"{what} needs at least 3 (x, y) points, got {len(c)} numbers")
+        if not width or not height:
+            return
+        if self.geometry == "circle":
+            if not (0 <= c[0] <= width and 0 <= c[1] <= height):
+                raise InputError(where, f"{what} centre ({c[0]:g}, {c[1]:g}) lies outside the {width}×{height} image")
+            return
+        xs, ys = c[0::2], c[1::2]
+        if max(xs) <= 0 or min(xs) >= width or max(ys) <= 0 or min(ys) >= height:
+            raise InputError(where, f"{what} {c} lies outside the {width}×{height} image")
 
 
 @dataclass
@@ -91,7 +115,9 @@ class Record:
                 return name
         return "unknown"
 
-    def validate(self, where: str | None = None) -> Record:
+    def validate(self, where: str | None = None, on_image: bool = False) -> Record:
+        """Vocabularies and finding geometry; ``on_image`` (adapters, reading a source's annotations) also
+        checks that every finding lies on the image (``width`` × ``height``, when known)."""
         where = where or self.path
         for name, value, allowed in (
             ("view", self.view, VIEWS),
@@ -103,7 +129,7 @@ class Record:
             if value is not None and value not in allowed:
                 raise InputError(where, f"unknown {name} {value!r}; known: {', '.join(allowed)}")
         for finding in self.findings:
-            finding.validate(where)
+            finding.validate(where, *((self.width, self.height) if on_image else ()))
         return self
 
     def to_dict(self) -> dict:

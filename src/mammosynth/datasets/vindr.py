@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 from mammosynth.datasets.base import Dataset, check_unique, read_csv, resolve_inside
@@ -113,10 +114,22 @@ def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
                 laterality=normalise_laterality(row["laterality"]),
                 density=VINDR_DENSITY.get(row["breast_density"]),
                 birads=_birads(row["breast_birads"]),
-                findings=findings.get(row["image_id"], []),
+                findings=[on_image(f, row["width"], row["height"]) for f in findings.get(row["image_id"], [])],
                 split=SPLITS.get(row["split"]),
                 width=int(float(row["width"])) if row["width"] else None,
                 height=int(float(row["height"])) if row["height"] else None,
-            ).validate(where)
+            ).validate(where, on_image=True)
         )
     return Dataset(root=root, name="vindr-mammo", records=records, skipped=skipped)
+
+
+def on_image(finding: Finding, width: str, height: str) -> Finding:
+    """A box clipped to the image (VinDr boxes drawn past the edge keep coordinates beyond it); one wholly
+    off the image is left for ``Record.validate`` to refuse."""
+    if finding.geometry != "box" or not width or not height:
+        return finding
+    w, h = float(width), float(height)
+    x0, y0, x1, y1 = finding.coords
+    if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+        return finding
+    return dataclasses.replace(finding, coords=[max(x0, 0.0), max(y0, 0.0), min(x1, w), min(y1, h)])
