@@ -98,6 +98,28 @@ def test_no_breast_found_writes_nothing(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
+def test_ten_bit_values_in_a_sixteen_bit_png_prepare_like_the_full_range_image(tmp_path):
+    """A 16-bit PNG holding 10-bit values spans 1/64 of the scale: the absolute contrast floor called it
+    "no breast found". Thresholds relative to the image's range find the same breast; an image of noise
+    alone still has none."""
+    from factories import breast_image
+
+    pixels = breast_image(seed=1)
+    write_png(tmp_path / "full" / "a.png", pixels)
+    ten_bit = np.round(pixels * 1023).astype(np.uint16)
+    (tmp_path / "low").mkdir()
+    Image.fromarray(ten_bit).save(tmp_path / "low" / "a.png")
+    assert read_image(tmp_path / "low" / "a.png").pixels.max() < 1 / 60
+    for name in ("full", "low"):
+        prepare_dataset(load_dataset(tmp_path / name), tmp_path / f"prep-{name}", size=64)
+    full, low = (read_image(next((tmp_path / f"prep-{n}" / "images").iterdir())).pixels for n in ("full", "low"))
+    assert np.abs(full - low).max() < 0.01 and (low > 0).mean() > 0.3
+    noise = np.random.default_rng(0).random((128, 96)).astype(np.float32) * 0.01
+    write_png(tmp_path / "noise" / "n.png", noise)
+    with pytest.raises(InputError, match=r"n\.png: no breast found"):
+        prepare_dataset(load_dataset(tmp_path / "noise"), tmp_path / "prep-noise", size=64)
+
+
 def test_segmentation_ignores_labels_and_finds_chest_wall():
     image = np.zeros((300, 200), np.float32)
     yy, xx = np.mgrid[0:300, 0:200]

@@ -1,11 +1,13 @@
 """Breast segmentation for film scans (labels, lead markers, tape, scanner edges) and digital images.
 
-Method (at a working size of 256 px on the long side): Gaussian smoothing; a threshold at 35 % of the
+Method (at a working size of 256 px on the long side): Gaussian smoothing; the image's own range scaled
+to [0, 1] (no absolute contrast floor: 10-bit values in a 16-bit file are a breast too); a threshold at 35 % of the
 way from the background level to Otsu's threshold (faint skin lines stay in); a morphological opening
 that cuts thin bridges to labels and scanner strips; the largest connected component that is not a
 thin border strip; hole filling (also of dark fat against the chest wall) and a closing to smooth the
-skin line. Written here because no kept library ships a mammography-specific segmenter; each step is
-a SciPy/scikit-image primitive.
+skin line; no breast where it does not stand out from the background's spread (noise alone). Written
+here because no kept library ships a mammography-specific segmenter; each step is a SciPy/scikit-image
+primitive.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ def breast_mask(pixels: np.ndarray, work_size: int = WORK_SIZE) -> np.ndarray | 
     small_w, small_h = max(8, round(width * scale)), max(8, round(height * scale))
     small = resize_image(pixels, small_w, small_h)
     small = filters.gaussian(small, sigma=1.0, preserve_range=True)
-    if float(small.max() - small.min()) < 0.02:
+    # thresholds relative to the image's own range: a 10-bit image in a 16-bit file spans 1/64 of the scale
+    lo, hi = float(small.min()), float(small.max())
+    if hi - lo < 1e-4:  # flat (one 16-bit step is 1.5e-5)
         return None
+    small = (small - lo) / (hi - lo)
     background = float(np.percentile(small, 5))
     try:
         otsu = float(filters.threshold_otsu(small))
@@ -62,7 +67,23 @@ def breast_mask(pixels: np.ndarray, work_size: int = WORK_SIZE) -> np.ndarray | 
     mask = ndi.binary_dilation(mask, disk) & np.pad(binary, pad, mode="edge")  # undo the opening's erosion
     mask = ndi.binary_closing(mask, disk)[pad:-pad, pad:-pad]
     mask = _fill_against_chest_wall(_largest(ndi.binary_fill_holes(mask)))
+    if _separation(small, mask) < MIN_SEPARATION:
+        return None
     return resize_mask(mask, width, height)
+
+
+MIN_SEPARATION = 1.0  # shared real images ≥ 3.4 (1 in 144), median > 100; pure noise ≤ 0.3
+
+
+def _separation(small: np.ndarray, mask: np.ndarray) -> float:
+    """How far the breast stands out from the background: the difference of their medians in units of the
+    background's median absolute deviation (labels, a small part of the background, do not move it). With
+    range-relative thresholds, a noise-only image would otherwise yield a "breast"."""
+    inside, outside = small[mask], small[~mask]
+    if not inside.size or not outside.size:
+        return float("inf")
+    spread = float(np.median(np.abs(outside - np.median(outside))))
+    return float(np.median(inside) - np.median(outside)) / (spread + 1e-6)
 
 
 def _fill_against_chest_wall(mask: np.ndarray) -> np.ndarray:
