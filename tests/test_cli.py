@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from factories import vindr_tree, write_csv
+from factories import breast_image, vindr_tree, write_csv
 from mammosynth.io import write_png
 
 
@@ -119,3 +119,34 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, case):
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_files_are_counted_and_named_not_written(tmp_path):
+    """A partial download: the files a CSV lists but the folder lacks were dropped with "skipped": [];
+    inspect and prepare now name them on stderr, and prepare.json holds only counts (no source path)."""
+    for k in (0, 1, 2):
+        write_png(tmp_path / "src" / f"{k}.png", breast_image(seed=k))
+    rows = [[f"{k}.png", f"pat{k}"] for k in range(4)] + [["P_00042_secret.png", "pat9"]]
+    write_csv(tmp_path / "src" / "metadata.csv", ["file", "patient"], rows)
+    (tmp_path / "map.yaml").write_text("columns: {path: file, patient: patient}\n")
+    looked = run("datasets", "inspect", str(tmp_path / "src"), "--mapping", str(tmp_path / "map.yaml"))
+    assert looked.returncode == 0, looked.stderr
+    assert "warning: 2 image(s) listed but missing, not counted above: 3.png; P_00042_secret.png" in looked.stderr
+    done = run(
+        "prepare",
+        str(tmp_path / "src"),
+        "--out",
+        str(tmp_path / "out"),
+        "--size",
+        "64",
+        "--mapping",
+        str(tmp_path / "map.yaml"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning: 2 image(s) listed but missing, prepared without them: 3.png; P_00042_secret.png" in done.stderr
+    info = json.loads((tmp_path / "out" / "prepare.json").read_text())
+    assert info["images"] == 3 and info["skipped"] == {"unusable_images": 0, "missing_files": 2}
+    written = "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.suffix in (".json", ".jsonl")
+    )
+    assert "P_00042" not in written and "secret" not in written

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import shared
@@ -118,6 +119,29 @@ def test_bad_lesion_annotations_are_one_line_errors(tmp_path):
             continue
         with pytest.raises(InputError, match=message):
             load_dataset(folder)
+
+
+def test_masks_need_a_category_and_each_finding_keeps_its_own(tmp_path):
+    """A mask column without a category column kept no lesion at all, and of a row's several findings only
+    the first got a mask."""
+    write_png(tmp_path / "img" / "0.png", breast_image(seed=0))
+    for name in ("m0", "m1"):
+        write_png(tmp_path / "masks" / f"{name}.png", np.zeros((128, 96), np.uint8), bits=8)
+    write_csv(
+        tmp_path / "metadata.csv", ["file", "klass", "masks"], [["img/0.png", "mass;calc", "masks/m0.png;masks/m1.png"]]
+    )
+    with pytest.raises(InputError, match=r"columns\.mask needs columns\.category"):
+        load_dataset(tmp_path, mapping={"columns": {"path": "file", "mask": "masks"}})
+    mapping = {
+        "multi_separator": ";",
+        "columns": {"path": "file", "category": "klass", "mask": "masks"},
+        "values": {"category": {"mass": "mass", "calc": "calcification"}},
+    }
+    findings = load_dataset(tmp_path, mapping=mapping).records[0].findings
+    assert [(f.category, f.mask_path) for f in findings] == [
+        ("mass", "masks/m0.png"),
+        ("calcification", "masks/m1.png"),
+    ]
 
 
 def test_cbis_adapter(tmp_path):

@@ -26,7 +26,12 @@ def inspect(path: str | Path, format: str = "auto", mapping: str | Path | None =
     """Counts by view, laterality, density, label, finding and pathology of any dataset folder."""
     dataset = load_dataset(path, format=format, mapping=mapping, salt=salt)
     table = count_dataset(dataset)
-    table["dataset"] = {"name": dataset.name, "root": str(dataset.root), "skipped_missing_files": len(dataset.skipped)}
+    table["dataset"] = {
+        "name": dataset.name,
+        "root": str(dataset.root),
+        "skipped_missing_files": len(dataset.skipped),
+        "missing_files": dataset.skipped,
+    }
     return table
 
 
@@ -64,6 +69,7 @@ def prepare(
         "out": str(folder),
         "images": len(prepared),
         "skipped": skipped,
+        "missing_files": dataset.skipped,
         "seconds": round(seconds, 2),
         "images_per_second": round(len(prepared) / max(seconds, 1e-9), 2),
         "counts": count_dataset(prepared),

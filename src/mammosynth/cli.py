@@ -131,6 +131,15 @@ def prepare(
             progress=update,
         )
     _print({k: v for k, v in result.items() if k != "counts"})
+    _warn_skipped(result["missing_files"], "listed but missing, prepared without them")
+    _warn_skipped(result["skipped"], "unusable, skipped (--skip-bad)")
+
+
+def _warn_skipped(items: list[str], what: str) -> None:
+    """One counted, named warning on stderr for what a run left out (the first three named)."""
+    if items:
+        named = "; ".join(items[:3]) + (f"; … {len(items) - 3} more" if len(items) > 3 else "")
+        typer.echo(f"warning: {len(items)} image(s) {what}: {named}", err=True)
 
 
 @app.command()
@@ -195,6 +204,7 @@ def inspect(
         _print(result)
     else:
         _counts_table(result)
+    _warn_skipped(result["dataset"]["missing_files"], "listed but missing, not counted above")
 
 
 @app.command()

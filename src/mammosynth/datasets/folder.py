@@ -94,6 +94,12 @@ def load_mapping(mapping: str | Path | dict) -> dict:
         raise InputError(where, f"unknown column keys: {', '.join(sorted(unknown))}")
     if "path" not in columns:
         raise InputError(where, "columns.path is required")
+    located = [k for k in ("mask", "cx", "xmin") if k in columns]
+    if located and "category" not in columns:
+        raise InputError(
+            where,
+            f"columns.{located[0]} needs columns.category (the kind of each finding); without it no lesion is kept",
+        )
     return mapping
 
 
@@ -213,7 +219,8 @@ def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | N
             raise InputError(where, f"unknown laterality {laterality!r}; known: L, R, LEFT, RIGHT")
         categories = split_cell(cell(row, "category"))
         n = len(categories)
-        per = {k: split_cell(cell(row, k)) for k in ("pathology", "cx", "cy", "radius", "xmin", "ymin", "xmax", "ymax")}
+        keys = ("pathology", "cx", "cy", "radius", "xmin", "ymin", "xmax", "ymax", "mask")
+        per = {k: split_cell(cell(row, k)) for k in keys}
         per = {k: (v if len(v) == n else v[:1] * n) for k, v in per.items()}
         for i, raw_category in enumerate(categories):
             category = mapped("category", raw_category, CATEGORIES, where)
@@ -231,8 +238,8 @@ def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | N
                     finding.coords = [float(per[k][i]) for k in ("xmin", "ymin", "xmax", "ymax")]
             except ValueError:
                 raise InputError(where, "lesion coordinates are not numbers") from None
-            if cell(row, "mask") and i == 0 and finding.geometry is None:
-                mask = resolve_inside(root, cell(row, "mask"), where)
+            if per["mask"][i] and finding.geometry is None:  # one mask per finding, or the row's one for each
+                mask = resolve_inside(root, per["mask"][i], where)
                 finding.geometry, finding.mask_path = "mask", str(mask.relative_to(root.resolve()))
             record.findings.append(finding)
         if record.width is None:

@@ -224,7 +224,8 @@ def prepare_dataset(
             "source_dataset": dataset.name,
             "size": size,
             "images": len(prepared),
-            "skipped": problems,
+            # counts only: the problems name source files, and no source path reaches an output
+            "skipped": {"unusable_images": len(problems), "missing_files": len(dataset.skipped)},
             "orientation": "chest wall at the left edge",
             "seed": seed,
         }
