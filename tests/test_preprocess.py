@@ -120,6 +120,42 @@ def test_ten_bit_values_in_a_sixteen_bit_png_prepare_like_the_full_range_image(t
         prepare_dataset(load_dataset(tmp_path / "noise"), tmp_path / "prep-noise", size=64)
 
 
+def test_source_splits_that_share_a_patient_are_redone_and_per_file_patients_are_said(tmp_path):
+    """A source split with one woman in train and test leaked her into evaluation unchecked; a CSV without
+    a patient column made every image its own patient without a word."""
+    from factories import breast_image, write_csv
+
+    for k in range(6):
+        write_png(tmp_path / f"{k}.png", breast_image(seed=k))
+    splits = ["train", "test", "train", "train", "test", "test"]  # woman w0 owns images 0 and 1
+    rows = [[f"{k}.png", f"w{k // 2}", splits[k]] for k in range(6)]
+    write_csv(tmp_path / "metadata.csv", ["file", "woman", "split"], rows)
+    mapping = {"columns": {"path": "file", "patient": "woman", "split": "split"}}
+    prepare_dataset(load_dataset(tmp_path, mapping=mapping), tmp_path / "out", size=64)
+    info = json.loads((tmp_path / "out" / "prepare.json").read_text())
+    assert info["warnings"] == ["the source's splits put 1 patient(s) in more than one split; split again by patient"]
+    by_woman: dict = {}
+    for record in iter_manifest(tmp_path / "out"):
+        by_woman.setdefault(record.patient_key, set()).add(record.split)
+    assert len(by_woman) == 3 and all(len(s) == 1 for s in by_woman.values())
+
+    rows[1][2] = "train"  # now the source's splits keep every woman on one side: they are kept, no warning
+    write_csv(tmp_path / "metadata.csv", ["file", "woman", "split"], rows)
+    prepare_dataset(load_dataset(tmp_path, mapping=mapping), tmp_path / "kept", size=64)
+    assert json.loads((tmp_path / "kept" / "prepare.json").read_text())["warnings"] == []
+    assert sorted(r.split for r in iter_manifest(tmp_path / "kept")) == [
+        "test",
+        "test",
+        "train",
+        "train",
+        "train",
+        "train",
+    ]
+
+    no_patients = load_dataset(tmp_path, mapping={"columns": {"path": "file"}})
+    assert no_patients.warnings and "counts as its own patient" in no_patients.warnings[0]
+
+
 def test_segmentation_ignores_labels_and_finds_chest_wall():
     image = np.zeros((300, 200), np.float32)
     yy, xx = np.mgrid[0:300, 0:200]

@@ -31,6 +31,7 @@ def inspect(path: str | Path, format: str = "auto", mapping: str | Path | None =
         "root": str(dataset.root),
         "skipped_missing_files": len(dataset.skipped),
         "missing_files": dataset.skipped,
+        "warnings": dataset.warnings,
     }
     return table
 
@@ -70,6 +71,7 @@ def prepare(
         "images": len(prepared),
         "skipped": skipped,
         "missing_files": dataset.skipped,
+        "warnings": json.loads((Path(folder) / "prepare.json").read_text())["warnings"],
         "seconds": round(seconds, 2),
         "images_per_second": round(len(prepared) / max(seconds, 1e-9), 2),
         "counts": count_dataset(prepared),

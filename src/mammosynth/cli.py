@@ -133,6 +133,8 @@ def prepare(
     _print({k: v for k, v in result.items() if k != "counts"})
     _warn_skipped(result["missing_files"], "listed but missing, prepared without them")
     _warn_skipped(result["skipped"], "unusable, skipped (--skip-bad)")
+    for warning in result["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def _warn_skipped(items: list[str], what: str) -> None:
@@ -205,6 +207,8 @@ def inspect(
     else:
         _counts_table(result)
     _warn_skipped(result["dataset"]["missing_files"], "listed but missing, not counted above")
+    for warning in result["dataset"]["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command()

@@ -22,6 +22,7 @@ class Dataset:
     name: str
     records: list[Record]
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the adapter had to assume, said to the user
 
     def __len__(self) -> int:
         return len(self.records)

@@ -103,6 +103,12 @@ def load_mapping(mapping: str | Path | dict) -> dict:
     return mapping
 
 
+PER_FILE_PATIENTS = (
+    "no patient identifier (no columns.patient, or a file without PatientID): each such image counts as its own "
+    "patient, so one woman's images may land in train and test"
+)
+
+
 def load_folder(root: str | Path, salt: str | None = None, name: str | None = None) -> Dataset:
     """Every image file below ``root``; DICOM headers fill view, laterality, spacing and patient."""
     root = Path(root)
@@ -143,7 +149,8 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
         records.append(record)
     if not records:
         raise InputError(root, "no images found (empty folder or no supported image files)")
-    return Dataset(root=root, name=name, records=records)
+    per_file = any(r.patient_key == pseudonymise(r.path, salt, namespace=f"{name}-file") for r in records)
+    return Dataset(root=root, name=name, records=records, warnings=[PER_FILE_PATIENTS] if per_file else [])
 
 
 def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | None = None) -> Dataset:
@@ -246,4 +253,5 @@ def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | N
             record.width, record.height = image_size(image)
         records.append(record.validate(where, on_image=True))
     check_unique((r.image_id for r in records), csv_path)
-    return Dataset(root=root, name=name, records=records, skipped=skipped)
+    warnings = [] if "patient" in columns else [PER_FILE_PATIENTS]
+    return Dataset(root=root, name=name, records=records, skipped=skipped, warnings=warnings)

@@ -27,7 +27,7 @@ from mammosynth.io.pseudonym import pseudonymise, resolve_salt
 from mammosynth.preprocess.geometry import FrameTransform, rasterise
 from mammosynth.preprocess.pectoral import pectoral_mask
 from mammosynth.preprocess.segment import breast_mask, chest_wall_side
-from mammosynth.preprocess.splits import assign_splits
+from mammosynth.preprocess.splits import assign_splits, shared_patients
 
 SIZES = (64, 128, 256, 512, 1024)
 
@@ -200,6 +200,7 @@ def prepare_dataset(
     options = PrepareOptions(size=size, salt=resolve_salt(salt))
     workers = workers or min(2, os.cpu_count() or 1)
     problems: list[str] = []
+    warnings = list(dataset.warnings)
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
@@ -216,7 +217,12 @@ def prepare_dataset(
                 progress(done, len(jobs))
         if not prepared:
             raise InputError(dataset.root, "no image could be prepared")
-        if not (keep_source_splits and all(r.split for r in prepared)):
+        shared = shared_patients(prepared) if keep_source_splits and all(r.split for r in prepared) else None
+        if shared:
+            warnings.append(
+                f"the source's splits put {shared} patient(s) in more than one split; split again by patient"
+            )
+        if shared is None or shared:
             assign_splits(prepared, seed=seed)
         write_manifest(tmp, prepared)
         info = {
@@ -226,6 +232,7 @@ def prepare_dataset(
             "images": len(prepared),
             # counts only: the problems name source files, and no source path reaches an output
             "skipped": {"unusable_images": len(problems), "missing_files": len(dataset.skipped)},
+            "warnings": warnings,
             "orientation": "chest wall at the left edge",
             "seed": seed,
         }

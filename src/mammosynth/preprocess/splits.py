@@ -43,3 +43,18 @@ def assign_splits(
             for record in patients[key]:
                 record.split = split
     return records
+
+
+def shared_patients(records: list[Record]) -> int:
+    """How many patients have images in more than one split (a source's own splits can leak a patient).
+
+    Example:
+        >>> from mammosynth.datasets.schema import Record
+        >>> recs = [Record(image_id=s, path="", dataset="d", patient_key="p", split=s) for s in ("train", "test")]
+        >>> shared_patients(recs)
+        1
+    """
+    splits: dict[str, set] = defaultdict(set)
+    for record in records:
+        splits[record.patient_key].add(record.split)
+    return sum(len(s) > 1 for s in splits.values())
