@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import shared
-from factories import CBIS_MASS, VINDR_BREAST, breast_image, cbis_tree, vindr_tree, write_csv
+from factories import CBIS_MASS, VINDR_BREAST, breast_image, cbis_tree, vindr_tree, write_csv, write_raw_dicom
 from mammosynth.datasets import count_dataset, load_dataset
 from mammosynth.errors import InputError
 from mammosynth.io import write_png
@@ -78,6 +78,43 @@ def test_vindr_boxes_past_the_edge_are_clipped_and_off_image_ones_refused(tmp_pa
         InputError, match=r"finding_annotations\.csv|breast-level_annotations\.csv:2.*outside the 96×128"
     ):
         load_dataset(vindr_tree(tmp_path / "b", box=(200, 10, 220, 30)))
+
+
+def test_vindr_png_conversions_are_read_with_boxes_in_their_frame(tmp_path):
+    """Kaggle's VinDr PNGs keep the layout with .png files, often resized: boxes given in the DICOM's frame
+    (96 × 128 here) are scaled to the PNG's (48 × 64)."""
+    import pydicom
+    from PIL import Image
+
+    root = vindr_tree(tmp_path)
+    for dicom in list((root / "images").rglob("*.dicom")):
+        pixels = pydicom.dcmread(dicom).pixel_array
+        Image.fromarray((pixels >> 4).astype(np.uint8)).resize((48, 64)).save(dicom.with_suffix(".png"))
+        dicom.unlink()
+    ds = load_dataset(root, salt="s")
+    first = next(r for r in ds.records if r.image_id == "img0")
+    assert len(ds) == 3 and first.path.endswith("img0.png") and (first.width, first.height) == (48, 64)
+    assert first.findings[0].coords == [5, 20, 15, 30]
+
+
+def test_dicom_view_from_the_view_code_sequence(tmp_path):
+    """Some scanners write the view only as a code (ViewCodeSequence), not as ViewPosition."""
+    import pydicom
+    from pydicom.dataset import Dataset as DicomDataset
+    from pydicom.sequence import Sequence
+
+    for k, (value, meaning) in enumerate(
+        [("R-10226", "medio-lateral oblique"), ("", "cranio-caudal"), ("R-10224", "")]
+    ):
+        path = write_raw_dicom(tmp_path / f"{k}.dcm", breast_image(seed=k), patient_id=f"p{k}")
+        ds = pydicom.dcmread(path)
+        del ds.ViewPosition
+        code = DicomDataset()
+        code.CodeValue, code.CodeMeaning, code.CodingSchemeDesignator = value, meaning, "SRT"
+        ds.ViewCodeSequence = Sequence([code])
+        ds.save_as(path)
+    views = [r.view for r in sorted(load_dataset(tmp_path, salt="s").records, key=lambda r: r.path)]
+    assert views == ["MLO", "CC", "other"]
 
 
 def test_bad_lesion_annotations_are_one_line_errors(tmp_path):

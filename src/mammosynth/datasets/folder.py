@@ -43,6 +43,7 @@ from mammosynth.datasets.base import IMAGE_SUFFIXES, Dataset, check_unique, read
 from mammosynth.datasets.schema import CATEGORIES, DENSITIES, PATHOLOGIES, SPLITS, Finding, Record
 from mammosynth.datasets.vocab import normalise_laterality, normalise_view
 from mammosynth.errors import InputError
+from mammosynth.io.dicom import dicom_view
 from mammosynth.io.images import image_size, is_dicom
 from mammosynth.io.pseudonym import pseudonymise, resolve_salt
 
@@ -141,7 +142,7 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
                 record.patient_key = pseudonymise(str(ds.PatientID), salt, namespace="dicom-patient")
             if ds.get("StudyInstanceUID"):
                 record.study_key = pseudonymise(str(ds.StudyInstanceUID), salt, namespace="dicom-study", prefix="S")
-            record.view = normalise_view(ds.get("ViewPosition"))
+            record.view = normalise_view(dicom_view(ds))
             record.laterality = normalise_laterality(ds.get("ImageLaterality") or ds.get("Laterality"))
             spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
             record.spacing_mm = float(spacing[0]) if spacing else None

@@ -1,5 +1,6 @@
 """VinDr-Mammo: ``breast-level_annotations.csv`` + ``finding_annotations.csv`` + DICOMs at
-``images/<study_id>/<image_id>.dicom``. Boxes are in the DICOM's pixel frame."""
+``images/<study_id>/<image_id>.dicom``, or ``.png`` (the common conversions, possibly resized). Boxes are in
+the DICOM's pixel frame; for a resized PNG they are scaled to its own."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from mammosynth.datasets.vocab import (
     normalise_view,
 )
 from mammosynth.errors import InputError
+from mammosynth.io.images import image_size
 from mammosynth.io.pseudonym import pseudonymise, resolve_salt
 
+IMAGE_SUFFIXES = (".dicom", ".dcm", ".png")
 BREAST_COLUMNS = (
     "study_id",
     "series_id",
@@ -98,11 +101,20 @@ def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
     records, skipped = [], []
     for number, row in enumerate(breast_rows, 2):
         where = f"{breast_csv}:{number}"
-        relative = f"images/{row['study_id']}/{row['image_id']}.dicom"
-        image = resolve_inside(root, relative, where)
-        if not image.is_file():
-            skipped.append(relative)
+        # the PhysioNet download holds .dicom files; its PNG conversions (Kaggle) keep the layout
+        candidates = [f"images/{row['study_id']}/{row['image_id']}{suffix}" for suffix in IMAGE_SUFFIXES]
+        found = [p for p in (resolve_inside(root, c, where) for c in candidates) if p.is_file()]
+        if not found:
+            skipped.append(candidates[0])
             continue
+        image = found[0]
+        width, height = int(float(row["width"] or 0)) or None, int(float(row["height"] or 0)) or None
+        boxes = [on_image(f, width, height) for f in findings.get(row["image_id"], [])]
+        if image.suffix == ".png":  # a conversion may be resized: the boxes move to the PNG's frame
+            size = image_size(image)
+            if width and height and size != (width, height):
+                boxes = [rescaled(f, size[0] / width, size[1] / height) for f in boxes]
+            width, height = size
         records.append(
             Record(
                 image_id=row["image_id"],
@@ -114,16 +126,24 @@ def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
                 laterality=normalise_laterality(row["laterality"]),
                 density=VINDR_DENSITY.get(row["breast_density"]),
                 birads=_birads(row["breast_birads"]),
-                findings=[on_image(f, row["width"], row["height"]) for f in findings.get(row["image_id"], [])],
+                findings=boxes,
                 split=SPLITS.get(row["split"]),
-                width=int(float(row["width"])) if row["width"] else None,
-                height=int(float(row["height"])) if row["height"] else None,
+                width=width,
+                height=height,
             ).validate(where, on_image=True)
         )
     return Dataset(root=root, name="vindr-mammo", records=records, skipped=skipped)
 
 
-def on_image(finding: Finding, width: str, height: str) -> Finding:
+def rescaled(finding: Finding, sx: float, sy: float) -> Finding:
+    """A box in a resized copy of its image (x scaled by ``sx``, y by ``sy``)."""
+    if finding.geometry != "box":
+        return finding
+    x0, y0, x1, y1 = finding.coords
+    return dataclasses.replace(finding, coords=[x0 * sx, y0 * sy, x1 * sx, y1 * sy])
+
+
+def on_image(finding: Finding, width: int | None, height: int | None) -> Finding:
     """A box clipped to the image (VinDr boxes drawn past the edge keep coordinates beyond it); one wholly
     off the image is left for ``Record.validate`` to refuse."""
     if finding.geometry != "box" or not width or not height:

@@ -42,6 +42,28 @@ COMPRESSIONS = {
 }
 #: SNOMED CT codes of the two standard views (DICOM CID 4014).
 VIEW_CODES = {"CC": ("399162004", "cranio-caudal"), "MLO": ("399368009", "medio-lateral oblique")}
+# ViewCodeSequence codes of the mammography views (DICOM CID 4014; SNOMED CT and the older SNOMED-RT)
+VIEW_FROM_CODE = {
+    **dict.fromkeys(("399162004", "R-10242"), "CC"),
+    **dict.fromkeys(("399368009", "R-10226"), "MLO"),
+    **dict.fromkeys(("399260004", "R-10224"), "ML"),
+    **dict.fromkeys(("399352003", "R-10228"), "LM"),
+    **dict.fromkeys(("399192003", "R-1024A"), "XCCL"),
+    **dict.fromkeys(("399101009", "R-1024B"), "XCCM"),
+}
+VIEW_FROM_MEANING = {"cranio-caudal": "CC", "medio-lateral oblique": "MLO"}
+
+
+def dicom_view(ds: Dataset) -> str | None:
+    """The view of a DICOM header: ``ViewPosition``, or, where a scanner writes only the coded view, its
+    ``ViewCodeSequence`` (code, else meaning; ``OTHER`` for a view of neither)."""
+    position = str(ds.get("ViewPosition", "") or "").strip().upper()
+    if position:
+        return position
+    for code in ds.get("ViewCodeSequence", None) or []:
+        value, meaning = str(code.get("CodeValue", "")).strip(), str(code.get("CodeMeaning", "")).strip().lower()
+        return VIEW_FROM_CODE.get(value) or VIEW_FROM_MEANING.get(meaning) or "OTHER"
+    return None
 
 
 def _first(value: object) -> float:
@@ -123,7 +145,7 @@ def read_dicom(path: str | Path, salt: str | None = None, max_pixels: int = MAX_
         pixels=pixels,
         bits_stored=bits,
         spacing_mm=spacing,
-        view=str(ds.get("ViewPosition", "") or "").upper() or None,
+        view=dicom_view(ds),
         laterality=laterality,
         manufacturer=str(ds.get("Manufacturer", "") or "") or None,
         patient_key=patient_key,
