@@ -188,3 +188,56 @@ def cbis_tree(root: Path, image_path: str | None = None) -> Path:
         )
     write_csv(root / "mass_case_description_train_set.csv", CBIS_MASS, rows)
     return root
+
+
+def cbis_tcia_tree(root: Path) -> Path:
+    """CBIS-DDSM as TCIA's NBIA download lays it out: the CSVs name ``CASE/<study UID>/<series UID>/000000.dcm``
+    while the disk holds ``CBIS-DDSM/CASE/<date>-DDSM-NA-<study UID's last 5>/1.000000-<description>-<series
+    UID's last 5>/1-1.dcm``. The ROI series holds the crop and the mask as ``1-1``/``1-2`` in either order
+    (patient 1: crop first; patient 4: mask first), one row uses Windows separators, and a third row names a
+    series that is not on disk."""
+    rows = []
+    cases = [
+        ("P_00001", "LEFT", "MALIGNANT", True),
+        ("P_00004", "RIGHT", "BENIGN", False),
+        ("P_00009", "LEFT", "BENIGN", None),
+    ]
+    for k, (patient, side, pathology, crop_first) in enumerate(cases):
+        case = f"Mass-Training_{patient}_{side}_CC"
+        study, series = f"1.3.6.1.4.1.9590.100.1.2.{k}1234{k}", f"1.3.6.1.4.1.9590.100.1.2.{k}5678{k}"
+        roi_study, roi_series = f"1.3.6.1.4.1.9590.100.1.2.{k}4321{k}", f"1.3.6.1.4.1.9590.100.1.2.{k}8765{k}"
+        image_rel = f"{case}/{study}/{series}/000000.dcm"
+        crop_rel, mask_rel = (f"{case}_1/{roi_study}/{roi_series}/00000{n}.dcm" for n in (0, 1))
+        if k == 1:
+            image_rel, crop_rel, mask_rel = (p.replace("/", "\\") for p in (image_rel, crop_rel, mask_rel))
+        rows.append(
+            [patient, 3, side, "CC", 1, "mass", "OVAL", "CIRCUMSCRIBED", 4, pathology, 3, image_rel, crop_rel, mask_rel]
+        )
+        if crop_first is None:
+            continue  # listed, not downloaded
+        pixels = breast_image(side="left" if side == "LEFT" else "right", seed=k)
+        disk = (
+            root
+            / "CBIS-DDSM"
+            / case
+            / f"07-20-2016-DDSM-NA-{study[-5:]}"
+            / f"1.000000-full mammogram images-{series[-5:]}"
+        )
+        write_raw_dicom(disk / "1-1.dcm", pixels, patient_id=patient, laterality=side[0])
+        mask = np.zeros_like(pixels)
+        mask[50:70, 20:40] = 1
+        if side == "RIGHT":
+            mask = mask[:, ::-1]
+        crop = pixels[45:75, 15:45] if side == "LEFT" else pixels[45:75, -45:-15]
+        roi = (
+            root
+            / "CBIS-DDSM"
+            / f"{case}_1"
+            / f"07-21-2016-DDSM-NA-{roi_study[-5:]}"
+            / f"1.000000-ROI mask images-{roi_series[-5:]}"
+        )
+        first, second = (crop, mask) if crop_first else (mask, crop)
+        write_raw_dicom(roi / "1-1.dcm", first, patient_id=patient, bits=8)
+        write_raw_dicom(roi / "1-2.dcm", second, patient_id=patient, bits=8)
+    write_csv(root / "mass_case_description_train_set.csv", CBIS_MASS, rows)
+    return root

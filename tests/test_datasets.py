@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from conftest import shared
-from factories import CBIS_MASS, VINDR_BREAST, breast_image, cbis_tree, vindr_tree, write_csv, write_raw_dicom
+from factories import (
+    CBIS_MASS,
+    VINDR_BREAST,
+    breast_image,
+    cbis_tcia_tree,
+    cbis_tree,
+    vindr_tree,
+    write_csv,
+    write_raw_dicom,
+)
 from mammosynth.datasets import count_dataset, load_dataset
 from mammosynth.errors import InputError
 from mammosynth.io import write_png
@@ -188,6 +197,32 @@ def test_cbis_adapter(tmp_path):
     assert pathologies == ["benign", "malignant"]
     assert all(r.density == "C" and r.split == "train" and r.findings[0].geometry == "mask" for r in ds.records)
     assert all("P_0000" not in r.image_id + r.patient_key for r in ds.records)
+
+
+def test_cbis_as_tcia_lays_it_out(tmp_path):
+    """The TCIA download: series folders instead of the CSVs' UID paths, 1-1/1-2 instead of 000000/000001,
+    the ROI mask and the crop in either order, Windows separators, and a row whose files were not
+    downloaded (named, not dropped silently). Its masks land on the lesion after prepare."""
+    from mammosynth.preprocess import prepare_dataset
+
+    ds = load_dataset(cbis_tcia_tree(tmp_path), salt="s")
+    assert ds.name == "cbis-ddsm" and len(ds) == 2
+    masks = sorted(r.findings[0].mask_path for r in ds.records)
+    assert [m.rsplit("/", 1)[1] for m in masks] == ["1-2.dcm", "1-1.dcm"]  # patient 1's mask is second, 4's first
+    assert ds.skipped == [
+        "Mass-Training_P_00009_LEFT_CC/1.3.6.1.4.1.9590.100.1.2.212342/1.3.6.1.4.1.9590.100.1.2.256782/000000.dcm"
+    ]
+    with pytest.raises(
+        InputError, match=r"CBIS-DDSM: this is CBIS-DDSM's image folder: point at the folder that holds"
+    ):
+        load_dataset(tmp_path / "CBIS-DDSM")  # the generic reader would count masks and crops as mammograms
+    prepare_dataset(ds, tmp_path / "prepared", size=64)
+    from mammosynth.io import read_mask
+
+    prepared = load_dataset(tmp_path / "prepared")
+    for record in prepared.records:
+        lesion = read_mask(prepared.root / record.findings[0].mask_path)
+        assert 0 < lesion.mean() < 0.2
 
 
 def test_csv_paths_outside_root_and_missing_columns(tmp_path):

@@ -35,6 +35,7 @@ Mapping keys::
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -104,6 +105,7 @@ def load_mapping(mapping: str | Path | dict) -> dict:
     return mapping
 
 
+CBIS_CASE = re.compile(r"^(Mass|Calc)-(Training|Test)_P_\d+_(LEFT|RIGHT)_(CC|MLO)(_\d+)?$")
 PER_FILE_PATIENTS = (
     "no patient identifier (no columns.patient, or a file without PatientID): each such image counts as its own "
     "patient, so one woman's images may land in train and test"
@@ -115,6 +117,12 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "dataset folder not found")
+    if any(CBIS_CASE.match(p.name) for p in root.iterdir() if p.is_dir()):
+        raise InputError(
+            root,
+            "this is CBIS-DDSM's image folder: point at the folder that holds it and the *_case_description_*.csv "
+            "files (they tell the mammograms from the ROI masks and crops)",
+        )
     name = name or root.name
     salt = resolve_salt(salt)
     records = []
