@@ -48,6 +48,103 @@ def test_written_dicom_is_derived_with_new_uids_and_no_source_identifier(tmp_pat
     assert ds.BurnedInAnnotation == "NO"
 
 
+# Type 1 (present, not empty) and Type 2 (present) attributes of the Digital Mammography X-Ray Image IOD, For
+# Presentation (PS3.3 A.27.3): Patient, General Study, General Series, Frame of Reference, General Equipment,
+# General Image, Image Pixel, DX Anatomy Imaged, DX Image, DX Detector, Mammography Image, Acquisition
+# Context, VOI LUT and SOP Common modules
+MAMMOGRAPHY_TYPE_1 = [
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "FrameOfReferenceUID",
+    "Modality",
+    "PresentationIntentType",
+    "ImageType",
+    "ImageLaterality",
+    "AnatomicRegionSequence",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PixelIntensityRelationship",
+    "PixelIntensityRelationshipSign",
+    "RescaleIntercept",
+    "RescaleSlope",
+    "RescaleType",
+    "PresentationLUTShape",
+    "LossyImageCompression",
+    "BurnedInAnnotation",
+    "ImagerPixelSpacing",
+    "OrganExposed",
+    "ViewCodeSequence",
+    "PositionerType",
+    "PixelData",
+]
+MAMMOGRAPHY_TYPE_2 = [
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "SeriesNumber",
+    "PositionReferenceIndicator",
+    "Manufacturer",
+    "InstanceNumber",
+    "PatientOrientation",
+    "ContentDate",
+    "ContentTime",
+    "DetectorType",
+    "AcquisitionContextSequence",
+]
+
+
+@pytest.mark.parametrize("view, laterality, orientation", [("CC", "L", ["A", "R"]), ("MLO", "R", ["A", "FL"])])
+def test_written_mammography_dicom_has_every_required_attribute_and_reads_in_gdcm(
+    tmp_path, gradient, view, laterality, orientation
+):
+    """The derived DICOMs lacked Positioner Type, Organ Exposed, Anatomic Region and Patient Orientation,
+    among others, so a validator or PACS would refuse them; a second DICOM implementation reads them back."""
+    out = tmp_path / "mg.dcm"
+    write_dicom(
+        out,
+        gradient,
+        patient_key="P1",
+        view=view,
+        laterality=laterality,
+        spacing_mm=0.1,
+        synthetic=True,
+        sop_class="mammography",
+    )
+    ds = pydicom.dcmread(out)
+    missing = [k for k in MAMMOGRAPHY_TYPE_1 if k not in ds or ds[k].value in (None, "", [])]
+    missing += [k for k in MAMMOGRAPHY_TYPE_2 if k not in ds]
+    assert missing == []
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.1.2" and ds.ImageLaterality == laterality
+    assert (
+        ds.OrganExposed == "BREAST"
+        and ds.PositionerType == "MAMMOGRAPHIC"
+        and list(ds.PatientOrientation) == orientation
+    )
+    assert ds.AnatomicRegionSequence[0].CodeValue == "76752008"
+    gdcm = pytest.importorskip("gdcm", reason="python-gdcm (a dev dependency) is not installed")
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(out))
+    assert reader.Read(), "gdcm could not read the file"
+    image = reader.GetImage()
+    assert [image.GetDimension(0), image.GetDimension(1)] == [gradient.shape[1], gradient.shape[0]]
+    values = np.frombuffer(image.GetBuffer().encode("utf-8", "surrogateescape"), dtype=np.uint16).reshape(gradient.shape)
+    np.testing.assert_array_equal(values, ds.pixel_array)
+
+
 def test_monochrome1_and_12bit_window(tmp_path, gradient):
     mono1 = write_raw_dicom(tmp_path / "m1.dcm", gradient, photometric="MONOCHROME1", bits=12)
     np.testing.assert_allclose(read_image(mono1).pixels, gradient, atol=1 / 4095 + 1e-6)

@@ -52,6 +52,21 @@ VIEW_FROM_CODE = {
     **dict.fromkeys(("399101009", "R-1024B"), "XCCM"),
 }
 VIEW_FROM_MEANING = {"cranio-caudal": "CC", "medio-lateral oblique": "MLO"}
+# Patient Orientation (along a row, down a column) of a mammogram hung as prepared images are: chest wall at
+# the left, so a row runs to the nipple (A), lateral side up, so a column runs medially, towards the
+# patient's other side (CC) and also to the feet (MLO, "FR"/"FL"), as in PS3.3 C.7.6.1.1.1's examples
+PATIENT_ORIENTATION = {
+    ("CC", "L"): ["A", "R"],
+    ("CC", "R"): ["A", "L"],
+    ("MLO", "L"): ["A", "FR"],
+    ("MLO", "R"): ["A", "FL"],
+}
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
 
 
 def dicom_view(ds: Dataset) -> str | None:
@@ -235,15 +250,20 @@ def write_dicom(
         ds.ContributingEquipmentSequence = Sequence([equipment])
     ds.PresentationIntentType = "FOR PRESENTATION"
     ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+    # the Digital Mammography image's required modules (PS3.3 A.27): Frame of Reference, General Image,
+    # DX Anatomy Imaged, DX Image, DX Detector, Mammography Image, Acquisition Context
+    ds.PositionReferenceIndicator = ""
+    ds.PatientOrientation = PATIENT_ORIENTATION.get((view, laterality), "")
+    ds.ImageLaterality = laterality or "U"
+    ds.AnatomicRegionSequence = Sequence([_code("76752008", "SCT", "Breast")])
+    ds.PixelIntensityRelationship, ds.PixelIntensityRelationshipSign = "LIN", 1
+    ds.DetectorType = ""
+    ds.OrganExposed, ds.PositionerType = "BREAST", "MAMMOGRAPHIC"
+    ds.AcquisitionContextSequence = Sequence([])
     if view:
         ds.ViewPosition = view
         if view in VIEW_CODES:
-            code = Dataset()
-            code.CodeValue, code.CodeMeaning = VIEW_CODES[view]
-            code.CodingSchemeDesignator = "SCT"
-            ds.ViewCodeSequence = Sequence([code])
-    if laterality:
-        ds.ImageLaterality = laterality
+            ds.ViewCodeSequence = Sequence([_code(VIEW_CODES[view][0], "SCT", VIEW_CODES[view][1])])
     if spacing_mm:
         ds.PixelSpacing = ds.ImagerPixelSpacing = [float(spacing_mm), float(spacing_mm)]
     ds.SamplesPerPixel = 1
