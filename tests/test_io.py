@@ -141,7 +141,9 @@ def test_written_mammography_dicom_has_every_required_attribute_and_reads_in_gdc
     assert reader.Read(), "gdcm could not read the file"
     image = reader.GetImage()
     assert [image.GetDimension(0), image.GetDimension(1)] == [gradient.shape[1], gradient.shape[0]]
-    values = np.frombuffer(image.GetBuffer().encode("utf-8", "surrogateescape"), dtype=np.uint16).reshape(gradient.shape)
+    values = np.frombuffer(image.GetBuffer().encode("utf-8", "surrogateescape"), dtype=np.uint16).reshape(
+        gradient.shape
+    )
     np.testing.assert_array_equal(values, ds.pixel_array)
 
 
