@@ -6,7 +6,7 @@ vote in a Hough transform (``skimage.transform.hough_line``) restricted to edges
 outward down to the chest wall; of the strongest lines, the one whose muscle side is brighter than the
 other side by the most (in units of the breast's spread), cutting off 1–40 % of the breast, is the
 muscle's edge. Measured on the 50 DDSM films with tissue labels in ../shared/data: found on 49, Dice
-median 0.95 (mean 0.90); found on 178 of the 242 mini-MIAS MLO films (the earlier run-length method:
+median 0.95 (mean 0.90); found on 181 of the 242 mini-MIAS MLO films (the earlier run-length method:
 44, 0.94, and 0, as it looked for the muscle in the image's first columns, beside which films are
 padded). Hand-written: no kept library segments the pectoral muscle.
 """

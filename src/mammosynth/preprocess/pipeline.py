@@ -26,7 +26,7 @@ from mammosynth.io.images import read_image, read_mask, write_png
 from mammosynth.io.pseudonym import pseudonymise, resolve_salt
 from mammosynth.preprocess.geometry import FrameTransform, rasterise
 from mammosynth.preprocess.pectoral import pectoral_mask
-from mammosynth.preprocess.segment import breast_mask, chest_wall_side
+from mammosynth.preprocess.segment import SIDE_MARGIN, breast_mask, chest_wall_side, side_margin
 from mammosynth.preprocess.splits import assign_splits, shared_patients
 
 SIZES = (64, 128, 256, 512, 1024)
@@ -125,6 +125,7 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
         "prepare": {
             "version": __version__,
             "chest_wall_side": side,
+            "chest_wall_side_uncertain": side_margin(breast) < SIDE_MARGIN,
             "flipped": flip,
             "transform": transform.to_dict(),
             "normalisation": "background-median to p99.5",
@@ -217,6 +218,12 @@ def prepare_dataset(
                 progress(done, len(jobs))
         if not prepared:
             raise InputError(dataset.root, "no image could be prepared")
+        uncertain = sum(bool(r.extra["prepare"]["chest_wall_side_uncertain"]) for r in prepared)
+        if uncertain:
+            warnings.append(
+                f"{uncertain} image(s) where the breast fills the width, so its chest-wall side is uncertain: "
+                "check those with extra.prepare.chest_wall_side_uncertain in the manifest"
+            )
         shared = shared_patients(prepared) if keep_source_splits and all(r.split for r in prepared) else None
         if shared:
             warnings.append(
