@@ -190,6 +190,19 @@ def test_masks_need_a_category_and_each_finding_keeps_its_own(tmp_path):
     ]
 
 
+def test_a_folder_read_without_its_mapping_says_so(tmp_path):
+    """Forgetting --mapping on a folder with a CSV and label maps trained on the label maps without a word."""
+    for k in range(2):
+        write_png(tmp_path / "images" / f"{k}.png", breast_image(seed=k))
+        write_png(tmp_path / "masks" / f"{k}_tissue.png", np.zeros((128, 96), np.uint8), bits=8)
+    write_csv(tmp_path / "metadata.csv", ["file", "woman"], [[f"images/{k}.png", "w"] for k in range(2)])
+    warnings = load_dataset(tmp_path).warnings
+    assert "metadata.csv is here but no --mapping was given" in " ".join(warnings)
+    assert "2 image(s) look like masks or label maps by their path" in " ".join(warnings)
+    mapped = load_dataset(tmp_path, mapping={"columns": {"path": "file", "patient": "woman"}})
+    assert len(mapped) == 2 and mapped.warnings == []
+
+
 def test_cbis_adapter(tmp_path):
     ds = load_dataset(cbis_tree(tmp_path), salt="s")
     assert ds.name == "cbis-ddsm" and len(ds) == 2

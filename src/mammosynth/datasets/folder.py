@@ -105,6 +105,7 @@ def load_mapping(mapping: str | Path | dict) -> dict:
     return mapping
 
 
+MASK_LIKE = re.compile(r"(^|[/_\-.])(masks?|labels?|label_?maps?|roi|seg(mentation)?|tissue)([/_\-.]|$)", re.IGNORECASE)
 CBIS_CASE = re.compile(r"^(Mass|Calc)-(Training|Test)_P_\d+_(LEFT|RIGHT)_(CC|MLO)(_\d+)?$")
 PER_FILE_PATIENTS = (
     "no patient identifier (no columns.patient, or a file without PatientID): each such image counts as its own "
@@ -159,7 +160,17 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
     if not records:
         raise InputError(root, "no images found (empty folder or no supported image files)")
     per_file = any(r.patient_key == pseudonymise(r.path, salt, namespace=f"{name}-file") for r in records)
-    return Dataset(root=root, name=name, records=records, warnings=[PER_FILE_PATIENTS] if per_file else [])
+    warnings = [PER_FILE_PATIENTS] if per_file else []
+    tables = sorted(p.name for p in root.glob("*.csv"))
+    if tables:
+        warnings.append(
+            f"{tables[0]} is here but no --mapping was given: its labels are not read, and every image below "
+            "counts as a mammogram"
+        )
+    masks = sum(bool(MASK_LIKE.search(r.path)) for r in records)
+    if masks:
+        warnings.append(f"{masks} image(s) look like masks or label maps by their path, and are read as mammograms")
+    return Dataset(root=root, name=name, records=records, warnings=warnings)
 
 
 def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | None = None) -> Dataset:
