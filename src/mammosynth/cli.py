@@ -131,17 +131,22 @@ def prepare(
             progress=update,
         )
     _print({k: v for k, v in result.items() if k != "counts"})
-    _warn_skipped(result["missing_files"], "listed but missing, prepared without them")
-    _warn_skipped(result["skipped"], "unusable, skipped (--skip-bad)")
-    for warning in result["warnings"]:
+    _warn(
+        result["warnings"],
+        (result["missing_files"], "listed but missing, prepared without them"),
+        (result["skipped"], "unusable, skipped (--skip-bad)"),
+    )
+
+
+def _warn(warnings: list[str], *left_out: tuple[list[str], str]) -> None:
+    """On stderr: one counted warning per kind of image a run left out (``(items, what)``, the first three
+    named), then the adapter's and prepare's warnings."""
+    for items, what in left_out:
+        if items:
+            named = "; ".join(items[:3]) + (f"; … {len(items) - 3} more" if len(items) > 3 else "")
+            typer.echo(f"warning: {len(items)} image(s) {what}: {named}", err=True)
+    for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
-
-
-def _warn_skipped(items: list[str], what: str) -> None:
-    """One counted, named warning on stderr for what a run left out (the first three named)."""
-    if items:
-        named = "; ".join(items[:3]) + (f"; … {len(items) - 3} more" if len(items) > 3 else "")
-        typer.echo(f"warning: {len(items)} image(s) {what}: {named}", err=True)
 
 
 @app.command()
@@ -206,9 +211,7 @@ def inspect(
         _print(result)
     else:
         _counts_table(result)
-    _warn_skipped(result["dataset"]["missing_files"], "listed but missing, not counted above")
-    for warning in result["dataset"]["warnings"]:
-        typer.echo(f"warning: {warning}", err=True)
+    _warn(result["dataset"]["warnings"], (result["dataset"]["missing_files"], "listed but missing, not counted above"))
 
 
 @app.command()

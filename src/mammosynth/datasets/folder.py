@@ -126,7 +126,7 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
         )
     name = name or root.name
     salt = resolve_salt(salt)
-    records = []
+    records, per_file = [], False  # per_file: some image has no patient id (its file stands in for one)
     files = sorted(
         p
         for p in root.rglob("*")
@@ -134,11 +134,12 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
     )
     for path in files:
         relative = str(path.relative_to(root))
+        file_key = pseudonymise(relative, salt, namespace=f"{name}-file")
         record = Record(
             image_id=pseudonymise(relative, salt, namespace=f"{name}-image", prefix="I"),
             path=relative,
             dataset=name,
-            patient_key=pseudonymise(relative, salt, namespace=f"{name}-file"),
+            patient_key=file_key,
         )
         if is_dicom(path):
             import pydicom
@@ -156,10 +157,10 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
             spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
             record.spacing_mm = float(spacing[0]) if spacing else None
             record.width, record.height = int(ds.get("Columns", 0)) or None, int(ds.get("Rows", 0)) or None
+        per_file = per_file or record.patient_key == file_key
         records.append(record)
     if not records:
         raise InputError(root, "no images found (empty folder or no supported image files)")
-    per_file = any(r.patient_key == pseudonymise(r.path, salt, namespace=f"{name}-file") for r in records)
     warnings = [PER_FILE_PATIENTS] if per_file else []
     tables = sorted(p.name for p in root.glob("*.csv"))
     if tables:

@@ -224,12 +224,13 @@ def prepare_dataset(
                 f"{uncertain} image(s) where the breast fills the width, so its chest-wall side is uncertain: "
                 "check those with extra.prepare.chest_wall_side_uncertain in the manifest"
             )
-        shared = shared_patients(prepared) if keep_source_splits and all(r.split for r in prepared) else None
+        keep = keep_source_splits and all(r.split for r in prepared)
+        shared = shared_patients(prepared) if keep else 0
         if shared:
             warnings.append(
                 f"the source's splits put {shared} patient(s) in more than one split; split again by patient"
             )
-        if shared is None or shared:
+        if not keep or shared:
             assign_splits(prepared, seed=seed)
         write_manifest(tmp, prepared)
         info = {
