@@ -48,8 +48,8 @@ from mammosynth.training.loop import make_grid
 CONFIGS = {
     "gan": {32: "cpu-32", 64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
     "ldm": {128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
-    "upscale": {64: "cpu-64", 128: "cpu-128", 256: "gpu-256", 512: "gpu-512"},
-}  # translation needs a label map per image: not in this benchmark yet
+    "upscale": {64: "cpu-64", 128: "cpu-128", 256: "cpu-256", 512: "gpu-512"},
+}  # on a GPU: --config gpu-256; translation needs a label map per image, not in this benchmark yet
 
 
 def prepared_sets(args: argparse.Namespace) -> dict[str, Path]:
@@ -107,9 +107,11 @@ def train_stage(name: str, prepared: Path, family: str, size: int, budget: float
     return run, trained, config
 
 
-def curve_point(checkpoint: Path, real: np.ndarray, synthetic: np.ndarray, patients: list, offset_s: float) -> dict:
+def curve_point(
+    checkpoint: Path, real: np.ndarray, synthetic: np.ndarray, patients: list, offset_s: float, work_px: int
+) -> dict:
     state = open_checkpoint(checkpoint).state
-    c2st = two_sample_test(real, synthetic, patients, work_px=min(128, real.shape[-1]), seed=0)
+    c2st = two_sample_test(real, synthetic, patients, work_px=min(work_px, real.shape[-1]), seed=0)
     return {
         "step": int(checkpoint.name.split("-")[1]),
         "minutes": round((offset_s + state.get("elapsed_s", 0.0)) / 60, 2),
@@ -135,45 +137,54 @@ def reduce(images: np.ndarray, factor: int) -> np.ndarray:
 
 
 def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace) -> dict:
-    """Train ``family`` (or a cascade ``BASE>upscale``) within the budget; its curve and final evaluation."""
-    base, _, refiner = family.partition(">")
+    """Train ``family`` (or a cascade ``BASE>upscale[>upscale]``) within the budget; its curve and evaluation.
+
+    A cascade of n stages: the base at ``size / 2**(n-1)``, each super-resolution stage doubling it. Every stage
+    but the last gets ``cascade_share * budget / (n-1)``; the last gets what is left of the budget.
+    """
+    base, *refiners = family.split(">")
     budget = parse_duration(args.budget)
-    share = args.cascade_share if refiner else 1.0
-    base_size = args.size // 2 if refiner else args.size
+    base_size = args.size // 2 ** len(refiners)
     started = time.perf_counter()
     real, records = held_out(prepared, args.real_split)
     patients = [r.patient_key for r in records]
-    base_real = reduce(real, args.size // base_size) if refiner else real
-    run, trained, config = train_stage(name, prepared, base, base_size, share * budget, args)
+    early = args.cascade_share * budget / len(refiners) if refiners else budget
+    run, trained, config = train_stage(name, prepared, base, base_size, early, args)
     curve = []
     checkpoints = sorted((run / "checkpoints").glob("step-*"))
     for checkpoint in checkpoints:
         synthetic = sample(checkpoint, records, args.repeat)
-        curve.append({"stage": base, **curve_point(checkpoint, base_real, synthetic, patients, 0.0)})
+        point = curve_point(checkpoint, reduce(real, args.size // base_size), synthetic, patients, 0.0, args.c2st_px)
+        curve.append({"stage": base, **point})
         print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
-    final, stage, stage_trained = checkpoints[-1], None, None
-    if refiner:
+    final, chain, steps, elapsed_s = checkpoints[-1], [], [trained["steps"]], trained["elapsed_s"]
+    for k, refiner in enumerate(refiners):
+        size = base_size * 2 ** (k + 1)
+        last = k == len(refiners) - 1
         stage_run, stage_trained, stage_config = train_stage(
-            name, prepared, refiner, args.size, budget - trained["elapsed_s"], args
+            name, prepared, refiner, size, budget - elapsed_s if last else early, args
         )
-        config = f"{config}>{stage_config}"
-        low = reduce(real, args.size // base_size)
+        config, steps = f"{config}>{stage_config}", [*steps, stage_trained["steps"]]
+        stage_real = reduce(real, args.size // size)
+        low = reduce(real, args.size // (size // 2))
         for checkpoint in sorted((stage_run / "checkpoints").glob("step-*")):
-            synthetic = sample(final, records, args.repeat, upscale=checkpoint)
-            point = curve_point(checkpoint, real, synthetic, patients, trained["elapsed_s"])
+            synthetic = sample(final, records, args.repeat, upscale=[*chain, checkpoint])
+            point = curve_point(checkpoint, stage_real, synthetic, patients, elapsed_s, args.c2st_px)
             # the stage alone: the held-out images shrunk as prepare shrinks them, enlarged by it, against
             # themselves (how much of the gap is the stage's)
-            alone = two_sample_test(real, refine(checkpoint, low), patients, work_px=min(128, args.size), seed=0)
+            enlarged = refine(checkpoint, low)
+            alone = two_sample_test(stage_real, enlarged, patients, work_px=min(args.c2st_px, size), seed=0)
             point["stage_on_real_c2st_auc"] = round(alone["auc"], 3)
             point["stage_on_real_c2st_ci95"] = [round(x, 3) for x in alone["auc_ci95"]]
-            curve.append({"stage": refiner, **point})
+            curve.append({"stage": refiner, "size": size, **point})
             print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
-        stage = sorted((stage_run / "checkpoints").glob("step-*"))[-1]
+        chain.append(sorted((stage_run / "checkpoints").glob("step-*"))[-1])
+        elapsed_s += stage_trained["elapsed_s"]
     train_s = time.perf_counter() - started
     tag = family.replace(">", "-")
     generated = args.work / f"generated-{name}-{tag}-{args.size}"
     table = write_condition_table(records, args.work / f"conditions-{name}.csv", args.repeat)
-    api.generate(final, generated, model=base, conditions=table, seed=1, steps=30, upscale=stage, overwrite=True)
+    api.generate(final, generated, model=base, conditions=table, seed=1, steps=30, upscale=chain, overwrite=True)
     evaluation = evaluate_sets(
         prepared,
         generated,
@@ -181,8 +192,9 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
         real_split=args.real_split,
         overwrite=True,
         seed=0,
+        c2st_px=args.c2st_px,
     )
-    synthetic = sample(final, records[:8], 1, upscale=stage)
+    synthetic = sample(final, records[:8], 1, upscale=chain)
     grid = make_grid(np.concatenate([real[:8], synthetic]), columns=8)
     write_png(args.out / f"grid-{name}-{tag}-{args.size}.png", grid, bits=8)
     fidelity = evaluation["fidelity"]
@@ -190,7 +202,7 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
         "family": family,
         "config": config,
         "train_seconds": round(train_s, 1),
-        "steps": [trained["steps"], *([stage_trained["steps"]] if stage_trained else [])],
+        "steps": steps,
         "stopped_by": trained["stopped_by"],
         "curve": curve,
         "final": {
@@ -221,7 +233,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="synthetic images per held-out image")
     parser.add_argument("--work", type=Path, default=Path("/tmp/mammosynth-realism"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--c2st-px", type=int, default=None, help="the C2ST's working size (default: --size)")
     args = parser.parse_args()
+    args.c2st_px = args.c2st_px or args.size
     args.out.mkdir(parents=True, exist_ok=True)
     for name, prepared in prepared_sets(args).items():
         results = {

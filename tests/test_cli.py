@@ -150,3 +150,20 @@ def test_missing_files_are_counted_and_named_not_written(tmp_path):
         p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.suffix in (".json", ".jsonl")
     )
     assert "P_00042" not in written and "secret" not in written
+
+
+def test_fit_prints_both_frames_and_refuses_a_bad_frame(tmp_path):
+    image = tmp_path / "breast.png"
+    write_png(image, breast_image(96, 128, side="right"), bits=8)
+    result = run("fit", str(image), "--frame-px", "160x120")
+    assert result.returncode == 0, result.stderr
+    fitted = json.loads(result.stdout)
+    assert fitted["frame_px"] == [160, 120] and fitted["iou"] > 0.9
+    # a half-ellipse centred on the chest wall: the publication's centre sits on it (x = 120 / norm), y up
+    norm = max(120, 160 - (80 - 63) + 1 - 6)  # about the skin line's top, 6 rows below the image's top
+    assert fitted["outline"]["X0"] == pytest.approx(120 / norm, abs=0.05)
+    assert fitted["phantom_outline"]["X0"] == pytest.approx(1.0, abs=0.05)
+    for bad in ("160", "0x120", "ax120", "100x120"):
+        refused = run("fit", str(image), "--frame-px", bad)
+        assert refused.returncode == 2 and "--frame-px" in refused.stderr, (bad, refused.stderr)
+        assert len(refused.stderr.strip().splitlines()) == 1

@@ -22,7 +22,10 @@ from mammosynth.phantom import (
     sample_params,
     to_colour,
 )
+from mammosynth.phantom.fit import outline_iou
+from mammosynth.phantom.frame import breast_box
 from mammosynth.phantom.labelmap import breast_region
+from mammosynth.phantom.outline import ellipse_point
 
 SIZE = 128
 
@@ -105,11 +108,62 @@ def test_fit_recovers_parameters():
     assert fitted.phi == pytest.approx(-0.2, abs=0.12)
 
 
-def test_fit_on_real_cc_images():
+def publication_picture(truth: Outline, frame_px: tuple[int, int], image_px: tuple[int, int]) -> np.ndarray:
+    """A breast drawn as the publication fits it: the ellipse ``truth`` in the padded frame (y up, divided by
+    the image's top row, where the breast is cut), cut to the image (chest wall at its right edge), then
+    mirrored to the standard orientation."""
+    (rows_px, cols_px), (h, w) = frame_px, image_px
+    row_start = rows_px // 2 - (h // 2 - 1)
+    norm = rows_px - row_start + 1
+    rr, cc = np.mgrid[0:h, 0:w]
+    x = (cc + cols_px - w + 1) / norm - truth.X0
+    y = (rows_px - row_start - rr + 1) / norm - truth.Y0
+    c, s = np.cos(-truth.phi), np.sin(-truth.phi)
+    inside = ((x * c + y * s) / truth.a) ** 2 + ((-x * s + y * c) / truth.b) ** 2 < 1
+    return inside[:, ::-1]
+
+
+def test_fit_returns_the_publication_convention():
+    from mammosynth.phantom.frame import fit_publication
+
+    truth = Outline(a=0.5, b=0.45, phi=-0.2, X0=0.9, Y0=0.57, Alpha_e=0.0)
+    mask = publication_picture(truth, (300, 240), (260, 200))
+    assert mask[0].any() and mask[:, 0].any() and not mask[-1].any()  # cut by the top edge and the chest wall
+    fitted, frame, iou = fit_publication(mask, (300, 240))
+    assert iou > 0.95
+    for name, tolerance in (("a", 0.03), ("b", 0.03), ("Y0", 0.03), ("X0", 0.03), ("phi", 0.1)):
+        assert getattr(fitted, name) == pytest.approx(getattr(truth, name), abs=tolerance), name
+    x_top, y_top = ellipse_point(fitted, fitted.Alpha_e)  # Alpha_e: the arc's top end, on the image's top row
+    assert y_top == pytest.approx(1.0, abs=0.03) and x_top < truth.X0
+    # the same picture in a frame padded 30 px wider (the norm, the image's top row, stays 280) moves X0,
+    # and only X0, by 30 / 280
+    wider, _, _ = fit_publication(mask, (300, 270))
+    assert abs(wider.X0 - fitted.X0 - 30 / 280) < 0.005
+    assert abs(wider.a - fitted.a) < 1e-6 and abs(wider.Y0 - fitted.Y0) < 1e-6
+    # and the phantom draws the converted outline over the same breast
+    assert outline_iou(frame.phantom_outline(fitted), breast_box(mask)) == pytest.approx(iou, abs=1e-6)
+    with pytest.raises(InputError, match="frame-px"):
+        fit_publication(mask, (200, 240))
+
+
+def test_fit_on_real_cc_images_matches_the_publication():
+    """cc-cesm's metadata holds the publication's own fits: ours in its frame must land on them."""
+    import csv
+
     from mammosynth.api import fit
 
-    images = sorted((shared("cc-cesm") / "images").glob("*.png"))[:3]
-    assert all(fit(path)["iou"] > 0.85 for path in images)
+    root = shared("cc-cesm")
+    with open(root / "metadata.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    frame_px = (max(int(r["orig_height"]) for r in rows), max(int(r["orig_width"]) for r in rows))
+    deltas = []
+    for row in rows[::20]:  # 7 images; scripts/publication_frame_check.py measures all
+        scale = int(row["height"]) / int(row["orig_height"])  # the shared copies are shrunk: so is their frame
+        result = fit(root / row["file"], frame_px=(round(frame_px[0] * scale), round(frame_px[1] * scale)))
+        assert result["iou"] > 0.85
+        deltas.append([abs(result["outline"][k] - float(row[k])) for k in ("a", "b", "Y0", "phi")])
+    median = np.median(deltas, axis=0)
+    assert median[:3].max() <= 0.03 and median[3] <= 0.1, median
 
 
 def test_dataset_is_independent_of_sharding(tmp_path):

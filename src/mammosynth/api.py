@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from mammosynth.contact_sheet import contact_sheet
@@ -14,9 +15,9 @@ from mammosynth.io.atomic import atomic_write, check_output_dir
 from mammosynth.io.images import read_image, write_png
 from mammosynth.phantom import (
     PhantomParams,
-    fit_outline,
     make_phantom_dataset,
 )
+from mammosynth.phantom.frame import fit_publication
 from mammosynth.preprocess import breast_mask, chest_wall_side, prepare_dataset
 
 Progress = Callable[[int, int], None] | None
@@ -151,17 +152,27 @@ def phantom(
     return {"out": str(folder), "images": n, "counts": count_dataset(load_dataset(folder))}
 
 
-def fit(image: str | Path) -> dict:
-    """Fit the six CC outline parameters to the breast in ``image`` (any supported format)."""
+def fit(image: str | Path, frame_px: tuple[int, int] | None = None) -> dict:
+    """Fit the six CC outline parameters to the breast in ``image`` (any supported format).
+
+    ``outline`` is in the publication's convention (Banterle et al.: chest wall on the right, y up, the image
+    zero-padded to ``frame_px`` = (rows, columns), its set's largest image, or to itself when ``None``);
+    ``phantom_outline`` is the same curve in the phantom's frame, ready for ``phantom --params``; ``iou`` is
+    its overlap with the breast.
+    """
     pixels = read_image(image).pixels
     mask = breast_mask(pixels)
     if mask is None:
         raise InputError(image, "no breast found in the image")
     if chest_wall_side(mask) == "right":
         mask = mask[:, ::-1]
-    rows, cols = mask.any(1).nonzero()[0], mask.any(0).nonzero()[0]
-    outline, iou = fit_outline(mask[rows[0] : rows[-1] + 1, : cols[-1] + 1])
-    return {"outline": outline.__dict__, "iou": round(iou, 4)}
+    outline, frame, iou = fit_publication(mask, frame_px)
+    return {
+        "outline": asdict(outline),
+        "phantom_outline": asdict(frame.phantom_outline(outline)),
+        "frame_px": list(frame_px or mask.shape),
+        "iou": round(iou, 4),
+    }
 
 
 DEMO_SIZE = 64  # the demo generator's (gan/cpu-64) image size

@@ -192,9 +192,26 @@ def phantom(
 
 
 @app.command()
-def fit(image: Annotated[Path, typer.Argument(help="A mammogram (any supported format).")]) -> None:
-    """Fit the six outline parameters (a, b, phi, X0, Y0, Alpha_e) to the breast in an image."""
-    _print(api.fit(image))
+def fit(
+    image: Annotated[Path, typer.Argument(help="A mammogram (any supported format).")],
+    frame_px: Annotated[
+        str | None,
+        typer.Option(help="ROWSxCOLUMNS: the publication's padded frame (its set's largest image); default the image."),
+    ] = None,
+) -> None:
+    """Fit the six outline parameters (a, b, phi, X0, Y0, Alpha_e) to the breast in an image, in the
+    publication's convention, and the same outline in the phantom's frame."""
+    _print(api.fit(image, frame_px=_pixels_pair(frame_px, "--frame-px")))
+
+
+def _pixels_pair(text: str | None, flag: str) -> tuple[int, int] | None:
+    """``"3297x2394"`` → (3297, 2394); one line naming ``flag`` otherwise."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise InputError(flag, f"expected ROWSxCOLUMNS in pixels (e.g. 3297x2394), got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 @datasets_app.command("inspect")
