@@ -145,7 +145,7 @@ def test_missing_files_are_counted_and_named_not_written(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "warning: 2 image(s) listed but missing, prepared without them: 3.png; P_00042_secret.png" in done.stderr
     info = json.loads((tmp_path / "out" / "prepare.json").read_text())
-    assert info["images"] == 3 and info["skipped"] == {"unusable_images": 0, "missing_files": 2}
+    assert info["images"] == 3 and info["skipped"] == {"unusable_images": 0, "missing_files": 2, "bad_annotations": 0}
     written = "".join(
         p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.suffix in (".json", ".jsonl")
     )
@@ -167,3 +167,41 @@ def test_fit_prints_both_frames_and_refuses_a_bad_frame(tmp_path):
         refused = run("fit", str(image), "--frame-px", bad)
         assert refused.returncode == 2 and "--frame-px" in refused.stderr, (bad, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_skip_bad_leaves_out_images_with_bad_annotations_counted_and_named(tmp_path):
+    """Without --skip-bad a bad lesion value stops the run (one line); with it that image alone is left out,
+    named on stderr, counted in prepare.json (no source path there), and the rest prepared."""
+    source = tmp_path / "src"
+    for k in range(4):
+        write_png(source / "img" / f"{k}.png", breast_image(seed=k))
+    rows = [[f"img/{k}.png", "mass", 30, 40, 5] for k in range(4)]
+    rows[2][2] = "3O"  # unparseable
+    rows[3][4] = -3  # negative radius
+    write_csv(source / "metadata.csv", ["file", "klass", "x", "y", "r"], rows)
+    (tmp_path / "map.yaml").write_text(
+        "csv: metadata.csv\ncolumns: {path: file, category: klass, cx: x, cy: y, radius: r}\n"
+    )
+    args = [
+        "prepare",
+        str(source),
+        "--out",
+        str(tmp_path / "out"),
+        "--size",
+        "64",
+        "--mapping",
+        str(tmp_path / "map.yaml"),
+    ]
+    stopped = run(*args)
+    assert stopped.returncode == 2 and "metadata.csv:4: lesion coordinates are not numbers" in stopped.stderr
+    assert not (tmp_path / "out").exists()
+    done = run(*args, "--skip-bad")
+    assert done.returncode == 0, done.stderr
+    assert "warning: 2 image(s) with a bad annotation, left out (--skip-bad)" in done.stderr
+    assert "metadata.csv:5: mass circle radius must be positive, got -3" in done.stderr
+    info = json.loads((tmp_path / "out" / "prepare.json").read_text())
+    assert info["images"] == 2 and info["skipped"]["bad_annotations"] == 2
+    assert str(source) not in (tmp_path / "out" / "prepare.json").read_text()
+    counted = run("datasets", "inspect", str(source), "--mapping", str(tmp_path / "map.yaml"), "--skip-bad", "--json")
+    assert counted.returncode == 0, counted.stderr
+    assert len(json.loads(counted.stdout)["dataset"]["bad_annotations"]) == 2

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -151,7 +152,8 @@ def test_bad_lesion_annotations_are_one_line_errors(tmp_path):
     folder = tmp_path / "mias"
     folder.mkdir()
     pixels = np.zeros((64, 64), np.uint8)
-    (folder / "mdb001.pgm").write_bytes(b"P5\n64 64\n255\n" + pixels.tobytes())
+    for ref in ("mdb001", "mdb002"):
+        (folder / f"{ref}.pgm").write_bytes(b"P5\n64 64\n255\n" + pixels.tobytes())
     for row, message in [
         ("mdb001 G CALC M *NOTE 3*", None),  # the original's clusters without a centre
         ("mdb001 G CIRC X 30 20 5", r"Info\.txt:1: unknown severity 'X'; known: B, M"),
@@ -159,12 +161,15 @@ def test_bad_lesion_annotations_are_one_line_errors(tmp_path):
         ("mdb001 G CIRC B 30 20", r"three numbers X Y RADIUS, got '30 20'"),
         ("mdb001 G CIRC B 535 425 197", r"mdb001\.pgm: mass circle centre \(535, -361\) lies outside the 64×64"),
     ]:
-        (folder / "Info.txt").write_text(row + "\n")
+        (folder / "Info.txt").write_text(row + "\nmdb002 G NORM\n")
         if message is None:
             assert load_dataset(folder).records[0].findings[0].geometry is None
             continue
         with pytest.raises(InputError, match=message):
             load_dataset(folder)
+        lenient = load_dataset(folder, skip_bad=True)  # the film is left out, its problem kept
+        assert [r.image_id for r in lenient.records] == ["mdb002"] and len(lenient.bad_annotations) == 1
+        assert re.search(message, lenient.bad_annotations[0])
 
 
 def test_masks_need_a_category_and_each_finding_keeps_its_own(tmp_path):

@@ -23,15 +23,23 @@ from mammosynth.preprocess import breast_mask, chest_wall_side, prepare_dataset
 Progress = Callable[[int, int], None] | None
 
 
-def inspect(path: str | Path, format: str = "auto", mapping: str | Path | None = None, salt: str | None = None) -> dict:
-    """Counts by view, laterality, density, label, finding and pathology of any dataset folder."""
-    dataset = load_dataset(path, format=format, mapping=mapping, salt=salt)
+def inspect(
+    path: str | Path,
+    format: str = "auto",
+    mapping: str | Path | None = None,
+    salt: str | None = None,
+    skip_bad: bool = False,
+) -> dict:
+    """Counts by view, laterality, density, label, finding and pathology of any dataset folder (with
+    ``skip_bad``, less the images whose annotation has a bad value: listed in ``bad_annotations``)."""
+    dataset = load_dataset(path, format=format, mapping=mapping, salt=salt, skip_bad=skip_bad)
     table = count_dataset(dataset)
     table["dataset"] = {
         "name": dataset.name,
         "root": str(dataset.root),
         "skipped_missing_files": len(dataset.skipped),
         "missing_files": dataset.skipped,
+        "bad_annotations": dataset.bad_annotations,
         "warnings": dataset.warnings,
     }
     return table
@@ -52,7 +60,7 @@ def prepare(
 ) -> dict:
     """Prepare a dataset (segment, orient, crop, normalise, resize, split) into ``out``."""
     check_output_dir(out, overwrite)
-    dataset = load_dataset(path, format=format, mapping=mapping, salt=salt)
+    dataset = load_dataset(path, format=format, mapping=mapping, salt=salt, skip_bad=skip_bad)
     start = time.perf_counter()
     folder, skipped = prepare_dataset(
         dataset,
@@ -72,6 +80,7 @@ def prepare(
         "images": len(prepared),
         "skipped": skipped,
         "missing_files": dataset.skipped,
+        "bad_annotations": dataset.bad_annotations,
         "warnings": json.loads((Path(folder) / "prepare.json").read_text())["warnings"],
         "seconds": round(seconds, 2),
         "images_per_second": round(len(prepared) / max(seconds, 1e-9), 2),

@@ -112,7 +112,9 @@ def prepare(
     salt: Annotated[str | None, typer.Option(help="Pseudonymisation secret (default: per-user).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: 2 or fewer).")] = None,
     overwrite: bool = False,
-    skip_bad: Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Leave out unreadable images and images with a bad annotation instead of stopping.")
+    ] = False,
     seed: int = 0,
 ) -> None:
     """Segment, orient (chest wall left), crop, normalise, resize and split a dataset."""
@@ -135,6 +137,7 @@ def prepare(
         result["warnings"],
         (result["missing_files"], "listed but missing, prepared without them"),
         (result["skipped"], "unusable, skipped (--skip-bad)"),
+        (result["bad_annotations"], "with a bad annotation, left out (--skip-bad)"),
     )
 
 
@@ -221,14 +224,19 @@ def inspect(
     mapping: Annotated[Path | None, typer.Option(help="Column mapping YAML for a CSV dataset.")] = None,
     salt: str | None = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out images with a bad annotation instead of stopping.")] = False,
 ) -> None:
     """Counts by view, laterality, density, label, finding and pathology: what the repository lacks."""
-    result = api.inspect(path, format=format, mapping=mapping, salt=salt)
+    result = api.inspect(path, format=format, mapping=mapping, salt=salt, skip_bad=skip_bad)
     if json_output:
         _print(result)
     else:
         _counts_table(result)
-    _warn(result["dataset"]["warnings"], (result["dataset"]["missing_files"], "listed but missing, not counted above"))
+    _warn(
+        result["dataset"]["warnings"],
+        (result["dataset"]["missing_files"], "listed but missing, not counted above"),
+        (result["dataset"]["bad_annotations"], "with a bad annotation, not counted above (--skip-bad)"),
+    )
 
 
 @app.command()

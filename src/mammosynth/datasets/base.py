@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class Dataset:
     records: list[Record]
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what the adapter had to assume, said to the user
+    bad_annotations: list[str] = field(default_factory=list)  # images left out for them (``skip_bad``)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -68,3 +70,26 @@ def require_images(dataset: Dataset) -> Dataset:
     if not dataset.records:
         raise InputError(dataset.root, "no images found in this dataset")
     return dataset
+
+
+@contextmanager
+def rejecting(bad: list[str] | None) -> Iterator[None]:
+    """Around one source row or image: with ``bad`` (``--skip-bad``) a bad value in it becomes one line
+    there (naming the file and the problem) and the image is left out; without, the read stops on it.
+
+    Example:
+        >>> bad, kept = [], []
+        >>> for value in ("1", "x", "3"):
+        ...     with rejecting(bad):
+        ...         if not value.isdigit():
+        ...             raise InputError("table.csv:3", f"not a number: {value!r}")
+        ...         kept.append(value)
+        >>> kept, bad
+        (['1', '3'], ["table.csv:3: not a number: 'x'"])
+    """
+    try:
+        yield
+    except InputError as error:
+        if bad is None:
+            raise
+        bad.append(str(error))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mammosynth.datasets.base import Dataset, read_csv, resolve_inside
+from mammosynth.datasets.base import Dataset, read_csv, rejecting, resolve_inside
 from mammosynth.datasets.schema import Finding, Record
 from mammosynth.datasets.vocab import (
     CBIS_CATEGORY,
@@ -87,7 +87,7 @@ def _split(csv_path: Path) -> str | None:
     return "test" if "test" in name else "train" if "train" in name else None
 
 
-def load_cbis(root: str | Path, salt: str | None = None) -> Dataset:
+def load_cbis(root: str | Path, salt: str | None = None, skip_bad: bool = False) -> Dataset:
     root = Path(root)
     csvs = find_cbis_csvs(root)
     if not csvs:
@@ -95,6 +95,8 @@ def load_cbis(root: str | Path, salt: str | None = None) -> Dataset:
     salt = resolve_salt(salt)
     by_image: dict[str, Record] = {}
     skipped: list[str] = []
+    bad: list[str] | None = [] if skip_bad else None
+    rejected: set[str] = set()  # images with a bad row (skip_bad): all their rows left out
     for csv_path in csvs:
         rows = read_csv(csv_path, REQUIRED)
         if rows and not any(c in rows[0] for c in DENSITY_COLUMNS):
@@ -148,5 +150,10 @@ def load_cbis(root: str | Path, salt: str | None = None) -> Dataset:
                     attributes=attributes,
                 )
             )
-            record.validate(where, on_image=True)
-    return Dataset(root=root, name="cbis-ddsm", records=list(by_image.values()), skipped=skipped)
+            before = len(bad or [])
+            with rejecting(bad):
+                record.validate(where, on_image=True)
+            if len(bad or []) > before:
+                rejected.add(key)
+    records = [r for key, r in by_image.items() if key not in rejected]
+    return Dataset(root=root, name="cbis-ddsm", records=records, skipped=skipped, bad_annotations=bad or [])

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from mammosynth.datasets.base import IMAGE_SUFFIXES, Dataset, check_unique, read_csv, resolve_inside
+from mammosynth.datasets.base import IMAGE_SUFFIXES, Dataset, check_unique, read_csv, rejecting, resolve_inside
 from mammosynth.datasets.schema import CATEGORIES, DENSITIES, PATHOLOGIES, SPLITS, Finding, Record
 from mammosynth.datasets.vocab import normalise_laterality, normalise_view
 from mammosynth.errors import InputError
@@ -174,7 +174,9 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
     return Dataset(root=root, name=name, records=records, warnings=warnings)
 
 
-def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | None = None) -> Dataset:
+def load_csv_dataset(
+    root: str | Path, mapping: str | Path | dict, salt: str | None = None, skip_bad: bool = False
+) -> Dataset:
     """A folder plus a CSV described by ``mapping`` (see the module docstring)."""
     root = Path(root)
     mapping = load_mapping(mapping)
@@ -212,67 +214,67 @@ def load_csv_dataset(root: str | Path, mapping: str | Path | dict, salt: str | N
             return [None]
         return [v.strip() or None for v in value.split(separator)] if separator else [value]
 
-    records, skipped = [], []
+    records, skipped, bad = [], [], [] if skip_bad else None
     for number, row in enumerate(rows, 2):
-        where = f"{csv_path}:{number}"
-        relative = cell(row, "path")
-        if not relative:
-            raise InputError(where, f"empty path in column {columns['path']!r}")
-        image = resolve_inside(root, relative, where)
-        if not image.is_file():
-            skipped.append(relative)
-            continue
-        relative = str(image.relative_to(root.resolve()))
-        patient = cell(row, "patient") or relative
-        view = cell(row, "view")
-        laterality = cell(row, "laterality")
-        record = Record(
-            image_id=cell(row, "image_id") or pseudonymise(relative, salt, namespace=f"{name}-image", prefix="I"),
-            path=relative,
-            dataset=name,
-            patient_key=pseudonymise(patient, salt, namespace=name),
-            study_key=pseudonymise(cell(row, "study"), salt, namespace=f"{name}-study", prefix="S")
-            if cell(row, "study")
-            else None,
-            view=normalise_view(mapped("view", view, None, where)),
-            laterality=normalise_laterality(mapped("laterality", laterality, None, where)),
-            density=mapped("density", cell(row, "density"), DENSITIES, where),
-            birads=mapped("birads", cell(row, "birads"), None, where),
-            split=mapped("split", cell(row, "split"), SPLITS, where),
-            spacing_mm=mapping.get("spacing_mm"),
-        )
-        if view and record.view is None:
-            raise InputError(where, f"unknown view {view!r}")
-        if laterality and record.laterality is None:
-            raise InputError(where, f"unknown laterality {laterality!r}; known: L, R, LEFT, RIGHT")
-        categories = split_cell(cell(row, "category"))
-        n = len(categories)
-        keys = ("pathology", "cx", "cy", "radius", "xmin", "ymin", "xmax", "ymax", "mask")
-        per = {k: split_cell(cell(row, k)) for k in keys}
-        per = {k: (v if len(v) == n else v[:1] * n) for k, v in per.items()}
-        for i, raw_category in enumerate(categories):
-            category = mapped("category", raw_category, CATEGORIES, where)
-            if category is None:
+        with rejecting(bad):  # skip_bad: a row with a bad value leaves its image out
+            where = f"{csv_path}:{number}"
+            relative = cell(row, "path")
+            if not relative:
+                raise InputError(where, f"empty path in column {columns['path']!r}")
+            image = resolve_inside(root, relative, where)
+            if not image.is_file():
+                skipped.append(relative)
                 continue
-            finding = Finding(
-                category=category, pathology=mapped("pathology", per["pathology"][i], PATHOLOGIES, where) or "unknown"
+            relative = str(image.relative_to(root.resolve()))
+            patient = cell(row, "patient") or relative
+            view = cell(row, "view")
+            laterality = cell(row, "laterality")
+            record = Record(
+                image_id=cell(row, "image_id") or pseudonymise(relative, salt, namespace=f"{name}-image", prefix="I"),
+                path=relative,
+                dataset=name,
+                patient_key=pseudonymise(patient, salt, namespace=name),
+                study_key=pseudonymise(cell(row, "study"), salt, namespace=f"{name}-study", prefix="S")
+                if cell(row, "study")
+                else None,
+                view=normalise_view(mapped("view", view, None, where)),
+                laterality=normalise_laterality(mapped("laterality", laterality, None, where)),
+                density=mapped("density", cell(row, "density"), DENSITIES, where),
+                birads=mapped("birads", cell(row, "birads"), None, where),
+                split=mapped("split", cell(row, "split"), SPLITS, where),
+                spacing_mm=mapping.get("spacing_mm"),
             )
-            try:
-                if per["cx"][i] and per["cy"][i] and per["radius"][i]:
-                    finding.geometry = "circle"
-                    finding.coords = [float(per[k][i]) for k in ("cx", "cy", "radius")]
-                elif all(per[k][i] for k in ("xmin", "ymin", "xmax", "ymax")):
-                    finding.geometry = "box"
-                    finding.coords = [float(per[k][i]) for k in ("xmin", "ymin", "xmax", "ymax")]
-            except ValueError:
-                raise InputError(where, "lesion coordinates are not numbers") from None
-            if per["mask"][i] and finding.geometry is None:  # one mask per finding, or the row's one for each
-                mask = resolve_inside(root, per["mask"][i], where)
-                finding.geometry, finding.mask_path = "mask", str(mask.relative_to(root.resolve()))
-            record.findings.append(finding)
-        if record.width is None:
-            record.width, record.height = image_size(image)
-        records.append(record.validate(where, on_image=True))
+            if view and record.view is None:
+                raise InputError(where, f"unknown view {view!r}")
+            if laterality and record.laterality is None:
+                raise InputError(where, f"unknown laterality {laterality!r}; known: L, R, LEFT, RIGHT")
+            categories = split_cell(cell(row, "category"))
+            n = len(categories)
+            keys = ("pathology", "cx", "cy", "radius", "xmin", "ymin", "xmax", "ymax", "mask")
+            per = {k: split_cell(cell(row, k)) for k in keys}
+            per = {k: (v if len(v) == n else v[:1] * n) for k, v in per.items()}
+            for i, raw_category in enumerate(categories):
+                category = mapped("category", raw_category, CATEGORIES, where)
+                if category is None:
+                    continue
+                pathology = mapped("pathology", per["pathology"][i], PATHOLOGIES, where) or "unknown"
+                finding = Finding(category=category, pathology=pathology)
+                try:
+                    if per["cx"][i] and per["cy"][i] and per["radius"][i]:
+                        finding.geometry = "circle"
+                        finding.coords = [float(per[k][i]) for k in ("cx", "cy", "radius")]
+                    elif all(per[k][i] for k in ("xmin", "ymin", "xmax", "ymax")):
+                        finding.geometry = "box"
+                        finding.coords = [float(per[k][i]) for k in ("xmin", "ymin", "xmax", "ymax")]
+                except ValueError:
+                    raise InputError(where, "lesion coordinates are not numbers") from None
+                if per["mask"][i] and finding.geometry is None:  # one mask per finding, or the row's one for each
+                    mask = resolve_inside(root, per["mask"][i], where)
+                    finding.geometry, finding.mask_path = "mask", str(mask.relative_to(root.resolve()))
+                record.findings.append(finding)
+            if record.width is None:
+                record.width, record.height = image_size(image)
+            records.append(record.validate(where, on_image=True))
     check_unique((r.image_id for r in records), csv_path)
     warnings = [] if "patient" in columns else [PER_FILE_PATIENTS]
-    return Dataset(root=root, name=name, records=records, skipped=skipped, warnings=warnings)
+    return Dataset(root=root, name=name, records=records, skipped=skipped, warnings=warnings, bad_annotations=bad or [])

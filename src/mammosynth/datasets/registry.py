@@ -36,9 +36,14 @@ def detect_format(root: Path) -> str:
 
 
 def load_dataset(
-    path: str | Path, format: str = "auto", mapping: str | Path | dict | None = None, salt: str | None = None
+    path: str | Path,
+    format: str = "auto",
+    mapping: str | Path | dict | None = None,
+    salt: str | None = None,
+    skip_bad: bool = False,
 ) -> Dataset:
-    """Load a dataset folder into records.
+    """Load a dataset folder into records; with ``skip_bad`` an image whose annotation has a bad value is
+    left out and its problem kept in ``Dataset.bad_annotations`` instead of stopping the read.
 
     Example:
         >>> ds = load_dataset("../shared/data/mini-mias-original")  # doctest: +SKIP
@@ -60,10 +65,10 @@ def load_dataset(
         raise InputError(root, "format 'csv' needs a column mapping (--mapping FILE)")
     loaders = {
         "manifest": lambda: load_manifest_dataset(root),
-        "mini-mias": lambda: load_mias(root, salt=salt),
-        "vindr": lambda: load_vindr(root, salt=salt),
-        "cbis-ddsm": lambda: load_cbis(root, salt=salt),
-        "csv": lambda: load_csv_dataset(root, mapping, salt=salt),  # type: ignore[arg-type]
+        "mini-mias": lambda: load_mias(root, salt=salt, skip_bad=skip_bad),
+        "vindr": lambda: load_vindr(root, salt=salt, skip_bad=skip_bad),
+        "cbis-ddsm": lambda: load_cbis(root, salt=salt, skip_bad=skip_bad),
+        "csv": lambda: load_csv_dataset(root, mapping, salt=salt, skip_bad=skip_bad),  # type: ignore[arg-type]
         "folder": lambda: load_folder(root, salt=salt),
     }
     return require_images(loaders[format]())

@@ -8,7 +8,7 @@ import ast
 import dataclasses
 from pathlib import Path
 
-from mammosynth.datasets.base import Dataset, check_unique, read_csv, resolve_inside
+from mammosynth.datasets.base import Dataset, check_unique, read_csv, rejecting, resolve_inside
 from mammosynth.datasets.schema import Finding, Record
 from mammosynth.datasets.vocab import (
     VINDR_CATEGORY,
@@ -51,7 +51,7 @@ def _categories(value: str, where: str) -> list[str]:
     return [str(v).strip() for v in parsed]
 
 
-def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
+def load_vindr(root: str | Path, salt: str | None = None, skip_bad: bool = False) -> Dataset:
     root = Path(root)
     salt = resolve_salt(salt)
     breast_csv = root / "breast-level_annotations.csv"
@@ -98,7 +98,7 @@ def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
                     )
                 )
 
-    records, skipped = [], []
+    records, skipped, bad = [], [], [] if skip_bad else None
     for number, row in enumerate(breast_rows, 2):
         where = f"{breast_csv}:{number}"
         # the PhysioNet download holds .dicom files; its PNG conversions (Kaggle) keep the layout
@@ -115,24 +115,25 @@ def load_vindr(root: str | Path, salt: str | None = None) -> Dataset:
             if width and height and size != (width, height):
                 boxes = [rescaled(f, size[0] / width, size[1] / height) for f in boxes]
             width, height = size
-        records.append(
-            Record(
-                image_id=row["image_id"],
-                path=str(image.relative_to(root.resolve())),
-                dataset="vindr-mammo",
-                patient_key=pseudonymise(row["study_id"], salt, namespace="vindr"),
-                study_key=pseudonymise(row["study_id"], salt, namespace="vindr-study", prefix="S"),
-                view=normalise_view(row["view_position"]),
-                laterality=normalise_laterality(row["laterality"]),
-                density=VINDR_DENSITY.get(row["breast_density"]),
-                birads=_birads(row["breast_birads"]),
-                findings=boxes,
-                split=SPLITS.get(row["split"]),
-                width=width,
-                height=height,
-            ).validate(where, on_image=True)
-        )
-    return Dataset(root=root, name="vindr-mammo", records=records, skipped=skipped)
+        with rejecting(bad):
+            records.append(
+                Record(
+                    image_id=row["image_id"],
+                    path=str(image.relative_to(root.resolve())),
+                    dataset="vindr-mammo",
+                    patient_key=pseudonymise(row["study_id"], salt, namespace="vindr"),
+                    study_key=pseudonymise(row["study_id"], salt, namespace="vindr-study", prefix="S"),
+                    view=normalise_view(row["view_position"]),
+                    laterality=normalise_laterality(row["laterality"]),
+                    density=VINDR_DENSITY.get(row["breast_density"]),
+                    birads=_birads(row["breast_birads"]),
+                    findings=boxes,
+                    split=SPLITS.get(row["split"]),
+                    width=width,
+                    height=height,
+                ).validate(where, on_image=True)
+            )
+    return Dataset(root=root, name="vindr-mammo", records=records, skipped=skipped, bad_annotations=bad or [])
 
 
 def rescaled(finding: Finding, sx: float, sy: float) -> Finding:

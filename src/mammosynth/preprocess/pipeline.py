@@ -239,7 +239,11 @@ def prepare_dataset(
             "size": size,
             "images": len(prepared),
             # counts only: the problems name source files, and no source path reaches an output
-            "skipped": {"unusable_images": len(problems), "missing_files": len(dataset.skipped)},
+            "skipped": {
+                "unusable_images": len(problems),
+                "missing_files": len(dataset.skipped),
+                "bad_annotations": len(dataset.bad_annotations),
+            },
             "warnings": warnings,
             "orientation": "chest wall at the left edge",
             "seed": seed,
