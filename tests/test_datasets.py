@@ -309,3 +309,12 @@ def test_empty_folder_and_missing_folder(tmp_path):
         load_dataset(tmp_path)
     with pytest.raises(InputError, match="not found"):
         load_dataset(tmp_path / "nope")
+
+
+def test_skip_bad_leaves_out_a_vindr_image_with_a_bad_box(tmp_path):
+    root = vindr_tree(tmp_path, box=("nan", 40, 30, 60))
+    with pytest.raises(InputError, match=r"finding_annotations|breast-level_annotations|finite"):
+        load_dataset(root)
+    lenient = load_dataset(root, skip_bad=True)
+    assert sorted(r.image_id for r in lenient.records) == ["img1", "img2"]
+    assert len(lenient.bad_annotations) == 1 and "finite numbers" in lenient.bad_annotations[0]
