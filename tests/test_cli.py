@@ -121,6 +121,20 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, case):
     assert not out.exists() or not any(out.iterdir())
 
 
+def prepare_64(source, tmp_path) -> list[str]:
+    """``prepare`` of ``source`` at 64 px into ``tmp_path/out`` with the mapping ``tmp_path/map.yaml``."""
+    return [
+        "prepare",
+        str(source),
+        "--out",
+        str(tmp_path / "out"),
+        "--size",
+        "64",
+        "--mapping",
+        str(tmp_path / "map.yaml"),
+    ]
+
+
 def test_missing_files_are_counted_and_named_not_written(tmp_path):
     """A partial download: the files a CSV lists but the folder lacks were dropped with "skipped": [];
     inspect and prepare now name them on stderr, and prepare.json holds only counts (no source path)."""
@@ -132,16 +146,7 @@ def test_missing_files_are_counted_and_named_not_written(tmp_path):
     looked = run("datasets", "inspect", str(tmp_path / "src"), "--mapping", str(tmp_path / "map.yaml"))
     assert looked.returncode == 0, looked.stderr
     assert "warning: 2 image(s) listed but missing, not counted above: 3.png; P_00042_secret.png" in looked.stderr
-    done = run(
-        "prepare",
-        str(tmp_path / "src"),
-        "--out",
-        str(tmp_path / "out"),
-        "--size",
-        "64",
-        "--mapping",
-        str(tmp_path / "map.yaml"),
-    )
+    done = run(*prepare_64(tmp_path / "src", tmp_path))
     assert done.returncode == 0, done.stderr
     assert "warning: 2 image(s) listed but missing, prepared without them: 3.png; P_00042_secret.png" in done.stderr
     info = json.loads((tmp_path / "out" / "prepare.json").read_text())
@@ -182,16 +187,7 @@ def test_skip_bad_leaves_out_images_with_bad_annotations_counted_and_named(tmp_p
     (tmp_path / "map.yaml").write_text(
         "csv: metadata.csv\ncolumns: {path: file, category: klass, cx: x, cy: y, radius: r}\n"
     )
-    args = [
-        "prepare",
-        str(source),
-        "--out",
-        str(tmp_path / "out"),
-        "--size",
-        "64",
-        "--mapping",
-        str(tmp_path / "map.yaml"),
-    ]
+    args = prepare_64(source, tmp_path)
     stopped = run(*args)
     assert stopped.returncode == 2 and "metadata.csv:4: lesion coordinates are not numbers" in stopped.stderr
     assert not (tmp_path / "out").exists()
