@@ -1,73 +1,61 @@
-"""Which frame the cc-cesm metadata's outline parameters (a, b, phi, X0, Y0) live in: draw each image's
-ellipse under a candidate convention and measure its overlap (IoU) with the breast mask ``prepare`` finds.
+"""How well mammosynth's frame and ``fit`` reproduce the cc-cesm metadata's outline parameters (issue 16,
+item 10): (1) each row's published outline moved to the phantom's frame and drawn there, against the breast
+mask ``prepare`` finds (IoU); (2) ``fit`` in the publication's frame (padded to the whole set's largest
+image) against the published numbers (median and 75th percentile of |Δ|). Run by hand:
 
-The publication's MATLAB (``breast_profile_parameters_extraction/Normal_Parameters.m`` of
-cnr-isti-vclab/CC-Mammograms-Generation_GUI) flips left breasts (chest wall on the right), zero-pads every
-image to the largest size (right-aligned, centred vertically), flips it upside down (y up), divides the
-contour's coordinates by their largest value and fits an ellipse drawn as
-``x = X0 + a cos(-phi) cos t - b sin(-phi) sin t``, ``y = Y0 + a sin(-phi) cos t + b cos(-phi) sin t``.
-Whether "largest size" is per finding class or over the whole set, and the sign of phi, are what this
-checks (issue 16, item 10). Run by hand:
+    .venv/bin/python scripts/publication_frame_check.py ../shared/data/cc-cesm [STEP]
 
-    .venv/bin/python scripts/publication_frame_check.py ../shared/data/cc-cesm
-
-Measured on the 122 shared images: padding over the whole set and rotation -phi, median IoU 0.91 (10th
-percentile 0.73); per-class padding 0.67; +phi 0.82 (whole set) and 0.66 (per class).
+Measured on the 122 shared images: see the README ("The publication's outline parameters").
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
 import sys
 from pathlib import Path
 
 import numpy as np
-from skimage import measure
 
 from mammosynth.io import read_image
-from mammosynth.preprocess import breast_mask
+from mammosynth.phantom.fit import outline_iou
+from mammosynth.phantom.frame import breast_box, fit_publication, publication_frame
+from mammosynth.phantom.params import Outline
+from mammosynth.preprocess import breast_mask, chest_wall_side
 from mammosynth.preprocess.resize import resize_mask
 
-
-def overlap(row: dict, root: Path, rows_max: int, cols_max: int, sign: float, step: int = 4) -> float:
-    """IoU of the metadata's ellipse (drawn in the candidate frame) with the breast mask, at the original size."""
-    height, width = int(row["orig_height"]), int(row["orig_width"])
-    mask = resize_mask(breast_mask(read_image(root / row["file"]).pixels), width, height)
-    if row["laterality"] == "L":
-        mask = mask[:, ::-1]
-    row_offset, col_offset = rows_max // 2 - (height // 2 - 1), cols_max - width  # MATLAB's padding, 1-based
-    contour = max(measure.find_contours(mask.astype(float), 0.5), key=len)
-    x, y = contour[:, 1] + col_offset + 1, rows_max - (contour[:, 0] + row_offset + 1) + 1
-    norm = max(x.max(), y.max())
-    a, b, phi, x0, y0 = (float(row[k]) for k in ("a", "b", "phi", "X0", "Y0"))
-    yy, xx = np.mgrid[0:height:step, 0:width:step]
-    dx = (xx + col_offset + 1) / norm - x0
-    dy = (rows_max - (yy + row_offset + 1) + 1) / norm - y0
-    c, s = np.cos(sign * phi), np.sin(sign * phi)
-    inside = ((dx * c + dy * s) / a) ** 2 + ((-dx * s + dy * c) / b) ** 2 < 1
-    sampled = mask[::step, ::step]
-    return float((inside & sampled).sum() / max((inside | sampled).sum(), 1))
+NAMES = ("a", "b", "phi", "X0", "Y0", "Alpha_e")
 
 
-def main(root: Path) -> None:
+def main(root: Path, step: int = 1) -> None:
     with open(root / "metadata.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    classes: dict[str, list[dict]] = {}
-    for row in rows:
-        classes.setdefault(row["finding_class"], []).append(row)
-    for sign, scope in itertools.product((-1.0, 1.0), ("whole set", "per class")):
-        ious = []
-        for members in classes.values():
-            frame = rows if scope == "whole set" else members
-            rows_max = max(int(r["orig_height"]) for r in frame)
-            cols_max = max(int(r["orig_width"]) for r in frame)
-            ious += [overlap(r, root, rows_max, cols_max, sign) for r in members]
-        print(
-            f"rotation {'-' if sign < 0 else '+'}phi, padding {scope}: n {len(ious)}, median IoU "
-            f"{np.median(ious):.3f}, 10th percentile {np.percentile(ious, 10):.3f}"
-        )
+    frame_px = (max(int(r["orig_height"]) for r in rows), max(int(r["orig_width"]) for r in rows))
+    ious, fit_ious, deltas = [], [], []
+    for row in rows[::step]:
+        height, width = int(row["orig_height"]), int(row["orig_width"])
+        mask = resize_mask(breast_mask(read_image(root / row["file"]).pixels), width, height)
+        if chest_wall_side(mask) == "right":
+            mask = mask[:, ::-1]
+        published = Outline(**{n: float(row[n]) for n in NAMES})
+        frame, _ = publication_frame(mask, frame_px)
+        ious.append(outline_iou(frame.phantom_outline(published), breast_box(mask)))
+        fitted, _, iou = fit_publication(mask, frame_px)
+        fit_ious.append(iou)
+        delta = np.abs([getattr(fitted, n) - getattr(published, n) for n in NAMES])
+        delta[5] = min(delta[5] % (2 * np.pi), 2 * np.pi - delta[5] % (2 * np.pi))  # an angle
+        deltas.append(delta)
+    print(f"n {len(ious)} images (every {step}), frame {frame_px[0]}×{frame_px[1]} px")
+    print(
+        f"published outlines drawn in the phantom's frame: IoU median {np.median(ious):.3f}, 10th pct "
+        f"{np.percentile(ious, 10):.3f}"
+    )
+    print(f"fit: IoU median {np.median(fit_ious):.3f}; |Δ| against the published numbers:")
+    for name, median, p75 in zip(NAMES, np.median(deltas, 0), np.percentile(deltas, 75, 0), strict=True):
+        print(f"  {name:8s} median {median:.3f}  75th pct {p75:.3f}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/cc-cesm"))
+    main(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/cc-cesm"),
+        int(sys.argv[2]) if len(sys.argv) > 2 else 1,
+    )
