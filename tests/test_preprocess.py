@@ -69,9 +69,12 @@ def test_phantom_prepare_flips_right_breasts_and_moves_masks(tmp_path):
         breast = read_image(tmp_path / "prep" / record.extra["breast_mask"]).pixels > 0.5
         assert chest_wall_side(breast) == "left" and breast[:, 0].sum() > breast[:, -1].sum()
         lesion = read_image(tmp_path / "prep" / record.findings[0].mask_path).pixels > 0.5
-        x0, y0, x1, _y1 = record.findings[0].coords
+        x0, y0, x1, y1 = record.findings[0].coords
         rows, cols = np.flatnonzero(lesion.any(1)), np.flatnonzero(lesion.any(0))
-        assert abs(cols[0] - x0) <= 2 and abs(cols[-1] + 1 - x1) <= 2 and abs(rows[0] - y0) <= 2
+        # the mask lies in the box, from its near corner (a flip would mirror it); the far side may fall short,
+        # since a spiculated mass's thin spicules set the box but vanish from the mask at 64 px
+        assert abs(cols[0] - x0) <= 2 and abs(rows[0] - y0) <= 2
+        assert cols[-1] + 1 <= x1 + 2 and rows[-1] + 1 <= y1 + 2 and (cols[-1] + 1 - cols[0]) >= 0.5 * (x1 - x0)
         image = read_image(tmp_path / "prep" / record.path).pixels
         assert image[lesion].mean() > image[breast & ~lesion].mean()  # the mass is still under its mask
 
