@@ -152,9 +152,10 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
     run, trained, config = train_stage(name, prepared, base, base_size, early, args)
     curve = []
     checkpoints = sorted((run / "checkpoints").glob("step-*"))
+    base_real = reduce(real, args.size // base_size)
     for checkpoint in checkpoints:
         synthetic = sample(checkpoint, records, args.repeat)
-        point = curve_point(checkpoint, reduce(real, args.size // base_size), synthetic, patients, 0.0, args.c2st_px)
+        point = curve_point(checkpoint, base_real, synthetic, patients, 0.0, args.c2st_px)
         curve.append({"stage": base, **point})
         print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
     final, chain, steps, elapsed_s = checkpoints[-1], [], [trained["steps"]], trained["elapsed_s"]

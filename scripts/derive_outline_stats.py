@@ -47,7 +47,7 @@ def to_phantom(row: dict, frame_px: tuple[int, int]) -> tuple[np.ndarray, float]
     mask = resize_mask(breast_mask(read_image(SOURCE / row["file"]).pixels), width, height)
     if chest_wall_side(mask) == "right":
         mask = mask[:, ::-1]
-    frame, _ = publication_frame(mask, frame_px)
+    frame = publication_frame(mask, frame_px)
     outline = frame.phantom_outline(Outline(**{n: float(row[n]) for n in NAMES}))
     return np.array([getattr(outline, n) for n in NAMES]), outline_iou(outline, breast_box(mask))
 

@@ -37,7 +37,7 @@ def main(root: Path, step: int = 1) -> None:
         if chest_wall_side(mask) == "right":
             mask = mask[:, ::-1]
         published = Outline(**{n: float(row[n]) for n in NAMES})
-        frame, _ = publication_frame(mask, frame_px)
+        frame = publication_frame(mask, frame_px)
         ious.append(outline_iou(frame.phantom_outline(published), breast_box(mask)))
         fitted, _, iou = fit_publication(mask, frame_px)
         fit_ious.append(iou)

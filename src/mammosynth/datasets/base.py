@@ -72,8 +72,15 @@ def require_images(dataset: Dataset) -> Dataset:
     return dataset
 
 
+@dataclass
+class Rejection:
+    """What :func:`rejecting` yields: ``failed`` once the guarded block was left for a bad value."""
+
+    failed: bool = False
+
+
 @contextmanager
-def rejecting(bad: list[str] | None) -> Iterator[None]:
+def rejecting(bad: list[str] | None) -> Iterator[Rejection]:
     """Around one source row or image: with ``bad`` (``--skip-bad``) a bad value in it becomes one line
     there (naming the file and the problem) and the image is left out; without, the read stops on it.
 
@@ -87,9 +94,11 @@ def rejecting(bad: list[str] | None) -> Iterator[None]:
         >>> kept, bad
         (['1', '3'], ["table.csv:3: not a number: 'x'"])
     """
+    outcome = Rejection()
     try:
-        yield
+        yield outcome
     except InputError as error:
         if bad is None:
             raise
         bad.append(str(error))
+        outcome.failed = True

@@ -150,10 +150,9 @@ def load_cbis(root: str | Path, salt: str | None = None, skip_bad: bool = False)
                     attributes=attributes,
                 )
             )
-            before = len(bad or [])
-            with rejecting(bad):
+            with rejecting(bad) as outcome:
                 record.validate(where, on_image=True)
-            if len(bad or []) > before:
+            if outcome.failed:
                 rejected.add(key)
     records = [r for key, r in by_image.items() if key not in rejected]
     return Dataset(root=root, name="cbis-ddsm", records=records, skipped=skipped, bad_annotations=bad or [])

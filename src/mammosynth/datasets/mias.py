@@ -30,10 +30,9 @@ def parse_info(path: Path, bad: list[str] | None = None) -> dict[str, dict]:
         match = _ROW.match(line.strip())
         if not match:
             continue
-        before = len(bad or [])
-        with rejecting(bad):
+        with rejecting(bad) as outcome:
             _parse_row(table, *match.groups(), where=f"{path}:{number}")
-        if len(bad or []) > before:
+        if outcome.failed:
             rejected.add(match.group(1))
     return {ref: entry for ref, entry in table.items() if ref not in rejected}
 

@@ -109,10 +109,10 @@ def breast_box(mask: np.ndarray) -> np.ndarray:
     return mask[rows[0] : rows[-1] + 1, : cols[-1] + 1]
 
 
-def publication_frame(mask: np.ndarray, frame_px: tuple[int, int] | None = None) -> tuple[PublicationFrame, np.ndarray]:
+def publication_frame(mask: np.ndarray, frame_px: tuple[int, int] | None = None) -> PublicationFrame:
     """The frame of one breast ``mask`` (standard orientation: chest wall at the left edge, the whole image)
-    padded to ``frame_px`` = (rows, columns) (the set's largest image; the image itself when ``None``), and
-    its skin line's points (n, 2: x, y) in the publication's normalised coordinates."""
+    padded to ``frame_px`` = (rows, columns) (the set's largest image; the image itself when ``None``); its
+    norm is the skin line's largest coordinate there."""
     h, w = mask.shape
     rows_px, cols_px = frame_px or (h, w)
     if rows_px < h or cols_px < w:
@@ -126,12 +126,11 @@ def publication_frame(mask: np.ndarray, frame_px: tuple[int, int] | None = None)
     norm = float(max(x_px.max(), y_px.max()))
     rows, cols = mask.any(1).nonzero()[0], mask.any(0).nonzero()[0]
     side = float(max(rows[-1] - rows[0] + 1, cols[-1] + 1))  # the phantom's square, as ``fit_outline`` crops it
-    frame = PublicationFrame(
+    return PublicationFrame(
         scale=side / norm,
         x_shift=(cols_px - side) / norm,
         y_shift=(rows_px - row_start + 1 - rows[0]) / norm,
     )
-    return frame, np.stack([x_px / norm, y_px / norm], axis=1)
 
 
 def fit_publication(
@@ -155,7 +154,7 @@ def fit_publication(
         >>> round(fitted.phi, 1), round(fitted.b, 1), iou > 0.95  # phi flips sign with y
         (-0.1, 0.4, True)
     """
-    frame, _ = publication_frame(mask, frame_px)
+    frame = publication_frame(mask, frame_px)
     box = breast_box(mask)
     phantom, _ = fit_outline(box, size)
     outline = frame.to_publication(phantom)
