@@ -241,3 +241,50 @@ def cbis_tcia_tree(root: Path) -> Path:
         write_raw_dicom(roi / "1-2.dcm", second, patient_id=patient, bits=8)
     write_csv(root / "mass_case_description_train_set.csv", CBIS_MASS, rows)
     return root
+
+
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+def film_label(
+    pixels: np.ndarray, breast: np.ndarray, corner: str, touching: bool, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``pixels`` with a film label drawn in ``corner``: white paper (the image's brightest value) with rows of
+    dark glyphs, a tenth of the image high and a fifth wide; against the image's corner, or, ``touching``, slid
+    from there towards the breast's centre until it overlaps the breast mask by a few pixels. Returns the image and
+    the label's mask, or None where the corner has no room outside the breast."""
+    height, width = pixels.shape
+    h, w = max(8, height // 10), max(12, width // 5)
+    inset = max(1, height // 100)
+    top = inset if corner.startswith("top") else height - h - inset
+    left = inset if corner.endswith("left") else width - w - inset
+    box = (slice(top, top + h), slice(left, left + w))
+    if breast[box].any():
+        return None
+    if touching:  # slid from the corner towards the breast's centre until it overlaps the breast a little
+        rows, cols = np.nonzero(breast)
+        target = (rows.mean() - h / 2, cols.mean() - w / 2)
+        overlap = max(2, width // 100)
+        for t in np.linspace(0.0, 1.0, 400):
+            y, x = round(top + t * (target[0] - top)), round(left + t * (target[1] - left))
+            hit = breast[y : y + h, x : x + w]
+            if hit.any():
+                rows_hit, cols_hit = np.nonzero(hit)
+                if min(rows_hit.max() - rows_hit.min(), cols_hit.max() - cols_hit.min()) + 1 >= overlap:
+                    break
+        else:
+            return None
+        top, left = y, x
+        box = (slice(top, top + h), slice(left, left + w))
+    out = pixels.copy()
+    label = np.zeros(pixels.shape, bool)
+    label[box] = True
+    paper = np.full((h, w), float(pixels.max()), np.float32)
+    rng = np.random.default_rng(seed)
+    glyph_h, glyph_w = max(2, h // 5), max(2, w // 12)
+    for row in range(glyph_h, h - glyph_h, 2 * glyph_h):
+        for col in range(glyph_w, w - glyph_w, 2 * glyph_w):
+            if rng.random() < 0.7:
+                paper[row : row + glyph_h, col : col + max(1, glyph_w // 2)] = 0.15 * float(pixels.max())
+    out[box] = paper
+    return out, label

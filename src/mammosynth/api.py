@@ -56,9 +56,15 @@ def prepare(
     overwrite: bool = False,
     skip_bad: bool = False,
     seed: int = 0,
+    check_burned_in: bool = False,
     progress: Progress = None,
 ) -> dict:
-    """Prepare a dataset (segment, orient, crop, normalise, resize, split) into ``out``."""
+    """Prepare a dataset (segment, orient, crop, normalise, resize, split) into ``out``.
+
+    Burned-in labels, markers and tape that touch the breast are cut out of it (and so blacked out); the result
+    counts the images they were found on. ``check_burned_in`` also writes ``burned-in.csv`` (each such image,
+    how many pieces and what share of the source image) and ``burned-in.png`` (those images, what was
+    removed outlined in magenta) into ``out`` for a person to check."""
     check_output_dir(out, overwrite)
     dataset = load_dataset(path, format=format, mapping=mapping, salt=salt, skip_bad=skip_bad)
     start = time.perf_counter()
@@ -75,6 +81,9 @@ def prepare(
     )
     seconds = time.perf_counter() - start
     prepared = load_dataset(folder)
+    burned_in = [r for r in prepared.records if r.extra["prepare"]["burned_in"]["regions"]]
+    if check_burned_in:
+        _write_burned_in_check(Path(folder), prepared, burned_in)
     return {
         "out": str(folder),
         "images": len(prepared),
@@ -84,8 +93,29 @@ def prepare(
         "warnings": json.loads((Path(folder) / "prepare.json").read_text())["warnings"],
         "seconds": round(seconds, 2),
         "images_per_second": round(len(prepared) / max(seconds, 1e-9), 2),
+        "burned_in_removed": len(burned_in),
         "counts": count_dataset(prepared),
     }
+
+
+def _write_burned_in_check(folder: Path, prepared, records: list) -> None:
+    """``burned-in.csv`` and ``burned-in.png`` (see :func:`prepare`): pseudonymous ids and the prepared, already
+    cleaned images only, so nothing that was removed reaches them."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["image_id", "split", "regions", "removed_share_of_image", "in_prepared_frame"])
+    for record in records:
+        info = record.extra["prepare"]["burned_in"]
+        writer.writerow([record.image_id, record.split, info["regions"], info["removed_share"], "mask" in info])
+    with atomic_write(folder / "burned-in.csv", "w") as handle:
+        handle.write(buffer.getvalue())
+    shown = [r for r in records if "mask" in r.extra["prepare"]["burned_in"]]
+    if shown:
+        prepared.records = shown
+        contact_sheet(prepared, folder / "burned-in.png", max_images=48, columns=8)
 
 
 def phantom(

@@ -116,8 +116,13 @@ def prepare(
         bool, typer.Option(help="Leave out unreadable images and images with a bad annotation instead of stopping.")
     ] = False,
     seed: int = 0,
+    check_burned_in: Annotated[
+        bool,
+        typer.Option(help="Also write burned-in.csv and burned-in.png: the images labels were cut from, to check."),
+    ] = False,
 ) -> None:
-    """Segment, orient (chest wall left), crop, normalise, resize and split a dataset."""
+    """Segment, orient (chest wall left), crop, normalise, resize and split a dataset; burned-in labels that
+    touch the breast are cut out."""
     with progress_bar("prepare") as update:
         result = api.prepare(
             path,
@@ -130,6 +135,7 @@ def prepare(
             overwrite=overwrite,
             skip_bad=skip_bad,
             seed=seed,
+            check_burned_in=check_burned_in,
             progress=update,
         )
     _print({k: v for k, v in result.items() if k != "counts"})

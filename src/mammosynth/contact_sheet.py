@@ -16,8 +16,9 @@ from mammosynth.io.images import read_image
 
 
 def contact_sheet(dataset: Dataset, path: str | Path, max_images: int = 24, columns: int = 6) -> Path:
-    """Write a PNG grid of up to ``max_images`` images: breast (green), pectoral (yellow) and lesion
-    (red) outlines from the prepared masks, and view · laterality · density · label as titles."""
+    """Write a PNG grid of up to ``max_images`` images: breast (green), pectoral (yellow), lesion (red) and
+    removed burned-in label (magenta) outlines from the prepared masks, and view · laterality · density ·
+    label as titles."""
     records = dataset.records[:max_images]
     rows = max(1, int(np.ceil(len(records) / columns)))
     fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
@@ -26,7 +27,9 @@ def contact_sheet(dataset: Dataset, path: str | Path, max_images: int = 24, colu
     for ax, record in zip(axes.ravel(), records, strict=False):
         pixels = read_image(dataset.root / record.path).pixels
         ax.imshow(pixels, cmap="gray", vmin=0, vmax=1)
+        burned_in = record.extra.get("prepare", {}).get("burned_in", {}).get("mask")
         overlays = [(record.extra.get("breast_mask"), "lime"), (record.extra.get("pectoral_mask"), "yellow")]
+        overlays.append((burned_in, "magenta"))
         overlays += [(f.mask_path, "red") for f in record.findings]
         for mask_path, colour in overlays:
             if mask_path and (dataset.root / mask_path).is_file():

@@ -184,6 +184,7 @@ def write_vindr(out: Path, records: list[Record]) -> dict:
                 spacing_mm=record.spacing_mm,
                 synthetic=synthetic,
                 sop_class="mammography",
+                burned_in_annotation=not synthetic and "burned_in" not in record.extra.get("prepare", {}),
             )
         breast_rows.append(
             {

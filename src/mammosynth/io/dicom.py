@@ -186,11 +186,14 @@ def write_dicom(
     synthetic: bool = False,
     description: str = "mammosynth derived image",
     study_uid: str | None = None,
+    burned_in_annotation: bool = False,
 ) -> None:
     """Write a float [0, 1] image as a new, derived DICOM object (atomic write).
 
     ``compression`` is None, ``"rle"`` (RLE Lossless) or ``"jpeg2000"`` (JPEG 2000 Lossless);
     ``photometric="MONOCHROME1"`` stores the inverted values. ``patient_key`` must already be a pseudonym.
+    ``burned_in_annotation`` is what BurnedInAnnotation says: True (YES) for a real image that no label
+    removal has cleaned (``prepare`` records its search in ``extra.prepare.burned_in``).
     """
     if sop_class not in SOP_CLASSES:
         raise ValueError(f"sop_class must be one of {sorted(SOP_CLASSES)}")
@@ -233,7 +236,7 @@ def write_dicom(
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.SeriesDescription = ("SYNTHETIC " if synthetic else "") + description
     ds.DerivationDescription = description
-    ds.BurnedInAnnotation = "NO"
+    ds.BurnedInAnnotation = "YES" if burned_in_annotation else "NO"
     if synthetic:
         from mammosynth import __version__
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from skimage import measure
 
 from mammosynth import __version__
 from mammosynth.datasets.base import Dataset
@@ -24,6 +25,7 @@ from mammosynth.errors import InputError
 from mammosynth.io.atomic import atomic_output_dir, atomic_write
 from mammosynth.io.images import read_image, read_mask, write_png
 from mammosynth.io.pseudonym import pseudonymise, resolve_salt
+from mammosynth.preprocess.burned_in import burned_in_mask
 from mammosynth.preprocess.geometry import FrameTransform, rasterise
 from mammosynth.preprocess.pectoral import pectoral_mask
 from mammosynth.preprocess.segment import SIDE_MARGIN, breast_mask, chest_wall_side, side_margin
@@ -93,6 +95,8 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
     breast = breast_mask(pixels)
     if breast is None:
         raise InputError(source, "no breast found in the image")
+    burned_in = burned_in_mask(pixels, breast, chest_wall_side(breast))
+    breast &= ~burned_in  # labels, markers and tape that touched the breast: blacked out with the background
     side = chest_wall_side(breast)
     flip = side == "right"
     if flip:
@@ -129,9 +133,18 @@ def prepare_image(record: Record, root: Path, out: Path, options: PrepareOptions
             "flipped": flip,
             "transform": transform.to_dict(),
             "normalisation": "background-median to p99.5",
+            "burned_in": {
+                "regions": int(measure.label(burned_in).max()),
+                "removed_share": round(float(burned_in.mean()), 6),
+            },
         },
         "breast_mask": breast_rel,
     }
+    if burned_in.any():  # where they were, in the prepared frame (outside the crop: nothing)
+        removed = transform.mask(burned_in)  # burned_in is in the source orientation, as the transform takes it
+        if removed.any():
+            extra["prepare"]["burned_in"]["mask"] = f"masks/{image_id}_burned_in.png"
+            write_png(out / extra["prepare"]["burned_in"]["mask"], removed.astype(np.uint8) * 255, bits=8)
     if pectoral is not None:
         pectoral_rel = f"masks/{image_id}_pectoral.png"
         write_png(out / pectoral_rel, transform.mask(flipped_back(pectoral)).astype(np.uint8) * 255, bits=8)
@@ -245,6 +258,7 @@ def prepare_dataset(
                 "bad_annotations": len(dataset.bad_annotations),
             },
             "warnings": warnings,
+            "burned_in_removed": sum(bool(r.extra["prepare"]["burned_in"]["regions"]) for r in prepared),
             "orientation": "chest wall at the left edge",
             "seed": seed,
         }

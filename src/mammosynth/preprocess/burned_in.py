@@ -1,0 +1,183 @@
+"""Burned-in labels, lead markers and tape that the breast mask caught: found and cut out of it.
+
+Film scans carry patient labels (name, ID, birth date, hospital), view markers ("RMLO", "M") and tape.
+Those apart from the breast are never in the mask (it keeps the largest component); the ones that touch
+the breast, or reach it along a bright scanner strip at the border, are. They are told apart from tissue by
+what a label is and tissue is not: **bright** (at or above the level of the breast's densest tissue) and
+**facing the background** over a large share of its edge. Tissue that bright lies inside the breast behind
+a margin of dim subcutaneous fat (the skin line falls off with thickness); the pectoral muscle lies against
+the chest wall and the border. So each bright piece of the mask, thin strokes (letters, strips) and thick
+blocks (paper labels) taken apart by an opening, is a label when at least ``MIN_CONTACT`` of its edge is
+background and it does not reach the chest-wall edge; its holes (the label's dark text) and a margin of
+``MARGIN_PX`` (its blur) go with it, and any part of the mask cut off from the breast by the removal too.
+
+Written here because no kept library ships it; each step is a SciPy/scikit-image primitive. On the shared
+images (mini-MIAS, DDSM films; cc-cesm digital, which carry none) see ``scripts/burned_in_check.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import measure, morphology
+
+from mammosynth.preprocess.resize import resize_image, resize_mask
+
+WORK_SIZE = 256
+MIN_CONTACT = 0.35  # share of a piece's edge (off the image border) that faces the background
+BRIGHT = 1.0  # a label's level: background 0, the breast interior's 99th percentile 1
+CORE_DEPTH = 0.35  # the breast's core, as a share of its deepest pixel's distance to the background
+MAX_AREA = 0.25  # a label covers at most this share of the breast mask
+CLOSE_PX = 3  # dark text narrower than twice this, on a label, is closed over
+CONTACT_PX = 3  # at the working size: how near the background a piece's edge counts as facing it
+MIN_PX = 12  # smaller bright specks are noise or calcifications
+BLOCK_PX = 2.5  # a paper label's half-thickness at the working size, at least (a skin rim's is 1–2)
+BLOCK_SOLIDITY = 0.75  # a paper label fills its convex hull; a bright skin rim is a curved band
+MARK_ECCENTRICITY = 0.95  # a letter or marker is compact; a skin rim fragment is a line (0.97–1.0)
+MARK_SHARE = 0.08  # a letter or marker spans at most this share of the working size
+MARK_CONTACT = 0.7  # share of a letter's edge that faces the background
+AIR_LEVEL = 0.05  # inside the mask, pixels this near the background's level are air
+AIR_PX = 2  # background narrower than twice this (a film's dark edge line) is not air around the breast
+WALL_PERCENTILE = 10  # of the rows' first breast columns: where the chest wall is
+BAND_SHARE = 0.12  # the band along the top and bottom borders where tape and labels overhang the air
+OVERHANG_EXTENT = 0.7  # share of its bounding box an overhanging piece fills (a rectangle's is 1, a wedge's 0.5)
+GAP_PX = 3  # rows of air beyond the band that make its pixels an overhang
+MARGIN_PX = 2  # removed around each label at the working size (its blur and anti-aliasing)
+
+
+def burned_in_mask(pixels: np.ndarray, breast: np.ndarray, chest_wall: str = "left") -> np.ndarray:
+    """Pixels of ``breast`` (the mask of :func:`~mammosynth.preprocess.segment.breast_mask`) that are
+    burned-in labels, markers or tape, or cut off from the breast once those go; same shape, boolean.
+    ``chest_wall`` is the side the breast lies against (``"left"`` or ``"right"``).
+
+    Example:
+        >>> image = np.zeros((200, 160), np.float32)
+        >>> yy, xx = np.mgrid[:200, :160]
+        >>> image[((yy - 100) / 90) ** 2 + (xx / 100) ** 2 < 1] = 0.5
+        >>> image[10:40, 80:150] = 1.0  # a paper label touching the breast
+        >>> breast = image > 0.1
+        >>> label = burned_in_mask(image, breast)
+        >>> bool(label[25, 120]), bool(label[100, 30])
+        (True, False)
+    """
+    if chest_wall not in ("left", "right"):
+        raise ValueError("chest_wall must be 'left' or 'right'")
+    if not breast.any():
+        return np.zeros_like(breast, dtype=bool)
+    height, width = breast.shape
+    scale = WORK_SIZE / max(height, width)
+    small_w, small_h = max(8, round(width * scale)), max(8, round(height * scale))
+    small = resize_image(np.asarray(pixels, np.float32), small_w, small_h)
+    mask = resize_mask(breast, small_w, small_h)
+    if chest_wall == "right":
+        small, mask = small[:, ::-1], mask[:, ::-1]
+    removed = _labels(small, mask)
+    if chest_wall == "right":
+        removed = removed[:, ::-1]
+    if not removed.any():
+        return np.zeros_like(breast, dtype=bool)
+    return resize_mask(removed, width, height) & breast
+
+
+def _labels(small: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The label pixels of ``mask`` at the working size, chest wall on the left."""
+    columns = np.flatnonzero(mask.any(axis=0))
+    if columns.size == 0 or mask.all():
+        return np.zeros_like(mask)
+    level = _level(small, mask)
+    air = _air(mask, level)
+    labels = _overhangs(mask, air)
+    bright = mask & (level >= BRIGHT)
+    # a label's dark text splits its paper into blocks: joined again (padded so the border does not erode)
+    bright = ndi.binary_closing(np.pad(bright, CLOSE_PX, mode="edge"), morphology.disk(CLOSE_PX))
+    bright = bright[CLOSE_PX:-CLOSE_PX, CLOSE_PX:-CLOSE_PX] & mask
+    near_background = _near(air) & mask
+    border = np.zeros_like(mask)
+    border[:CONTACT_PX], border[-CONTACT_PX:], border[:, :CONTACT_PX], border[:, -CONTACT_PX:] = True, True, True, True
+    radius = max(2, round(0.02 * max(mask.shape)))
+    thick = ndi.binary_opening(bright, morphology.disk(radius))
+    for pieces in (thick, bright & ~thick):
+        components = measure.label(pieces, connectivity=2)
+        for region in measure.regionprops(components):
+            if not MIN_PX <= region.area <= MAX_AREA * mask.sum():
+                continue  # a speck (noise, a calcification) or too large to be a label
+            piece = ndi.binary_fill_holes(components == region.label)  # a paper label's dark text
+            if _label_like(piece, region, near_background, border):
+                labels |= piece
+    if not labels.any():
+        return labels
+    labels = ndi.binary_dilation(ndi.binary_fill_holes(labels), morphology.disk(MARGIN_PX)) & mask
+    kept = measure.label(mask & ~labels, connectivity=1)
+    if kept.max() == 0:
+        return np.zeros_like(mask)  # nothing would be left: not a label on a breast
+    areas = np.bincount(kept.ravel())
+    areas[0] = 0
+    return mask & (kept != int(np.argmax(areas)))
+
+
+def _label_like(piece: np.ndarray, region, near_background: np.ndarray, border: np.ndarray) -> bool:
+    """A bright piece is a label when it faces the background over much of its edge and is either a block
+    (paper: thicker than the skin and convex) or a compact mark (a letter, not a line). A processed digital
+    image's bright skin rim is a thin curved line along the outline that faces the background on one side."""
+    edge = piece & ~ndi.binary_erosion(piece, border_value=1) & ~border
+    if not edge.any():
+        return False
+    contact = float((edge & near_background).sum() / edge.sum())
+    thickness = float(ndi.distance_transform_edt(np.pad(piece, 1)).max())
+    if thickness >= BLOCK_PX:
+        filled = measure.regionprops(piece.astype(np.uint8))[0]
+        return contact >= MIN_CONTACT and filled.solidity >= BLOCK_SOLIDITY
+    height, width = region.bbox[2] - region.bbox[0], region.bbox[3] - region.bbox[1]
+    compact = region.eccentricity < MARK_ECCENTRICITY and max(height, width) <= MARK_SHARE * max(piece.shape)
+    return compact and contact >= MARK_CONTACT
+
+
+def _air(mask: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The background around the breast: outside the mask, or at the background's level (below
+    ``AIR_LEVEL``) inside it (the mask's closing reaches over the air between a label's letters); not the
+    film's margin beside the chest wall (left of the breast's chest-wall edge, the ``WALL_PERCENTILE`` of its
+    rows' first columns) and not a line narrower than ``2 * AIR_PX`` (a film's dark edge)."""
+    rows = mask.any(axis=1)
+    wall = int(np.percentile(mask.argmax(axis=1)[rows], WALL_PERCENTILE)) if rows.any() else 0
+    air = ~mask | (level < AIR_LEVEL)
+    air[:, :wall] = False
+    return ndi.binary_opening(air, morphology.disk(AIR_PX))
+
+
+def _near(air: np.ndarray) -> np.ndarray:
+    """Pixels within ``CONTACT_PX`` of ``air`` (the image's border is not air)."""
+    padded = np.pad(air, CONTACT_PX, mode="constant", constant_values=False)
+    return ndi.binary_dilation(padded, morphology.disk(CONTACT_PX))[CONTACT_PX:-CONTACT_PX, CONTACT_PX:-CONTACT_PX]
+
+
+def _overhangs(mask: np.ndarray, air: np.ndarray) -> np.ndarray:
+    """Tape and labels along the top or bottom border, whatever their brightness: the mask's pixels in the
+    border's band (``BAND_SHARE`` of the height) over columns where air follows the band (``GAP_PX`` rows).
+    Tape and labels are rectangles there (filling ``OVERHANG_EXTENT`` of their box, at least); where a breast
+    runs off the border with air beyond (an MLO view's axilla, curving in below it) it is a tapering wedge."""
+    band = max(2, round(BAND_SHARE * mask.shape[0]))
+    found = np.zeros_like(mask)
+    for rows in (slice(None), slice(None, None, -1)):  # the top border, then the bottom one
+        m, a, f = mask[rows], air[rows], found[rows]
+        over_air = a[band : band + GAP_PX].all(axis=0)
+        f[:band] |= m[:band] & ~a[:band] & over_air[None, :]
+    pieces = measure.label(found, connectivity=2)
+    keep = np.zeros(pieces.max() + 1, bool)
+    for region in measure.regionprops(pieces):
+        top, _, bottom, _ = region.bbox
+        at_border = top == 0 or bottom == mask.shape[0]
+        keep[region.label] = region.area >= MIN_PX and at_border and region.extent >= OVERHANG_EXTENT
+    keep[0] = False
+    return keep[pieces]
+
+
+def _level(small: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``small`` with the background's median at 0 and the 99th percentile of the breast's core at 1: its
+    pixels deeper than ``CORE_DEPTH`` of the deepest (a label, however large, is shallow: the background is
+    never farther than its own height)."""
+    background = float(np.median(small[~mask]))
+    depth = ndi.distance_transform_edt(np.pad(mask, 1, mode="edge"))[1:-1, 1:-1]
+    core = mask & (depth > CORE_DEPTH * depth.max())
+    reference = small[core] if core.sum() >= 50 else small[mask]
+    top = float(np.percentile(reference, 99))
+    return (small - background) / max(top - background, 1e-6)
