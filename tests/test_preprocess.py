@@ -196,7 +196,8 @@ def test_chest_wall_side_on_every_shared_image():
 def test_pectoral_muscle_on_shared_mlo_films():
     """Against the DDSM films' pectoral labels, and found on mini-MIAS films (padded beside the chest wall:
     the earlier method looked for the muscle in the image's first columns and found it on none of them).
-    Floors under the measured values (49 / 50, Dice median 0.95; 181 / 242), not the issue's 90 % target."""
+    Floors under the measured values (49 / 50, Dice median 0.95; 217 / 242 with Canny's thresholds in the
+    breast's own spread, 181 with its fixed defaults), not the issue's 90 % target."""
     import csv
 
     root = shared("ddsm-tissue-seg")
@@ -222,7 +223,7 @@ def test_pectoral_muscle_on_shared_mlo_films():
         if chest_wall_side(breast) == "right":
             pixels, breast = pixels[:, ::-1], breast[:, ::-1]
         hits.append(pectoral_mask(pixels, breast).any())
-    assert np.mean(hits) >= 0.6
+    assert np.mean(hits) >= 0.85
 
 
 def test_segmentation_ignores_labels_and_finds_chest_wall():
