@@ -71,6 +71,7 @@ def breast_mask(pixels: np.ndarray, work_size: int = WORK_SIZE) -> np.ndarray | 
     mask = ndi.binary_dilation(mask, disk) & np.pad(binary, pad, mode="edge")  # undo the opening's erosion
     mask = ndi.binary_closing(mask, disk)[pad:-pad, pad:-pad]
     mask = _fill_against_chest_wall(_largest(ndi.binary_fill_holes(mask)))
+    mask = _fill_against_top_and_bottom(mask, small)
     mask = _drop_border_bridged(mask, disk, pad)
     if _separation(small, mask) < MIN_SEPARATION:
         return None
@@ -116,6 +117,49 @@ def _drop_border_bridged(mask: np.ndarray, disk: np.ndarray, pad: int) -> np.nda
     for piece in np.unique(rest[small[pieces] & (rest > 0)]):
         drop |= rest == piece
     return mask & ~drop
+
+
+def _fill_against_top_and_bottom(mask: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """Fill dark fat that a breast running off the top or bottom of the image encloses against that border
+    (the chest-wall fill does not reach it: the pocket opens onto the border and the corner). The top, bottom
+    and chest-wall borders close the pocket between the breast's first and last pixel on each, and on to the
+    chest wall's corners where the breast touches both borders; a pocket is filled only when its
+    pixels stand above the air (median above the background's by ``MIN_SEPARATION`` of its spread), so air
+    between two parts of a breast is never taken in. cc-cesm: 6 of 122 images lost 7–26 % of a loose
+    intensity mask so, at the chest wall's top or bottom corner."""
+    wall = np.pad(mask, 1)
+    wall_side = chest_wall_side(mask)
+    along = {"top": mask[0], "bottom": mask[-1], "wall": mask[:, 0] if wall_side == "left" else mask[:, -1]}
+    touched = {name: np.flatnonzero(edge) for name, edge in along.items()}
+    rings = {
+        "top": wall[0, 1:-1],  # views into the padded ring
+        "bottom": wall[-1, 1:-1],
+        "wall": wall[1:-1, 0] if wall_side == "left" else wall[1:-1, -1],
+    }
+    for name, ring in rings.items():
+        if touched[name].size == 0:
+            continue
+        first, last = int(touched[name][0]), int(touched[name][-1])
+        if name == "wall":  # on to the corners where the breast runs off the top or bottom too
+            first = 0 if touched["top"].size else first
+            last = len(ring) - 1 if touched["bottom"].size else last
+        elif touched["wall"].size:  # on to the chest wall's corner
+            first, last = (0, last) if wall_side == "left" else (first, len(ring) - 1)
+        ring[first : last + 1] = True
+    pockets = ndi.binary_fill_holes(wall)[1:-1, 1:-1] & ~mask
+    if not pockets.any():
+        return mask
+    outside = small[~mask & ~pockets]
+    if outside.size == 0:
+        return mask
+    level = float(np.median(outside))
+    spread = float(np.median(np.abs(outside - level))) + 1e-6
+    labels, count = ndi.label(pockets)
+    for k in range(1, count + 1):
+        pocket = labels == k
+        if (float(np.median(small[pocket])) - level) / spread >= MIN_SEPARATION:
+            mask = mask | pocket
+    return mask
 
 
 def _fill_against_chest_wall(mask: np.ndarray) -> np.ndarray:
