@@ -196,8 +196,8 @@ def test_chest_wall_side_on_every_shared_image():
 def test_pectoral_muscle_on_shared_mlo_films():
     """Against the DDSM films' pectoral labels, and found on mini-MIAS films (padded beside the chest wall:
     the earlier method looked for the muscle in the image's first columns and found it on none of them).
-    Floors under the measured values (49 / 50, Dice median 0.95; 217 / 242 with Canny's thresholds in the
-    breast's own spread, 181 with its fixed defaults), not the issue's 90 % target."""
+    Floors under the measured values (49 / 50, Dice median 0.95; 219 / 242 with Canny's thresholds in the
+    breast's own spread and muscles up to 45 % of the breast, 181 before)."""
     import csv
 
     root = shared("ddsm-tissue-seg")
@@ -217,13 +217,13 @@ def test_pectoral_muscle_on_shared_mlo_films():
     mapping = Path(__file__).parents[1] / "examples" / "mappings" / "mini-mias-derived.yaml"
     mias = load_dataset(shared("mini-mias"), mapping=mapping)
     hits = []
-    for record in mias.records[::2]:
+    for record in mias.records:
         pixels = read_image(mias.root / record.path).pixels
         breast = breast_mask(pixels)
         if chest_wall_side(breast) == "right":
             pixels, breast = pixels[:, ::-1], breast[:, ::-1]
         hits.append(pectoral_mask(pixels, breast).any())
-    assert np.mean(hits) >= 0.85
+    assert np.mean(hits) >= 0.9, (sum(hits), len(hits))
 
 
 def test_segmentation_ignores_labels_and_finds_chest_wall():
