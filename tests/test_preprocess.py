@@ -353,6 +353,7 @@ def test_prepare_cuts_a_label_touching_the_breast_and_says_so(tmp_path):
     write_png(dataset.root / record.path, drawn[0], bits=16)
     result = api.prepare(tmp_path / "ph", tmp_path / "prep", size=256, check_burned_in=True)
     assert result["burned_in_removed"] == 1
+    assert result["images"] == 2 and result["counts"]["images"]["total"] == 2  # the check's sheet shows one
     prepared = load_dataset(tmp_path / "prep")
     cut = [r for r in prepared.records if r.extra["prepare"]["burned_in"]["regions"]]
     assert len(cut) == 1 and cut[0].extra["prepare"]["burned_in"]["removed_share"] > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from mammosynth.contact_sheet import contact_sheet
@@ -113,9 +113,8 @@ def _write_burned_in_check(folder: Path, prepared, records: list) -> None:
     with atomic_write(folder / "burned-in.csv", "w") as handle:
         handle.write(buffer.getvalue())
     shown = [r for r in records if "mask" in r.extra["prepare"]["burned_in"]]
-    if shown:
-        prepared.records = shown
-        contact_sheet(prepared, folder / "burned-in.png", max_images=48, columns=8)
+    if shown:  # a copy: the caller still counts the whole prepared dataset
+        contact_sheet(replace(prepared, records=shown), folder / "burned-in.png", max_images=48, columns=8)
 
 
 def phantom(

@@ -2,14 +2,18 @@
 
 Film scans carry patient labels (name, ID, birth date, hospital), view markers ("RMLO", "M") and tape.
 Those apart from the breast are never in the mask (it keeps the largest component); the ones that touch
-the breast, or reach it along a bright scanner strip at the border, are. They are told apart from tissue by
-what a label is and tissue is not: **bright** (at or above the level of the breast's densest tissue) and
-**facing the background** over a large share of its edge. Tissue that bright lies inside the breast behind
-a margin of dim subcutaneous fat (the skin line falls off with thickness); the pectoral muscle lies against
-the chest wall and the border. So each bright piece of the mask, thin strokes (letters, strips) and thick
-blocks (paper labels) taken apart by an opening, is a label when at least ``MIN_CONTACT`` of its edge is
-background and it does not reach the chest-wall edge; its holes (the label's dark text) and a margin of
-``MARGIN_PX`` (its blur) go with it, and any part of the mask cut off from the breast by the removal too.
+the breast are. Two kinds of piece are cut (at a working size of 256 px, chest wall on the left):
+
+- **bright pieces facing the air**: at or above the level of the breast's densest tissue, with much of their
+  edge next to the background. Tissue that bright lies inside the breast behind a margin of dim subcutaneous
+  fat (the skin line falls off with thickness); the pectoral muscle lies against the chest wall and the
+  border. Blocks (paper: thick and convex, at least ``MIN_CONTACT`` of the edge on the air) and compact marks
+  (letters: not lines, at least ``MARK_CONTACT``) are taken apart by an opening; a digital image's bright skin
+  rim is a thin curved line and is neither;
+- **rectangles hanging over the air** along the top or bottom border (tape, of any brightness).
+
+Their holes (a label's dark text) and a margin of ``MARGIN_PX`` (their blur) go with them, and any part of the
+mask cut off from the breast by the removal too.
 
 Written here because no kept library ships it; each step is a SciPy/scikit-image primitive. On the shared
 images (mini-MIAS, DDSM films; cc-cesm digital, which carry none) see ``scripts/burned_in_check.py``.
@@ -25,7 +29,7 @@ from mammosynth.preprocess.resize import resize_image, resize_mask
 
 WORK_SIZE = 256
 MIN_CONTACT = 0.35  # share of a piece's edge (off the image border) that faces the background
-BRIGHT = 1.0  # a label's level: background 0, the breast interior's 99th percentile 1
+BRIGHT = 1.0  # a label's level: background 0, the 99th percentile of the breast's core 1
 CORE_DEPTH = 0.35  # the breast's core, as a share of its deepest pixel's distance to the background
 MAX_AREA = 0.25  # a label covers at most this share of the breast mask
 CLOSE_PX = 3  # dark text narrower than twice this, on a label, is closed over
@@ -81,8 +85,7 @@ def burned_in_mask(pixels: np.ndarray, breast: np.ndarray, chest_wall: str = "le
 
 def _labels(small: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The label pixels of ``mask`` at the working size, chest wall on the left."""
-    columns = np.flatnonzero(mask.any(axis=0))
-    if columns.size == 0 or mask.all():
+    if not mask.any() or mask.all():
         return np.zeros_like(mask)
     level = _level(small, mask)
     air = _air(mask, level)

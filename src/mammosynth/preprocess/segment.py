@@ -125,8 +125,8 @@ def _fill_against_top_and_bottom(mask: np.ndarray, small: np.ndarray) -> np.ndar
     and chest-wall borders close the pocket between the breast's first and last pixel on each, and on to the
     chest wall's corners where the breast touches both borders; a pocket is filled only when its
     pixels stand above the air (median above the background's by ``MIN_SEPARATION`` of its spread), so air
-    between two parts of a breast is never taken in. cc-cesm: 6 of 122 images lost 7–26 % of a loose
-    intensity mask so, at the chest wall's top or bottom corner."""
+    between two parts of a breast is never taken in. cc-cesm: with it (and Otsu on the clipped image), 6 of
+    122 masks gain 5–57 % of their breast, all dark fat at the chest wall or its corners."""
     wall = np.pad(mask, 1)
     wall_side = chest_wall_side(mask)
     along = {"top": mask[0], "bottom": mask[-1], "wall": mask[:, 0] if wall_side == "left" else mask[:, -1]}
