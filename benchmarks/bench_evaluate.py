@@ -110,8 +110,9 @@ def perf(args: argparse.Namespace) -> None:
 
 
 # --- calibrate --------------------------------------------------------------------------------------------
-def prepare_shared(shared: Path, work: Path, size: int) -> list[Path]:
-    """mini-MIAS (with a patient column: films 2k−1 and 2k are one woman) and cc-cesm, prepared at ``size``."""
+def prepare_shared(shared: Path, work: Path, size: int, names: tuple[str, ...] = ("mias", "cc")) -> list[Path]:
+    """mini-MIAS (with a patient column: films 2k−1 and 2k are one woman) and cc-cesm (or those of ``names``),
+    prepared at ``size``."""
     out = []
     mias = work / "mias-meta.csv"
     with open(shared / "mini-mias" / "metadata.csv", newline="") as handle:
@@ -128,6 +129,8 @@ def prepare_shared(shared: Path, work: Path, size: int) -> list[Path]:
         ("mias", shared / "mini-mias", work / "mias.yaml"),
         ("cc", shared / "cc-cesm", Path(__file__).parents[1] / "examples" / "mappings" / "cc-cesm.yaml"),
     ):
+        if name not in names:
+            continue
         target = work / f"prepared-{name}-{size}"
         if not (target / "manifest.jsonl").is_file():
             api.prepare(source, target, size=size, mapping=mapping_path, overwrite=True, salt="calibration")

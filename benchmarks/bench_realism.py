@@ -19,6 +19,15 @@ A cascade ``BASE>upscale`` shares the budget: the base family trains at ``size /
 it (its curve: C2ST against the held-out images reduced to its size), then the super-resolution stage trains on
 random crops at ``size`` for the rest (its curve: the final base followed by each stage checkpoint, at ``size``).
 
+``--parallel-stages`` trains every stage of a cascade at once, each for the whole budget: the stages are
+independent (a super-resolution stage learns from real images reduced by its factor, never from the stage
+before it), so on one GPU the cascade's wall time is one stage's. Its curve composes, at each chosen
+checkpoint of the last stage, every earlier stage's newest checkpoint that was saved no later (in training
+minutes): the cascade as it stood at that minute.
+
+The two-sample classifiers train on ``--device`` (a GPU makes the five-split C2ST at 512 px take seconds).
+On one GPU: ``benchmarks/gpu_realism.sh`` (both datasets at 512 px, the stages in parallel).
+
 Nothing here selects on the held-out splits: presets and settings were chosen on the demo's phantoms.
 """
 
@@ -26,8 +35,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +54,7 @@ from mammosynth.models.conditioning import conditions_from_record
 from mammosynth.models.upscale import downsample
 from mammosynth.training.checkpoint import open_checkpoint
 from mammosynth.training.config import parse_duration
+from mammosynth.training.device import pick_device
 from mammosynth.training.loop import make_grid
 
 CONFIGS = {
@@ -58,8 +70,8 @@ def prepared_sets(args: argparse.Namespace) -> dict[str, Path]:
     from bench_evaluate import prepare_shared
 
     args.work.mkdir(parents=True, exist_ok=True)
-    mias, cc = prepare_shared(args.shared, args.work, args.size)
-    return {name: path for name, path in (("mias", mias), ("cc", cc)) if name in args.datasets}
+    names = args.datasets.split(",")
+    return dict(zip(names, prepare_shared(args.shared, args.work, args.size, names), strict=True))
 
 
 def held_out(prepared: Path, splits: str) -> tuple[np.ndarray, list]:
@@ -107,11 +119,28 @@ def train_stage(name: str, prepared: Path, family: str, size: int, budget: float
     return run, trained, config
 
 
+def _train_worker(job: tuple) -> tuple[Path, dict, str]:
+    """One stage of a parallel cascade in its own process, on ``threads`` CPU threads."""
+    threads, *stage = job
+    torch.set_num_threads(threads)
+    run, trained, config = train_stage(*stage)
+    print(json.dumps({"stage": f"{stage[2]}/{config}", "size": stage[3], **trained}, default=str), flush=True)
+    return run, trained, config
+
+
 def curve_point(
-    checkpoint: Path, real: np.ndarray, synthetic: np.ndarray, patients: list, offset_s: float, work_px: int
+    checkpoint: Path, real: np.ndarray, synthetic: np.ndarray, patients: list, offset_s: float, args
 ) -> dict:
     state = open_checkpoint(checkpoint).state
-    c2st = two_sample_test(real, synthetic, patients, work_px=min(work_px, real.shape[-1]), seed=0)
+    c2st = two_sample_test(
+        real,
+        synthetic,
+        patients,
+        work_px=min(args.c2st_px, real.shape[-1]),
+        steps=args.c2st_steps,
+        seed=0,
+        device=args.classifier_device,
+    )
     return {
         "step": int(checkpoint.name.split("-")[1]),
         "minutes": round((offset_s + state.get("elapsed_s", 0.0)) / 60, 2),
@@ -155,7 +184,7 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
     base_real = reduce(real, args.size // base_size)
     for checkpoint in checkpoints:
         synthetic = sample(checkpoint, records, args.repeat)
-        point = curve_point(checkpoint, base_real, synthetic, patients, 0.0, args.c2st_px)
+        point = curve_point(checkpoint, base_real, synthetic, patients, 0.0, args)
         curve.append({"stage": base, **point})
         print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
     final, chain, steps, elapsed_s = checkpoints[-1], [], [trained["steps"]], trained["elapsed_s"]
@@ -170,18 +199,89 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
         low = reduce(real, args.size // (size // 2))
         for checkpoint in sorted((stage_run / "checkpoints").glob("step-*")):
             synthetic = sample(final, records, args.repeat, upscale=[*chain, checkpoint])
-            point = curve_point(checkpoint, stage_real, synthetic, patients, elapsed_s, args.c2st_px)
+            point = curve_point(checkpoint, stage_real, synthetic, patients, elapsed_s, args)
             # the stage alone: the held-out images shrunk as prepare shrinks them, enlarged by it, against
             # themselves (how much of the gap is the stage's)
             enlarged = refine(checkpoint, low)
-            alone = two_sample_test(stage_real, enlarged, patients, work_px=min(args.c2st_px, size), seed=0)
+            alone = two_sample_test(
+                stage_real,
+                enlarged,
+                patients,
+                work_px=min(args.c2st_px, size),
+                steps=args.c2st_steps,
+                seed=0,
+                device=args.classifier_device,
+            )
             point["stage_on_real_c2st_auc"] = round(alone["auc"], 3)
             point["stage_on_real_c2st_ci95"] = [round(x, 3) for x in alone["auc_ci95"]]
             curve.append({"stage": refiner, "size": size, **point})
             print(json.dumps({"dataset": name, "family": family, **curve[-1]}), flush=True)
         chain.append(sorted((stage_run / "checkpoints").glob("step-*"))[-1])
         elapsed_s += stage_trained["elapsed_s"]
+    summary = {
+        "family": family,
+        "config": config,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "steps": steps,
+        "stopped_by": trained["stopped_by"],
+        "curve": curve,
+    }
+    return {**summary, "final": final_evaluation(name, prepared, family, final, chain, real, records, args)}
+
+
+def run_parallel(name: str, prepared: Path, family: str, args: argparse.Namespace) -> dict:
+    """A cascade ``BASE>upscale[>upscale…]`` whose stages all train at once, each for the whole budget
+    (``--parallel-stages``); its curve at up to ``--curve-points`` checkpoints of the last stage."""
+    stages = family.split(">")
+    budget = parse_duration(args.budget)
+    sizes = [args.size // 2 ** (len(stages) - 1 - k) for k in range(len(stages))]
+    threads = max(1, (os.cpu_count() or 2) // (len(stages) * args.concurrent))
+    started = time.perf_counter()
+    jobs = [(threads, name, prepared, stage, size, budget, args) for stage, size in zip(stages, sizes, strict=True)]
+    # spawn: a forked child would inherit a CUDA context it cannot use
+    with ProcessPoolExecutor(len(stages), mp_context=multiprocessing.get_context("spawn")) as pool:
+        trained = list(pool.map(_train_worker, jobs))
     train_s = time.perf_counter() - started
+    real, records = held_out(prepared, args.real_split)
+    patients = [r.patient_key for r in records]
+
+    def saved(run: Path) -> list[tuple[float, Path]]:
+        found = sorted((run / "checkpoints").glob("step-*"))
+        return [(float(open_checkpoint(c).state.get("elapsed_s", 0.0)), c) for c in found]
+
+    timelines = [saved(run) for run, *_ in trained]
+    last = timelines[-1]
+    picks = sorted({round(k * (len(last) - 1) / max(1, args.curve_points - 1)) for k in range(args.curve_points)})
+    curve = []
+    for index in picks:
+        minute_s, checkpoint = last[index]
+        # every earlier stage as it stood then (its first checkpoint if none was saved by that minute)
+        chain = [max((t for t in line if t[0] <= minute_s + 1.0), default=line[0])[1] for line in timelines[:-1]]
+        synthetic = sample(chain[0], records, args.repeat, upscale=[*chain[1:], checkpoint])
+        point = curve_point(checkpoint, real, synthetic, patients, 0.0, args)
+        point["stages"] = [c.name for c in [*chain, checkpoint]]
+        curve.append(point)
+        print(json.dumps({"dataset": name, "family": family, **point}), flush=True)
+    finals = [line[-1][1] for line in timelines]
+    return {
+        "family": family,
+        "config": ">".join(config for *_, config in trained),
+        "parallel_stages": True,
+        "train_seconds": round(train_s, 1),
+        "steps": [t["steps"] for _, t, _ in trained],
+        "stage_seconds": [t["elapsed_s"] for _, t, _ in trained],
+        "stopped_by": [t["stopped_by"] for _, t, _ in trained],
+        "curve": curve,
+        "final": final_evaluation(name, prepared, family, finals[0], finals[1:], real, records, args),
+    }
+
+
+def final_evaluation(
+    name: str, prepared: Path, family: str, final: Path, chain: list, real: np.ndarray, records: list, args
+) -> dict:
+    """The last checkpoints written as a dataset (one image per held-out record × ``--repeat``) through the
+    whole ``evaluate`` against the held-out patients, and a grid: 8 real held-out images above 8 synthetic."""
+    base = family.split(">")[0]
     tag = family.replace(">", "-")
     generated = args.work / f"generated-{name}-{tag}-{args.size}"
     table = write_condition_table(records, args.work / f"conditions-{name}.csv", args.repeat)
@@ -194,26 +294,20 @@ def run_family(name: str, prepared: Path, family: str, args: argparse.Namespace)
         overwrite=True,
         seed=0,
         c2st_px=args.c2st_px,
+        c2st_steps=args.c2st_steps,
+        device=args.device,
     )
     synthetic = sample(final, records[:8], 1, upscale=chain)
     grid = make_grid(np.concatenate([real[:8], synthetic]), columns=8)
     write_png(args.out / f"grid-{name}-{tag}-{args.size}.png", grid, bits=8)
     fidelity = evaluation["fidelity"]
     return {
-        "family": family,
-        "config": config,
-        "train_seconds": round(train_s, 1),
-        "steps": steps,
-        "stopped_by": trained["stopped_by"],
-        "curve": curve,
-        "final": {
-            "c2st": {k: evaluation["realism_c2st"][k] for k in ("auc", "auc_ci95", "real_images", "real_patients")},
-            "moments_ks_p": {k: v["ks_pvalue"] for k, v in fidelity["moments"].items() if isinstance(v, dict)},
-            "spectrum_beta": fidelity["spectrum_beta"],
-            "copies": evaluation["memorisation"].get("copies"),
-            "kid": [fidelity["features"]["kernel_distance"], fidelity["features"]["kernel_distance_std"]],
-            "precision_recall": [evaluation["diversity"]["precision"], evaluation["diversity"]["recall"]],
-        },
+        "c2st": {k: evaluation["realism_c2st"][k] for k in ("auc", "auc_ci95", "real_images", "real_patients")},
+        "moments_ks_p": {k: v["ks_pvalue"] for k, v in fidelity["moments"].items() if isinstance(v, dict)},
+        "spectrum_beta": fidelity["spectrum_beta"],
+        "copies": evaluation["memorisation"].get("copies"),
+        "kid": [fidelity["features"]["kernel_distance"], fidelity["features"]["kernel_distance_std"]],
+        "precision_recall": [evaluation["diversity"]["precision"], evaluation["diversity"]["recall"]],
     }
 
 
@@ -235,18 +329,26 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/mammosynth-realism"))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--c2st-px", type=int, default=None, help="the C2ST's working size (default: --size)")
+    parser.add_argument("--c2st-steps", type=int, default=300, help="training steps of each C2ST classifier")
+    parser.add_argument("--device", default="auto", help="where the C2ST classifiers train (auto, cpu, cuda)")
+    parser.add_argument("--parallel-stages", action="store_true", help="train a cascade's stages at once")
+    parser.add_argument("--curve-points", type=int, default=3, help="curve points of a parallel cascade")
+    parser.add_argument("--concurrent", type=int, default=1, help="benchmarks sharing this machine's CPU cores")
     args = parser.parse_args()
     args.c2st_px = args.c2st_px or args.size
+    args.classifier_device = pick_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
+    run = run_parallel if args.parallel_stages else run_family
     for name, prepared in prepared_sets(args).items():
         results = {
             "dataset": name,
             "size": args.size,
             "budget": args.budget,
             "cpu_threads": os.cpu_count(),
-            "torch_threads": __import__("torch").get_num_threads(),
+            "torch_threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if args.classifier_device.type == "cuda" else "cpu",
             "split": f"trained on the train split; C2ST and evaluation on {args.real_split} (patient-disjoint)",
-            "families": [run_family(name, prepared, family, args) for family in args.families.split(",")],
+            "families": [run(name, prepared, family, args) for family in args.families.split(",")],
         }
         path = args.out / f"realism-{name}-{args.size}.json"
         path.write_text(json.dumps(results, indent=1))

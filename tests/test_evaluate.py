@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage as ndi
 
 from mammosynth.datasets import load_dataset
@@ -256,6 +257,7 @@ def test_evaluate_compares_with_held_out_patients_and_states_n(evaluated, tmp_pa
     for section in (report["fidelity"], report["fidelity"]["features"], report["diversity"]):
         assert (section["split"], section["real_images"], section["synthetic_images"]) == ("test", 12, 16)
     c2st = report["realism_c2st"]
+    assert report["settings"]["c2st_device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert c2st["real_images"] == c2st["synthetic_images"] == 12 and c2st["test_images"] == 12
     # patient-level halves: a woman on both sides would be counted twice
     assert c2st["real_patients"]["train"] + c2st["real_patients"]["test"] == 6
@@ -284,6 +286,10 @@ def test_evaluate_refuses_shared_patients_unknown_splits_and_bad_sets(evaluated,
     from mammosynth.io.images import write_png
 
     real, synth = evaluated / "real", evaluated / "synth"
+    if not torch.cuda.is_available():  # the C2ST's device is checked before any work
+        with pytest.raises(InputError, match=r"device 'cuda' requested but CUDA is not available"):
+            api.evaluate(real, synth, tmp_path / "x", device="cuda")
+        assert not (tmp_path / "x").exists()
     with pytest.raises(InputError, match=r"share 6 patient\(s\); evaluation needs patients the generator never"):
         api.evaluate(real, synth, tmp_path / "x", train=real, train_split="all")
     with pytest.raises(InputError, match=r"no real images in split val \(this dataset has test 12, train 20\)"):

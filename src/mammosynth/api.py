@@ -556,6 +556,7 @@ def evaluate(
     conditional_steps: int = 300,
     overwrite: bool = False,
     progress: Progress = None,
+    device: str = "auto",
 ) -> dict:
     """Compare a synthetic dataset with held-out real patients (the ``real_split`` of ``real``, ``test`` by
     default) — fidelity, diversity, realism, conditional correctness, utility, memorisation and
@@ -582,6 +583,7 @@ def evaluate(
         conditional_steps=conditional_steps,
         overwrite=overwrite,
         progress=progress,
+        device=device,
     )
 
 

@@ -441,6 +441,9 @@ def evaluate(
     utility_steps: Annotated[int, typer.Option(help="Training steps of each utility classifier.")] = 400,
     conditional_steps: Annotated[int, typer.Option(help="Training steps of each condition classifier.")] = 300,
     overwrite: bool = False,
+    device: Annotated[
+        str, typer.Option(help="Where the two-sample classifiers train: auto, cpu, cuda or cuda:N.")
+    ] = "auto",
 ) -> None:
     """Measure how real, diverse, correct, private and useful a synthetic dataset is, against real patients
     the generator never saw (the test split by default); writes numbers with their n and split
@@ -465,6 +468,7 @@ def evaluate(
             conditional_steps=conditional_steps,
             overwrite=overwrite,
             progress=update,
+            device=device,
         )
     arms = result.get("utility", {}).get("arms", {})
     realism, features = result["realism_c2st"], result["fidelity"]["features"]

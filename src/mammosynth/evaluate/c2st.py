@@ -8,6 +8,7 @@ pretrained weights are involved."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from mammosynth.errors import InputError
 from mammosynth.evaluate.classifier import auc_replicates, auc_score, fit_classifier, group_split, predict
@@ -25,6 +26,7 @@ def two_sample_test(
     seed: int = 0,
     bootstrap: int = 1000,
     repeats: int = 5,
+    device: torch.device | None = None,
 ) -> dict:
     """Held-out accuracy and AUC of a real-vs-synthetic classifier, averaged over ``repeats`` independent
     splits and trainings, with a 95 % interval.
@@ -37,13 +39,14 @@ def two_sample_test(
     synthetic images ranged 0.64–0.97 over six seeds, far outside one seed's bootstrap interval. So ``auc``
     is the mean over the repeats (each in ``auc_repeats``) and ``auc_ci95`` the 2.5–97.5 % percentiles of
     the bootstrap AUCs of every repeat pooled: it holds the spread between splits and trainings as well as
-    the sampling of held-out images. Also returns the held-out synthetic images the first repeat finds most
+    the sampling of held-out images. ``device`` trains the CNN there (CPU when ``None``: same splits, same
+    initial weights and batches). Also returns the held-out synthetic images the first repeat finds most
     and least synthetic (indices into ``synthetic``).
     """
     if repeats < 1:
         raise InputError(None, f"C2ST: repeats must be at least 1, got {repeats}")
     runs = [
-        _single_test(real, synthetic, real_patients, work_px, steps, batch_size, width, seed + k)
+        _single_test(real, synthetic, real_patients, work_px, steps, batch_size, width, seed + k, device)
         for k in range(repeats)
     ]
     pooled = [
@@ -73,6 +76,7 @@ def _single_test(
     batch_size: int,
     width: int,
     seed: int,
+    device: torch.device | None = None,
 ) -> dict:
     """One split and one training of :func:`two_sample_test`; its held-out scores and labels included."""
     patients = [str(i) for i in range(len(real))] if real_patients is None else list(real_patients)
@@ -96,7 +100,15 @@ def _single_test(
     is_test = np.concatenate([real_test, synthetic_test])
     train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     model = fit_classifier(
-        images[train], labels[train], 2, steps=steps, batch_size=batch_size, width=width, seed=seed, balanced=True
+        images[train],
+        labels[train],
+        2,
+        steps=steps,
+        batch_size=batch_size,
+        width=width,
+        seed=seed,
+        balanced=True,
+        device=device,
     )
     scores = predict(model, images[test])[:, 1]
     test_labels = labels[test]

@@ -102,15 +102,19 @@ def fit_classifier(
     seed: int = 0,
     balanced: bool = True,
     augment: bool = False,
+    device: torch.device | None = None,
 ) -> nn.Module:
     """Train :func:`small_cnn` on (N, S, S) images with integer ``labels`` < ``classes`` for ``steps`` Adam
     steps; ``balanced`` draws every class equally often (rare conditions are not ignored), ``augment``
-    adds small random shifts. Returns the model in eval mode; score with :func:`predict`."""
+    adds small random shifts. ``device`` (CPU when ``None``) holds the model and the images; the initial
+    weights and the batches drawn are the same on every device. Returns the model in eval mode; score with
+    :func:`predict`."""
+    device = device or torch.device("cpu")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = small_cnn(width, classes)
+    model = small_cnn(width, classes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-    x = torch.from_numpy(np.asarray(images, np.float32))[:, None]
+    x = torch.from_numpy(np.asarray(images, np.float32))[:, None].to(device)
     y = torch.from_numpy(np.asarray(labels, np.int64))
     weights = torch.ones(len(y), dtype=torch.float64)
     if balanced:
@@ -119,8 +123,8 @@ def fit_classifier(
     model.train()
     for _ in range(steps):
         pick = torch.multinomial(weights, min(batch_size, len(y)), replacement=True, generator=generator)
-        batch = _shifted(x[pick], generator) if augment else x[pick]
-        loss = nn.functional.cross_entropy(model(batch), y[pick])
+        batch = _shifted(x[pick.to(device)], generator) if augment else x[pick.to(device)]
+        loss = nn.functional.cross_entropy(model(batch), y[pick].to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -129,6 +133,8 @@ def fit_classifier(
 
 @torch.no_grad()
 def predict(model: nn.Module, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-    """Class probabilities (N, classes) of a model from :func:`fit_classifier`."""
+    """Class probabilities (N, classes) of a model from :func:`fit_classifier`, on the model's device."""
+    device = next(model.parameters()).device
     x = torch.from_numpy(np.asarray(images, np.float32))[:, None]
-    return torch.cat([model(x[i : i + batch_size]).softmax(1) for i in range(0, len(x), batch_size)]).numpy()
+    chunks = [model(x[i : i + batch_size].to(device)).softmax(1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(chunks).numpy()

@@ -5,6 +5,7 @@ dominated by the breast around a lesion; this one looks at the lesion and its su
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from mammosynth.evaluate.c2st import two_sample_test
 from mammosynth.models.conditioning import conditions_from_record
@@ -70,6 +71,7 @@ def lesion_two_sample_test(
     patch_px: int = 64,
     steps: int = 300,
     seed: int = 0,
+    device: torch.device | None = None,
 ) -> dict:
     """C2ST (:func:`~mammosynth.evaluate.c2st.two_sample_test`, split by patient) between ``patch_px``-square
     patches centred on the real lesions and on the lesions the synthetic images requested; only lesion kinds
@@ -97,5 +99,7 @@ def lesion_two_sample_test(
         return {**summary, "skipped": "real lesions of fewer than 2 patients"}
     return {
         **summary,
-        **two_sample_test(real_patches, synthetic_patches, patients, work_px=patch_px, steps=steps, seed=seed),
+        **two_sample_test(
+            real_patches, synthetic_patches, patients, work_px=patch_px, steps=steps, seed=seed, device=device
+        ),
     }

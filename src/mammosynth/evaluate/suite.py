@@ -37,6 +37,7 @@ from mammosynth.evaluate.stack import work_stack
 from mammosynth.evaluate.utility import utility
 from mammosynth.io.atomic import atomic_output_dir, check_output_dir
 from mammosynth.io.images import read_image
+from mammosynth.training.device import pick_device
 
 
 def load_images(
@@ -183,6 +184,7 @@ def evaluate_sets(
     fid_min_images: int = FID_MIN_IMAGES,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    device: str = "auto",
 ) -> dict:
     """Fidelity (moments, histogram, spectra, shape, KID, FID from ``fid_min_images`` per set, optionally
     FRD), diversity (precision/recall/density/coverage, mode collapse), realism (C2ST), conditional
@@ -200,9 +202,12 @@ def evaluate_sets(
 
     ``features`` replaces the self-trained encoder with a saved one (``PATH``) or ``ARCH:PATH`` weights
     (:func:`~mammosynth.evaluate.extractors.load_extractor`); ``verifier`` is a lesion-verifier checkpoint
-    for lesion kind and position; ``frd`` adds the Fréchet Radiomics Distance (optional extra).
+    for lesion kind and position; ``frd`` adds the Fréchet Radiomics Distance (optional extra). ``device``
+    (:func:`~mammosynth.training.device.pick_device`) is where the two-sample classifiers train: at 512 px
+    a GPU is what makes the five-split C2ST practical.
     """
     check_output_dir(out, overwrite)  # refuse an existing --out before minutes of work
+    classifier_device = pick_device(device)
     if c2st_px < 16:
         raise InputError("--c2st-px", f"must be at least 16, got {c2st_px}")
     chosen, real_set, real_label = select_split(real, real_split, "real", "--real-split")
@@ -329,6 +334,7 @@ def evaluate_sets(
             work_px=min(c2st_px, real_images.shape[1]),
             steps=c2st_steps,
             seed=seed,
+            device=classifier_device,
         ),
         "mix": {k: v for k, v in mix.items() if k != "indices"},
     }
@@ -337,7 +343,13 @@ def evaluate_sets(
     realism_lesions = {
         "split": real_label,
         **lesion_two_sample_test(
-            real_images, real_records, synthetic_images, synthetic_records, steps=c2st_steps, seed=seed
+            real_images,
+            real_records,
+            synthetic_images,
+            synthetic_records,
+            steps=c2st_steps,
+            seed=seed,
+            device=classifier_device,
         ),
     }
     tick()
@@ -390,6 +402,7 @@ def evaluate_sets(
             "encoder_steps": encoder_steps,
             "c2st_steps": c2st_steps,
             "c2st_px": c2st_px,
+            "c2st_device": classifier_device.type,
             "features": features,
             "utility_steps": utility_steps if run_utility else None,
             "conditional_steps": conditional_steps,
