@@ -216,9 +216,9 @@ def test_a_translator_adds_the_realistic_image_and_exports_work(tmp_path):
         assert real_looking.pixel_array.shape == (32, 32) and real_looking.BurnedInAnnotation == "NO"
         assert "SYNTHETIC" in real_looking.SeriesDescription
         status, error = call(server.url + "/api/preview?size=100", body=params)
-        assert status == 400 and "preview size" in error["error"]
+        assert status == 422 and "must be one of 128, 256, 512" in error["error"] and error["field"] == "size"
         status, error = call(server.url + "/api/preview", body={**params, "view": "XX"})
-        assert status == 400 and "unknown view" in error["error"]
+        assert status == 422 and "unknown view" in error["error"]
     finally:
         server.stop()
     api.train(

@@ -189,7 +189,11 @@ def test_empirical_sampling_stays_in_bounds_and_classes_differ():
 def test_bad_parameters():
     with pytest.raises(InputError, match="density"):
         PhantomParams(density="E").validate()
-    with pytest.raises(InputError, match="unknown keys: colour"):
+    with pytest.raises(InputError, match="unknown key 'colour' in phantom parameters"):
         PhantomParams.from_dict({"colour": 1})
+    with pytest.raises(InputError, match=r"calcifications\[1\].particle_mm must be above 0"):
+        PhantomParams.from_dict({"calcifications": [{}, {"particle_mm": 0}]})
+    with pytest.raises(InputError, match=r"outline.b must be a finite number, got inf"):
+        PhantomParams(outline=Outline(b=float("inf"))).validate()
     with pytest.raises(InputError, match="lesion"):
         sample_params(0, lesion="tumour")

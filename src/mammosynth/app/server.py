@@ -8,6 +8,7 @@ are looked up by opaque ids in the database)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -18,10 +19,14 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from PIL import Image
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mammosynth.app.jobs import Jobs
+from mammosynth import validate as check
+from mammosynth.app.jobs import MAX_IMAGES, Jobs
 from mammosynth.app.study import StudyStore
 from mammosynth.errors import InputError
 from mammosynth.families import family
@@ -33,6 +38,18 @@ from mammosynth.phantom.sampling import outline_stats, sample_params
 
 MAX_BODY_BYTES = 1_000_000
 PREVIEW_SIZES = (128, 256, 512)
+MAX_PREVIEWS = 2  # previews, exports and generation requests computed at once (worker threads)
+MAX_WAITING = 8  # more waiting than this are refused (429) rather than queued without bound
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _size(size: int) -> int:
+    if size not in PREVIEW_SIZES:
+        raise RequestError("size", f"must be one of {', '.join(map(str, PREVIEW_SIZES))}, got {size}")
+    return size
 
 
 def _png(array: np.ndarray, bits: int = 8) -> bytes:
@@ -73,10 +90,59 @@ def store_mask(uri: object, uploads: Path, what: str) -> Path:
     return target
 
 
+class RequestError(InputError):
+    """A request whose body or query is malformed or out of bounds: HTTP 422 naming the field."""
+
+
+class BodyLimit:
+    """ASGI middleware that caps every request body at ``limit`` bytes as it streams in: a declared
+    ``Content-Length`` over the limit is refused before reading, and a chunked body (no length) is counted
+    chunk by chunk and refused once it passes the limit, so no body over it is ever held in memory."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            response = JSONResponse({"error": f"request body over {self.limit // 1000} kB"}, status_code=413)
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, f"request body over {self.limit // 1000} kB")
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+async def json_object(request: Request) -> dict:
+    """The request body as a JSON object (dict), or one 422 line saying what is wrong with it."""
+    raw = await request.body()
+    if not raw.strip():
+        raise RequestError("request body", "is empty; send a JSON object")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError("request body", "is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise RequestError("request body", f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def _params(body: dict, uploads: Path) -> PhantomParams:
     """Designer parameters from a request body. A drawn fibroglandular region arrives as a PNG data URI
     (``fgt_mask``), is checked and stored content-addressed under ``uploads``; a ``fgt_mask_path`` from the
-    browser is accepted only when it names such a stored file (no request path reaches anything else)."""
+    browser is accepted only when it names such a stored file (no request path reaches anything else).
+    Every value is checked (:meth:`PhantomParams.from_dict`): a bad one is a 422 naming its field."""
     body = dict(body)
     drawn = body.pop("fgt_mask", None)
     given = body.get("fgt_mask_path")
@@ -87,9 +153,9 @@ def _params(body: dict, uploads: Path) -> PhantomParams:
     if drawn:
         body["fgt_mask_path"] = str(store_mask(drawn, uploads, "the drawn region"))
     try:
-        return PhantomParams.from_dict(body).validate("designer")
-    except (TypeError, ValueError) as exc:
-        raise InputError("designer", f"bad parameters ({exc})") from None
+        return PhantomParams.from_dict(body, "designer")
+    except InputError as exc:
+        raise RequestError(exc.path, exc.problem) from None
 
 
 def preset(name: str, seed: int = 0) -> PhantomParams:
@@ -146,15 +212,40 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
     app = FastAPI(title="mammosynth", docs_url=None, redoc_url=None)
     pages = resources.files("mammosynth.app").joinpath("pages")
 
-    @app.middleware("http")
-    async def bounded(request: Request, call_next):
-        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "request too large"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    busy = {"running": 0}  # requests in off_loop, running or waiting (app.state.busy: tests and monitoring)
+    app.state.busy = busy
+    workers = asyncio.Semaphore(MAX_PREVIEWS)
+
+    async def off_loop(work, *args):
+        """CPU work (drawing, rendering, sampling a model) in a worker thread, never on the event loop, at
+        most ``MAX_PREVIEWS`` at once; more than ``MAX_WAITING`` waiting are refused with 429."""
+        if busy["running"] >= MAX_PREVIEWS + MAX_WAITING:
+            raise HTTPException(429, "the server is busy with other previews; try again in a moment")
+        busy["running"] += 1
+        try:
+            async with workers:
+                return await run_in_threadpool(work, *args)
+        finally:
+            busy["running"] -= 1
+
+    @app.exception_handler(RequestError)
+    async def request_error(_request: Request, exc: RequestError):
+        return JSONResponse({"error": str(exc), "field": exc.path}, status_code=422)
 
     @app.exception_handler(InputError)
     async def input_error(_request: Request, exc: InputError):
         return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body"))
+        return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}", "field": field}, status_code=422)
 
     @app.exception_handler(PermissionError)
     async def refused(_request: Request, exc: PermissionError):
@@ -179,12 +270,9 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
     def get_preset(name: str, seed: int = 0) -> dict:
         return preset(name, seed).to_dict()
 
-    @app.post("/api/preview")
-    async def preview(request: Request, size: int = 256) -> dict:
-        if size not in PREVIEW_SIZES:
-            raise InputError("designer", f"preview size must be one of {PREVIEW_SIZES}")
+    def preview_work(body: dict, size: int) -> dict:
         started = time.perf_counter()
-        params = _params(await request.json(), uploads)
+        params = _params(body, uploads)
         labels = draw_label_map(params, size)
         phantom = render_phantom(params, labels)
         out = {
@@ -198,18 +286,22 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         out["milliseconds"] = round(1000 * (time.perf_counter() - started), 1)
         return out
 
+    @app.post("/api/preview")
+    async def preview(request: Request, size: int = 256) -> dict:
+        return await off_loop(preview_work, await json_object(request), _size(size))
+
     @app.post("/api/labels")
     async def labels_array(request: Request, size: int = 256) -> dict:
         """The integer label map as nested lists (tests and scripts check where things landed)."""
-        if size not in PREVIEW_SIZES:
-            raise InputError("designer", f"size must be one of {PREVIEW_SIZES}")
-        return {"labels": draw_label_map(_params(await request.json(), uploads), size).tolist()}
+        body, size = await json_object(request), _size(size)
+        return await off_loop(lambda: {"labels": draw_label_map(_params(body, uploads), size).tolist()})
 
     @app.post("/api/export/{kind}")
     async def export(kind: str, request: Request, size: int = 512) -> Response:
-        if size not in PREVIEW_SIZES:
-            raise InputError("designer", f"size must be one of {PREVIEW_SIZES}")
-        params = _params(await request.json(), uploads)
+        return await off_loop(export_work, kind, await json_object(request), _size(size))
+
+    def export_work(kind: str, body: dict, size: int) -> Response:
+        params = _params(body, uploads)
         labels = draw_label_map(params, size)
         if kind == "params":
             return Response(
@@ -276,8 +368,9 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
 
     @app.post("/api/read/answer")
     async def read_answer(request: Request, x_token: str = Header("")) -> dict:
-        body = await request.json()
-        return store.answer(
+        body = await json_object(request)
+        return await run_in_threadpool(
+            store.answer,
             x_token,
             str(body.get("image", "")),
             str(body.get("answer", "")),
@@ -312,21 +405,30 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
 
     @app.post("/api/generate")
     async def generate(request: Request) -> dict:
-        body = await request.json()
-        conditions = {k: v for k, v in (body.get("conditions") or {}).items() if v not in (None, "")}
+        body = await json_object(request)
+        return await off_loop(generate_work, body)
+
+    def generate_work(body: dict) -> dict:
         from mammosynth.models.conditioning import validate_conditions
 
-        validate_conditions(conditions, "generate form")
+        where = "generate form"
+        try:
+            check.mapping(
+                body, where, "request body", ("model", "n", "seed", "conditions", "guidance", "steps", "mask")
+            )
+            conditions = check.mapping(body.get("conditions") or {}, where, "conditions")
+            conditions = {k: v for k, v in conditions.items() if v not in (None, "")}
+            validate_conditions(conditions, where)
+            model = check.text(body.get("model", ""), where, "model", 200)
+            n = check.number(body.get("n"), where, "n", lo=1, hi=MAX_IMAGES, integer=True)
+            given = {k: body.get(k) for k in ("seed", "guidance", "steps")}  # null or absent: the default
+            seed = check.number(_or(given["seed"], 0), where, "seed", lo=0, hi=2**63 - 1, integer=True)
+            guidance = check.number(_or(given["guidance"], 3.0), where, "guidance", lo=0, hi=50)
+            steps = check.number(_or(given["steps"], 50), where, "steps", lo=1, hi=1000, integer=True)
+        except InputError as exc:
+            raise RequestError(exc.path, exc.problem) from None
         mask = store_mask(body["mask"], uploads, "the lesion mask") if body.get("mask") else None
-        job = jobs.start(
-            str(body.get("model", "")),
-            body.get("n"),
-            seed=int(body.get("seed") or 0),
-            conditions=conditions,
-            guidance=float(body.get("guidance") or 3.0),
-            steps=int(body.get("steps") or 50),
-            mask=mask,
-        )
+        job = jobs.start(model, n, seed=seed, conditions=conditions, guidance=guidance, steps=steps, mask=mask)
         return jobs.status(job)
 
     @app.get("/api/jobs/{job}")

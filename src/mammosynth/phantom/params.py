@@ -9,8 +9,11 @@ Positions of lesions are fractions of the output image (x from the chest wall, y
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from mammosynth import validate as check
 from mammosynth.errors import InputError
 
 MASS_SHAPES = ("round", "oval", "lobulated", "irregular", "spiculated")
@@ -69,24 +72,8 @@ class PhantomParams:
     seed: int = 0
 
     def validate(self, where: str = "phantom parameters") -> PhantomParams:
-        if self.view not in ("CC", "MLO"):
-            raise InputError(where, f"unknown view {self.view!r}; known: CC, MLO")
-        if self.laterality not in ("L", "R"):
-            raise InputError(where, f"unknown laterality {self.laterality!r}; known: L, R")
-        if self.density not in DENSITY_FRACTION:
-            raise InputError(where, f"unknown density {self.density!r}; known: A, B, C, D")
-        o = self.outline
-        if o.a <= 0 or o.b <= 0:
-            raise InputError(where, "outline semi-axes a and b must be positive")
-        for mass in self.masses:
-            if mass.kind not in MASS_KINDS:
-                raise InputError(where, f"unknown mass kind {mass.kind!r}; known: {', '.join(MASS_KINDS)}")
-            if mass.shape not in MASS_SHAPES:
-                raise InputError(where, f"unknown mass shape {mass.shape!r}; known: {', '.join(MASS_SHAPES)}")
-            if mass.size_mm <= 0:
-                raise InputError(where, "mass size_mm must be positive")
-        if not 0 <= self.skin_mm <= 20:
-            raise InputError(where, "skin_mm must be within 0–20")
+        """Every field's type and bounds (:data:`BOUNDS`); one line naming the field when one is off."""
+        PhantomParams.from_dict(self.to_dict(), where)
         return self
 
     @property
@@ -100,18 +87,83 @@ class PhantomParams:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> PhantomParams:
-        data = dict(data)
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise InputError("phantom parameters", f"unknown keys: {', '.join(sorted(unknown))}")
-        try:
-            data["outline"] = Outline(**data.get("outline", {}))
-            data["masses"] = [Mass(**m) for m in data.get("masses", [])]
-            data["calcifications"] = [CalcCluster(**c) for c in data.get("calcifications", [])]
-        except TypeError as exc:
-            raise InputError("phantom parameters", str(exc)) from None
+    def from_dict(cls, data: Any, where: str = "phantom parameters") -> PhantomParams:
+        """Parameters from a JSON object, every value checked for type, finiteness and bounds
+        (:data:`BOUNDS`, at most :data:`MAX_LESIONS` masses and clusters); one line naming the field if not.
+
+        Example:
+            >>> PhantomParams.from_dict({"masses": [{"size_mm": -3}]}, "p.json")
+            Traceback (most recent call last):
+            mammosynth.errors.InputError: p.json: masses[0].size_mm must be above 0 and at most 150, got -3
+        """
+        data = check.mapping(data, where, "phantom parameters", cls.__dataclass_fields__)
+        out: dict[str, Any] = {}
+        for name in ("view", "laterality", "density"):
+            if name in data:
+                out[name] = check.choice(data[name], where, name, CHOICES[name])
+        outline = check.mapping(data.get("outline", {}), where, "outline", Outline.__dataclass_fields__)
+        out["outline"] = Outline(**{k: _bounded(v, where, f"outline.{k}", k) for k, v in outline.items()})
+        for name in ("nipple_position", "nipple_mm", "skin_mm", "field_mm"):
+            if name in data:
+                out[name] = _bounded(data[name], where, name, name)
+        if data.get("fgt_fraction") is not None:
+            out["fgt_fraction"] = _bounded(data["fgt_fraction"], where, "fgt_fraction", "fgt_fraction")
+        if data.get("fgt_mask_path") is not None:
+            out["fgt_mask_path"] = check.text(data["fgt_mask_path"], where, "fgt_mask_path")
         if "pectoral" in data:
-            data["pectoral"] = tuple(data["pectoral"])
-        return cls(**data).validate()
+            pectoral = check.items(data["pectoral"], where, "pectoral", 2)
+            if len(pectoral) != 2:
+                raise InputError(where, "pectoral must be two numbers: width at the top, height at the chest wall")
+            out["pectoral"] = tuple(_bounded(v, where, f"pectoral[{k}]", "pectoral") for k, v in enumerate(pectoral))
+        for name, kind in (("masses", Mass), ("calcifications", CalcCluster)):
+            found = check.items(data.get(name, []), where, name, MAX_LESIONS)
+            out[name] = [_lesion(kind, entry, where, f"{name}[{k}]") for k, entry in enumerate(found)]
+        if "seed" in data:
+            out["seed"] = check.number(data["seed"], where, "seed", lo=0, hi=2**63 - 1, integer=True)
+        return cls(**out)
+
+
+#: Allowed values of the named fields (positions are fractions of the image, sizes in mm).
+CHOICES = {"view": ("CC", "MLO"), "laterality": ("L", "R"), "density": tuple(DENSITY_FRACTION), "kind": MASS_KINDS}
+#: (low, high, low end open) per field name; a breast's outline parameters are those of the publication's
+#: frame (the fitted real ones span a 0.35–2.1, b 0.31–0.74, phi ±0.75, X0 0.65–2.6, Y0 0.28–0.73).
+BOUNDS = {
+    "a": (0.0, 5.0, True),
+    "b": (0.0, 5.0, True),
+    "phi": (-2 * math.pi, 2 * math.pi, False),
+    "X0": (-5.0, 5.0, False),
+    "Y0": (-5.0, 5.0, False),
+    "Alpha_e": (-2 * math.pi, 2 * math.pi, False),
+    "nipple_position": (-1.0, 1.0, False),
+    "nipple_mm": (0.0, 50.0, False),
+    "skin_mm": (0.0, 20.0, False),
+    "field_mm": (10.0, 1000.0, False),
+    "fgt_fraction": (0.0, 1.0, False),
+    "pectoral": (0.0, 1.0, False),
+    "x": (0.0, 1.0, False),
+    "y": (0.0, 1.0, False),
+    "size_mm": (0.0, 150.0, True),
+    "rotation_deg": (-360.0, 360.0, False),
+    "count": (1, 1000, False),
+    "spread_mm": (0.0, 100.0, True),
+    "particle_mm": (0.0, 10.0, True),
+}
+MAX_LESIONS = 20  # masses, and calcification clusters, per phantom
+
+
+def _bounded(value: Any, where: str, name: str, field_name: str) -> float | int:
+    lo, hi, lo_open = BOUNDS[field_name]
+    return check.number(value, where, name, lo=lo, hi=hi, lo_open=lo_open, integer=field_name == "count")
+
+
+def _lesion(kind: type, entry: Any, where: str, name: str) -> Mass | CalcCluster:
+    entry = check.mapping(entry, where, name, kind.__dataclass_fields__)
+    values: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key == "kind":
+            values[key] = check.choice(value, where, f"{name}.kind", MASS_KINDS)
+        elif key == "shape":
+            values[key] = check.choice(value, where, f"{name}.shape", MASS_SHAPES)
+        else:
+            values[key] = _bounded(value, where, f"{name}.{key}", key)
+    return kind(**values)
