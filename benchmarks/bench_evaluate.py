@@ -123,7 +123,9 @@ def prepare_shared(shared: Path, work: Path, size: int, names: tuple[str, ...] =
         for row in rows:
             writer.writerow({**row, "woman": str((int(row["source_id"][3:]) + 1) // 2)})
     mapping = (Path(__file__).parents[1] / "examples" / "mappings" / "mini-mias-derived.yaml").read_text()
-    mapping = mapping.replace("csv: metadata.csv", f"csv: {mias}").replace("columns: {", "columns: {patient: woman, ")
+    mapping = mapping.replace("csv: metadata.csv", f"csv: {mias.name}").replace(
+        "columns: {", "columns: {patient: woman, "
+    )
     (work / "mias.yaml").write_text(mapping)
     for name, source, mapping_path in (
         ("mias", shared / "mini-mias", work / "mias.yaml"),

@@ -110,6 +110,30 @@ def test_resume_after_kill_9_continues_the_same_loss_curve(phantom_prepared, tmp
     assert losses(tmp_path / "k") == losses(tmp_path / "ref")
 
 
+def test_a_kill_right_after_a_checkpoint_loses_no_loss_line(phantom_prepared, tmp_path):
+    """log_every 3 does not divide checkpoint_every 4: the process dies (os._exit, as kill -9) the moment the
+    step-4 checkpoint is written; the resumed run's loss log still has every step exactly once."""
+    run = tmp_path / "g"
+    script = (
+        "import os, sys\n"
+        "from mammosynth import api\n"
+        "from mammosynth.training.loop import Trainer\n"
+        "save = Trainer.save\n"
+        "def dying(self):\n"
+        "    save(self)\n"
+        "    os._exit(9)\n"
+        "Trainer.save = dying\n"
+        "api.train(sys.argv[1], sys.argv[2], model='gan', config='tiny', "
+        "set=['train.steps=8', 'train.log_every=3', 'train.checkpoint_every=4'])\n"
+    )
+    died = subprocess.run([sys.executable, "-c", script, str(phantom_prepared), str(run)], capture_output=True)
+    assert died.returncode == 9, died.stderr.decode()
+    assert open_checkpoint(run).step == 4
+    common = ["train.steps=8", "train.log_every=3", "train.checkpoint_every=4"]
+    api.train(phantom_prepared, run, model="gan", config="tiny", set=common, resume=True)
+    assert [r["step"] for r in losses(run)] == list(range(8))
+
+
 def test_a_time_budget_ends_the_run_with_a_checkpoint_and_holds_over_resumes(phantom_prepared, tmp_path):
     common = ["train.steps=100000", "train.ae_steps=5", "train.checkpoint_every=100000", "train.sample_every=100000"]
     run = tmp_path / "b"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from mammosynth import validate as check
 from mammosynth.contact_sheet import contact_sheet
 from mammosynth.datasets import count_dataset, load_dataset
 from mammosynth.errors import InputError
@@ -57,16 +59,29 @@ def prepare(
     skip_bad: bool = False,
     seed: int = 0,
     check_burned_in: bool = False,
+    dataset_name: str | None = None,
     progress: Progress = None,
 ) -> dict:
     """Prepare a dataset (segment, orient, crop, normalise, resize, split) into ``out``.
+
+    ``dataset_name`` is the name written into every record (and so into every later output); without it a
+    folder gets a keyed hash of its name (a folder may be named after a patient), a known repository its own
+    name (``mini-mias``, ``vindr-mammo`` …).
 
     Burned-in labels, markers and tape that touch the breast are cut out of it (and so blacked out); the result
     counts the images they were found on. ``check_burned_in`` also writes ``burned-in.csv`` (each such image,
     how many pieces and what share of the source image) and ``burned-in.png`` (those images, what was
     removed outlined in magenta) into ``out`` for a person to check."""
     check_output_dir(out, overwrite)
+    if dataset_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", dataset_name):
+        raise InputError(
+            "--dataset-name", "use 1–64 letters, digits, '.', '_' or '-' (it is written into every record)"
+        )
     dataset = load_dataset(path, format=format, mapping=mapping, salt=salt, skip_bad=skip_bad)
+    if dataset_name is not None:
+        dataset = replace(
+            dataset, name=dataset_name, records=[replace(r, dataset=dataset_name) for r in dataset.records]
+        )
     start = time.perf_counter()
     folder, skipped = prepare_dataset(
         dataset,
@@ -139,6 +154,12 @@ def phantom(
     ``size`` defaults to 256 px. With ``translate`` (a translation checkpoint or run folder) each label map
     is drawn in the prepared frame at the model's size and rendered by the model instead of analytically.
     """
+    check.flag(n, "--n", lo=1, hi=check.MAX_IMAGES_PER_CALL)
+    if size is not None:
+        check.flag(size, "--size", lo=16, hi=4096)
+    if colorset not in (1, 2):
+        raise InputError("--colorset", f"must be 1 or 2 (the publication's two colour sets), got {colorset}")
+    check_output_dir(out, overwrite)
     render, translator = None, None
     if translate is not None:
         from mammosynth.generate.pipeline import TranslationPipeline
@@ -366,7 +387,7 @@ def train(
     from mammosynth.training import Trainer, find_checkpoint, load_config, task_class
     from mammosynth.training.config import parse_duration
     from mammosynth.training.data import PreparedImages
-    from mammosynth.training.device import pick_device
+    from mammosynth.training.device import check_batch_memory, pick_device
 
     if resume and overwrite:
         raise InputError(out, "--resume and --overwrite contradict each other; pick one")
@@ -390,7 +411,10 @@ def train(
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
-    task = task_class(model)(cfg["model"], cfg["train"], pick_device(device))
+    chosen = pick_device(device)
+    side = getattr(cfg["model"], "crop_size", 0) or cfg["model"].image_size
+    check_batch_memory(cfg["train"].batch_size, side, chosen, f"{cfg['source']}: train.batch_size")
+    task = task_class(model)(cfg["model"], cfg["train"], chosen)
     dataset = PreparedImages(data, size=cfg["model"].image_size, labels=task.uses_labels)
     return Trainer(task, dataset, out, cfg, progress=progress).run(resume=resume)
 
@@ -494,6 +518,8 @@ def inpaint(
         raise InputError(image, "say either --lesion KIND (insert) or --remove, not both or neither")
     if lesion == "none":
         raise InputError(image, "--lesion none inserts nothing; use --remove to take a lesion out")
+    if grow_px is not None and not 0 <= grow_px <= 64:
+        raise InputError("--grow-px", f"must be 0–64 pixels, got {grow_px}")
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise InputError(out, "output must be a .png file")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +122,12 @@ def prepare(
         bool,
         typer.Option(help="Also write burned-in.csv and burned-in.png: the images labels were cut from, to check."),
     ] = False,
+    dataset_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Name written into every record (default: a hash of the folder's name, or the repository's)."
+        ),
+    ] = None,
 ) -> None:
     """Segment, orient (chest wall left), crop, normalise, resize and split a dataset; burned-in labels that
     touch the breast are cut out."""
@@ -136,6 +144,7 @@ def prepare(
             skip_bad=skip_bad,
             seed=seed,
             check_burned_in=check_burned_in,
+            dataset_name=dataset_name,
             progress=update,
         )
     _print({k: v for k, v in result.items() if k != "counts"})
@@ -661,11 +670,30 @@ def serve(
     api.serve(folder, host=host, port=port, translator=model, device=device)
 
 
+FILE_SYSTEM_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENAMETOOLONG,
+}
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)
     except InputError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # the file system refused (disk full, read-only, no permission): one line, not a traceback
+        if exc.errno not in FILE_SYSTEM_ERRORS:
+            raise
+        where = str(exc.filename) if exc.filename is not None else "output"
+        where = re.sub(r"/\.([^/]+)\.\d+\.[^/]+\.partial(?=/|$)", r"/\1", where)  # the folder being written
+        console.print(f"[red]error:[/red] {where}: {exc.strerror}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from mammosynth.datasets.base import Dataset
 from mammosynth.io.atomic import atomic_write
@@ -21,7 +18,9 @@ def contact_sheet(dataset: Dataset, path: str | Path, max_images: int = 24, colu
     label as titles."""
     records = dataset.records[:max_images]
     rows = max(1, int(np.ceil(len(records) / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    # matplotlib's object API: no pyplot, so the user's backend and figure state are left alone
+    fig = Figure(figsize=(2.2 * columns, 2.4 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, record in zip(axes.ravel(), records, strict=False):
@@ -43,5 +42,4 @@ def contact_sheet(dataset: Dataset, path: str | Path, max_images: int = 24, colu
     path = Path(path)
     with atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=100)
-    plt.close(fig)
     return path

@@ -22,6 +22,10 @@ from typing import Any
 
 from mammosynth.errors import InputError
 
+#: The most images one call of phantom, generate or expand makes (a condition table's counts summed): past
+#: it the per-image bookkeeping alone runs to gigabytes; run again with another --seed for more.
+MAX_IMAGES_PER_CALL = 1_000_000
+
 
 def number(
     value: Any,
@@ -89,3 +93,17 @@ def items(value: Any, where: Any, name: str, max_items: int) -> list:
     if len(value) > max_items:
         raise InputError(where, f"{name} may hold at most {max_items} entries, got {len(value)}")
     return list(value)
+
+
+def flag(value: Any, name: str, *, lo: float, hi: float, integer: bool = True) -> float | int:
+    """A command-line number (``--n``, ``--size`` …) within [lo, hi]; the line names the flag.
+
+    Example:
+        >>> flag(0, "--n", lo=1, hi=100)
+        Traceback (most recent call last):
+        mammosynth.errors.InputError: --n: must be at least 1 and at most 100, got 0
+    """
+    try:
+        return number(value, name, "", lo=lo, hi=hi, integer=integer)
+    except InputError as exc:
+        raise InputError(name, exc.problem.lstrip()) from None

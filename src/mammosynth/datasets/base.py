@@ -52,7 +52,9 @@ def read_csv(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
 
 
 def resolve_inside(root: Path, relative: str, where: str | Path) -> Path:
-    """``root / relative``, refusing absolute paths and ``..`` that leave the dataset root."""
+    """``root / relative``, refusing absolute paths and ``..`` that leave the dataset root, and NUL bytes."""
+    if "\x00" in relative:
+        raise InputError(where, f"path {relative!r} holds a NUL byte")
     candidate = (root / relative).resolve()
     if not candidate.is_relative_to(root.resolve()):
         raise InputError(where, f"path {relative!r} points outside the dataset root {root}")

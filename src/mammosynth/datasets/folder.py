@@ -3,7 +3,7 @@ CSV described by a mapping (YAML/JSON or dict).
 
 Mapping keys::
 
-    csv: metadata.csv            # relative to the dataset root
+    csv: metadata.csv            # relative to the dataset root (or beside the mapping file); never outside
     dataset: my-hospital         # name written into the records
     spacing_mm: 0.1              # optional, when files do not carry it
     multi_separator: ";"         # several findings in one cell, e.g. "CIRC;CALC"
@@ -40,8 +40,9 @@ from pathlib import Path
 
 import yaml
 
+from mammosynth import validate as check
 from mammosynth.datasets.base import IMAGE_SUFFIXES, Dataset, check_unique, read_csv, rejecting, resolve_inside
-from mammosynth.datasets.schema import CATEGORIES, DENSITIES, PATHOLOGIES, SPLITS, Finding, Record
+from mammosynth.datasets.schema import CATEGORIES, DENSITIES, PATHOLOGIES, SPLITS, Finding, Record, confined
 from mammosynth.datasets.vocab import normalise_laterality, normalise_view
 from mammosynth.errors import InputError
 from mammosynth.io.dicom import dicom_view
@@ -72,9 +73,15 @@ COLUMN_KEYS = {
 }
 
 
+def folder_pseudonym(root: Path, salt: str) -> str:
+    """The name a dataset gets when the user gives none: a keyed hash of its folder's name, since a folder
+    may be named after a patient or a hospital and the name is written into every output."""
+    return pseudonymise(root.resolve().name, salt, namespace="dataset", prefix="folder-", digits=8)
+
+
 def load_mapping(mapping: str | Path | dict) -> dict:
     """Read and check a column mapping; unknown keys are errors, not silently ignored."""
-    where = "mapping"
+    where, path = "mapping", None
     if not isinstance(mapping, dict):
         where = str(mapping)
         path = Path(mapping)
@@ -90,7 +97,22 @@ def load_mapping(mapping: str | Path | dict) -> dict:
     unknown = set(mapping) - MAPPING_KEYS
     if unknown:
         raise InputError(where, f"unknown mapping keys: {', '.join(sorted(unknown))}")
-    columns = mapping.get("columns") or {}
+    for key in ("csv", "dataset", "multi_separator"):
+        if mapping.get(key) is not None:
+            check.text(mapping[key], where, key, 1000)
+    if mapping.get("csv") is not None:
+        confined(mapping["csv"], where, "csv")
+    if mapping.get("spacing_mm") is not None:
+        check.number(mapping["spacing_mm"], where, "spacing_mm", lo=0, hi=100, lo_open=True)
+    columns = check.mapping(mapping.get("columns") or {}, where, "columns")
+    for key, column in columns.items():
+        check.text(column, where, f"columns.{key}", 1000)
+    for key, table in check.mapping(mapping.get("values") or {}, where, "values").items():
+        for value in check.mapping(table, where, f"values.{key}").values():
+            if value is not None and not isinstance(value, str | int | float):
+                raise InputError(where, f"values.{key} maps to {value!r}; map each value to text or null")
+    if not isinstance(mapping.get("values") or {}, dict):
+        raise InputError(where, "values must be an object")
     unknown = set(columns) - COLUMN_KEYS
     if unknown:
         raise InputError(where, f"unknown column keys: {', '.join(sorted(unknown))}")
@@ -102,7 +124,7 @@ def load_mapping(mapping: str | Path | dict) -> dict:
             where,
             f"columns.{located[0]} needs columns.category (the kind of each finding); without it no lesion is kept",
         )
-    return mapping
+    return mapping if path is None else {**mapping, "_folder": str(path.parent)}
 
 
 MASK_LIKE = re.compile(r"(^|[/_\-.])(masks?|labels?|label_?maps?|roi|seg(mentation)?|tissue)([/_\-.]|$)", re.IGNORECASE)
@@ -124,8 +146,8 @@ def load_folder(root: str | Path, salt: str | None = None, name: str | None = No
             "this is CBIS-DDSM's image folder: point at the folder that holds it and the *_case_description_*.csv "
             "files (they tell the mammograms from the ROI masks and crops)",
         )
-    name = name or root.name
     salt = resolve_salt(salt)
+    name = name or folder_pseudonym(root, salt)
     records, per_file = [], False  # per_file: some image has no patient id (its file stands in for one)
     files = sorted(
         p
@@ -182,10 +204,12 @@ def load_csv_dataset(
     mapping = load_mapping(mapping)
     columns: dict[str, str] = mapping["columns"]
     values: dict[str, dict] = mapping.get("values") or {}
-    csv_path = root / mapping.get("csv", "metadata.csv")
+    csv_path = root / mapping.get("csv", "metadata.csv")  # relative and confined (load_mapping)
+    if not csv_path.is_file() and mapping.get("_folder") and (Path(mapping["_folder"]) / mapping["csv"]).is_file():
+        csv_path = Path(mapping["_folder"]) / mapping["csv"]  # beside the mapping file
     rows = read_csv(csv_path, list(columns.values()))
-    name = mapping.get("dataset") or root.name
     salt = resolve_salt(salt)
+    name = mapping.get("dataset") or folder_pseudonym(root, salt)
     separator = mapping.get("multi_separator")
 
     def cell(row: dict, key: str) -> str | None:

@@ -19,7 +19,7 @@ def load_manifest_dataset(root: str | Path) -> Dataset:
     root = Path(root)
     records = list(iter_manifest(root))
     check_unique((r.image_id for r in records), root / MANIFEST)
-    name = records[0].dataset if records else root.name
+    name = records[0].dataset if records else "empty"
     return Dataset(root=root, name=name, records=records)
 
 

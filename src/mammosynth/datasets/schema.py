@@ -11,8 +11,9 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from mammosynth import validate as check
 from mammosynth.errors import InputError
 from mammosynth.io.atomic import atomic_write
 
@@ -136,10 +137,71 @@ class Record:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Record:
-        data = dict(data)
-        data["findings"] = [Finding(**f) for f in data.get("findings", [])]
+    def from_dict(cls, data: dict, where: str = "record") -> Record:
+        """A record from its JSON object, every field typed (:func:`_typed`) and every file it names confined
+        to the dataset folder (relative, no ``..``): a manifest cannot point a reader at another file."""
+        data = dict(check.mapping(data, where, "a manifest line", cls.__dataclass_fields__))
+        for name in ("image_id", "path", "dataset", "patient_key"):
+            if name not in data:
+                raise InputError(where, f"record has no {name}")
+        data = {k: _typed(k, v, where) for k, v in data.items()}
+        findings = check.items(data.get("findings", []), where, "findings", 10_000)
+        data["findings"] = [
+            Finding(**{k: _typed(k, v, where) for k, v in check.mapping(f, where, "a finding", FINDING_FIELDS).items()})
+            for f in findings
+        ]
+        for finding in data["findings"]:
+            if finding.mask_path is not None:
+                confined(finding.mask_path, where, "mask_path")
+        confined(data["path"], where, "path")
+        for key in ("breast_mask", "pectoral_mask"):
+            if data.get("extra", {}).get(key) is not None:
+                confined(data["extra"][key], where, f"extra.{key}")
         return cls(**data)
+
+
+FINDING_FIELDS = tuple(Finding.__dataclass_fields__)
+_TEXT = {
+    "image_id",
+    "path",
+    "dataset",
+    "patient_key",
+    "study_key",
+    "view",
+    "laterality",
+    "density",
+    "birads",
+    "split",
+    "category",
+    "pathology",
+    "geometry",
+    "mask_path",
+}
+
+
+def _typed(name: str, value, where: str):
+    """One record or finding field checked for its type (text, whole numbers, finite numbers, lists, objects)."""
+    if value is None and name not in ("image_id", "path", "dataset", "patient_key", "category"):
+        return None
+    if name in _TEXT:
+        return check.text(value, where, name, 4096)
+    if name in ("width", "height"):
+        return check.number(value, where, name, lo=1, hi=10**6, integer=True)
+    if name == "spacing_mm":
+        return check.number(value, where, name, lo=0, hi=100, lo_open=True)
+    if name == "coords":
+        return [check.number(v, where, "coords", lo=-1e9, hi=1e9) for v in check.items(value, where, name, 100_000)]
+    if name in ("extra", "attributes"):
+        return check.mapping(value, where, name)
+    return value
+
+
+def confined(path: str, where: str, name: str) -> str:
+    """``path`` if it is relative and stays inside its dataset folder (no ``..``, no drive, no NUL)."""
+    candidate = PurePosixPath(path.replace("\\", "/"))
+    if not path or candidate.is_absolute() or ".." in candidate.parts or ":" in path.split("/")[0]:
+        raise InputError(where, f"{name} {path!r} points outside the dataset folder; paths are relative to it")
+    return path
 
 
 def write_manifest(folder: str | Path, records: Iterable[Record]) -> Path:
@@ -160,7 +222,11 @@ def iter_manifest(folder: str | Path) -> Iterator[Record]:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
+            where = f"{path}:{number}"
             try:
-                yield Record.from_dict(json.loads(line)).validate(f"{path}:{number}")
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise InputError(f"{path}:{number}", f"malformed record ({exc})") from None
+                value = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(where, f"malformed record ({exc})") from None
+            if not isinstance(value, dict):
+                raise InputError(where, f"a manifest line must be a JSON object, got {type(value).__name__}")
+            yield Record.from_dict(value, where).validate(where)

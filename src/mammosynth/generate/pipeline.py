@@ -181,6 +181,8 @@ class DiffusionPipeline(Pipeline):
             raise InputError(None, f"image is {image.shape[1]}×{image.shape[0]}; this model inpaints {size}×{size}")
         if mask.shape != image.shape:
             raise InputError(None, f"mask is {mask.shape[1]}×{mask.shape[0]} but the image is {size}×{size}")
+        if grow_px < 0:  # scipy dilates to convergence (the whole image) for iterations < 1
+            raise InputError("grow_px", f"must be at least 0, got {grow_px}")
         region = ndi.binary_dilation(mask, iterations=grow_px) if grow_px else mask.astype(bool)
         if not region.any():
             raise InputError(None, "mask is empty")

@@ -7,7 +7,9 @@ Output folders are assembled under a hidden temporary sibling and renamed when c
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -49,11 +51,41 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 
 
 def check_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing, non-empty output folder unless ``overwrite`` is set."""
+    """Refuse, before any work: an existing, non-empty output folder unless ``overwrite`` is set; a path
+    below a file; a folder this process may not write into."""
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise InputError(out_dir, "output folder exists and is not empty; pass --overwrite to replace it")
+    existing = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    if existing is not None and existing != out_dir and not existing.is_dir():
+        raise InputError(out_dir, f"cannot make this folder: {existing} is a file")
+    if existing is not None and existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(out_dir, f"cannot write into {existing} (permission denied)")
     return out_dir
+
+
+def remove_stale(parent: Path, name: str) -> None:
+    """Remove the hidden ``.NAME.PID.*.partial`` / ``.NAME.old-PID`` folders that a killed run of this
+    tool left beside ``NAME`` (their process is gone); a live run's are left alone."""
+    if not parent.is_dir():
+        return
+    for entry in parent.glob(f".{glob.escape(name)}.*"):
+        match = re.fullmatch(rf"\.{re.escape(name)}\.(?:(\d+)\..*\.partial|old-(\d+))", entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        pid = int(match.group(1) or match.group(2))
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -61,11 +93,13 @@ def atomic_output_dir(out_dir: str | Path, overwrite: bool = False) -> Iterator[
     """Yield a temporary folder that becomes ``out_dir`` when the block succeeds, and vanishes if it fails.
 
     An existing ``out_dir`` is refused unless ``overwrite`` is true; it is only removed once the new
-    content is complete.
+    content is complete. The temporary folder's name carries this process's id, so a rerun after a kill
+    removes what the killed run left (:func:`remove_stale`).
     """
     out_dir = check_output_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    remove_stale(out_dir.parent, out_dir.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".partial", dir=out_dir.parent))
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp

@@ -140,6 +140,12 @@ def read_dicom(path: str | Path, salt: str | None = None, max_pixels: int = MAX_
         lut_bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
         lo, hi = 0.0, float(2**lut_bits - 1)
     elif "WindowCenter" in ds and "WindowWidth" in ds:
+        try:
+            width = _first(ds.WindowWidth)
+        except (ValueError, TypeError, IndexError):
+            width = float("nan")
+        if not width >= 1:  # DICOM requires ≥ 1; pydicom raises on 0
+            raise InputError(path, f"WindowWidth (0028,1051) must be at least 1, got {ds.WindowWidth}")
         values = np.asarray(apply_voi_lut(values, ds, index=0), dtype=np.float64)
     if photometric == "MONOCHROME1":
         values = hi + lo - values

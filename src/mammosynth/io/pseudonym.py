@@ -44,5 +44,8 @@ def pseudonymise(value: str, salt: str, namespace: str = "", prefix: str = "P", 
         >>> pseudonymise("P_00001", salt="s", namespace="cbis")
         'Pa5d6c8a2887a'
     """
-    digest = hmac.new(salt.encode(), f"{namespace}\x00{value}".encode(), hashlib.sha256).hexdigest()
+    # surrogateescape: a file name that is not UTF-8 (Python keeps its bytes as surrogates) still hashes
+    digest = hmac.new(
+        salt.encode(), f"{namespace}\x00{value}".encode("utf-8", "surrogateescape"), hashlib.sha256
+    ).hexdigest()
     return f"{prefix}{digest[:digits]}"

@@ -6,6 +6,7 @@ import dataclasses
 import typing
 from typing import Any, Self
 
+from mammosynth import validate as check
 from mammosynth.errors import InputError
 
 
@@ -58,14 +59,10 @@ def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
             if not isinstance(value, bool):
                 raise TypeError
             return value
-        if hint is int:
-            if isinstance(value, bool) or float(value) != int(value):
-                raise TypeError
-            return int(value)
-        if hint is float:
-            if isinstance(value, bool):
-                raise TypeError
-            return float(value)
+        if hint in (int, float):
+            if isinstance(value, str):  # YAML reads 1e-4 (no dot) as text
+                value = float(value)
+            return check.number(value, where, key, integer=hint is int)
         if hint is str:
             if not isinstance(value, str):
                 raise TypeError

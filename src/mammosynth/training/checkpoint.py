@@ -16,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from mammosynth import validate as check
 from mammosynth.errors import InputError
 
 FORMAT = "mammosynth-checkpoint/1"
@@ -137,6 +138,20 @@ class Checkpoint:
         return digest.hexdigest()[:16]
 
 
+def _check_state(state: dict, where: Path) -> None:
+    """The fields a run reads back, typed and bounded: a hand-edited or damaged ``state.json`` is one line."""
+    check.text(state["family"], where, "family", 100)
+    check.number(state.get("step"), where, "step", lo=0, hi=10**12, integer=True)
+    if "elapsed_s" in state:
+        check.number(state["elapsed_s"], where, "elapsed_s", lo=0)
+    check.mapping(state.get("model", {}), where, "model")
+    for name in ("plan", "optimizers", "train"):
+        if state.get(name) is not None:
+            check.mapping(state[name], where, name)
+    for key, value in (state.get("plan") or {}).items():
+        check.number(value, where, f"plan.{key}", lo=0, integer=True)
+
+
 def open_checkpoint(path: str | Path, family: str | None = None, image_size: int | None = None) -> Checkpoint:
     """Open a checkpoint (or a run folder's newest) and check it is the expected family and resolution."""
     path = Path(path)
@@ -151,6 +166,7 @@ def open_checkpoint(path: str | Path, family: str | None = None, image_size: int
         raise InputError(folder / STATE, f"unreadable checkpoint state ({exc.__class__.__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "family" not in state:
         raise InputError(folder / STATE, "not a mammosynth checkpoint")
+    _check_state(state, folder / STATE)
     if family is not None and state["family"] != family:
         raise InputError(folder, f"checkpoint is a {state['family']!r} model, not {family!r}")
     trained = state.get("model", {}).get("image_size")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from mammosynth import validate as check
 from mammosynth.errors import InputError
 from mammosynth.models.base import Config
 
@@ -66,8 +67,11 @@ class TrainConfig(Config):
     prefetch: bool = True
 
     def check(self, where: str) -> TrainConfig:
-        if self.batch_size < 1 or self.accumulate < 1 or self.steps < 1:
-            raise InputError(where, "train.steps, train.batch_size and train.accumulate must be ≥ 1")
+        """Every value within its bounds (:data:`TRAIN_BOUNDS`); one line naming the first that is not."""
+        for name, (lo, hi, lo_open) in TRAIN_BOUNDS.items():
+            check.number(getattr(self, name), where, f"train.{name}", lo=lo, hi=hi, lo_open=lo_open)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise InputError(where, f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise InputError(where, f"train.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if not 0 < self.first_stage_share < 1:
@@ -79,6 +83,29 @@ class TrainConfig(Config):
         if self.checkpoint_every < 1 or self.log_every < 1:
             raise InputError(where, "train.checkpoint_every and train.log_every must be ≥ 1")
         return self
+
+
+#: (low, high, low end open) of the train section's numbers; sizes and counts are whole numbers ≥ 1.
+TRAIN_BOUNDS = {
+    "steps": (1, 10**9, False),
+    "batch_size": (1, 65_536, False),
+    "accumulate": (1, 4096, False),
+    "lr": (0.0, 10.0, True),
+    "lr_discriminator": (0.0, 10.0, True),
+    "weight_decay": (0.0, 10.0, False),
+    "warmup_steps": (0, 10**9, False),
+    "grad_clip": (0.0, 1e6, False),
+    "ema_decay": (0.0, 0.999999, False),
+    "checkpoint_every": (1, 10**9, False),
+    "keep_checkpoints": (1, 10**6, False),
+    "log_every": (1, 10**9, False),
+    "sample_every": (1, 10**9, False),
+    "seed": (0, 2**63 - 1, False),
+    "cond_drop_field": (0.0, 1.0, False),
+    "cond_drop_all": (0.0, 1.0, False),
+    "r1_gamma": (0.0, 1e6, False),
+    "r1_every": (1, 10**6, False),
+}
 
 
 def parse_duration(text: str, flag: str = "--time-budget") -> float:
@@ -137,12 +164,18 @@ def load_config(family: str, name: str | Path = "tiny", overrides: list[str] | N
     unknown = sorted(set(raw) - {"model", "train"})
     if unknown:
         raise InputError(path, f"unknown key {unknown[0]!r}; known: model, train")
+    for section in ("model", "train"):
+        if raw.get(section) is not None and not isinstance(raw[section], dict):
+            raise InputError(path, f"{section}: must be a mapping of settings, got {type(raw[section]).__name__}")
     for item in overrides or []:
         key, sep, value = item.partition("=")
         section, dot, name_ = key.partition(".")
         if not sep or not dot or section not in ("model", "train"):
             raise InputError(item, "override must look like train.steps=100 or model.image_size=64")
-        raw.setdefault(section, {})[name_] = yaml.safe_load(value)
+        try:
+            raw.setdefault(section, {})[name_] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise InputError(item, "the value is not readable (YAML)") from None
     model = model_config_class(family).from_dict(raw.get("model"), str(path), "model.").check(str(path))
     train = TrainConfig.from_dict(raw.get("train"), str(path), "train.").check(str(path))
     return {"model": model, "train": train, "source": str(path)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -218,7 +219,8 @@ class Trainer:
             "family": self.task.family,
             "model": self.task.model_config.to_dict(),
             "train": self.cfg.to_dict(),
-            "config_source": self.source.get("source"),
+            # the preset or file name only: a config's folder may name its user or a patient
+            "config_source": Path(str(self.source.get("source"))).name if self.source.get("source") else None,
             "data": self.data.summary(),
             "mammosynth": __version__,
             "torch": torch.__version__,
@@ -402,6 +404,10 @@ class Trainer:
                     if self.step % self.cfg.sample_every == 0 or last:
                         self._sample_grid(batches[0])
                     if (self.step % self.cfg.checkpoint_every == 0 or last or switched) and self.rank == 0:
+                        # every loss line up to the checkpoint is on disk before it: a kill right after it
+                        # (log_every not dividing checkpoint_every) must not leave a gap a resume cannot fill
+                        log_file.flush()
+                        os.fsync(log_file.fileno())
                         self.save()
         finally:
             if pool:
