@@ -59,7 +59,7 @@ def config(tmp_path: Path, text: str) -> Path:
     ("text", "says"),
     [
         ("train: {steps: .inf}", "train.steps must be a finite number, got inf"),
-        ("train: {steps: 10, lr: -0.001}", "train.lr must be above 0"),
+        ("train: {steps: 10, lr: -0.001}", "train.lr must be at least 0 and at most 10, got -0.001"),
         ("train: {steps: 10, lr: .nan}", "train.lr must be a finite number"),
         ("train: {steps: 10, sample_every: 0}", "train.sample_every must be at least 1"),
         ("train: {steps: 10, batch_size: 100000}", "train.batch_size must be at least 1 and at most 65536"),
@@ -250,3 +250,125 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(capsys, tmp_path, monkeypatc
     line = refused(capsys, "phantom", "--out", out, "--n", "6", "--size", "32", says="No space left on device", out=out)
     assert f"{out}/images/phantom000003.png" in line
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".p.")]  # no hidden partial folder either
+
+
+def test_expand_on_a_corrupt_image_and_a_stale_partial_folder(tmp_path):
+    """expand: a corrupt source image is one line and leaves no plan.json or records/; a hidden partial
+    folder a killed run left (its process gone) is removed by the next run into the same place."""
+    import shutil
+
+    from mammosynth import api
+    from mammosynth.errors import InputError
+
+    make_phantom_dataset(tmp_path / "data", n=8, size=32, seed=4, lesion="malignant-mass")
+    api.train(tmp_path / "data", tmp_path / "gan", model="gan", config="tiny", set=["train.steps=2"])
+    broken = tmp_path / "broken"
+    shutil.copytree(tmp_path / "data", broken)
+    victim = sorted((broken / "images").glob("*.png"))[2]
+    victim.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    with pytest.raises(InputError, match=victim.name):
+        api.expand(broken, tmp_path / "x", tmp_path / "gan", target="balanced", steps=2)
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+    dead = tmp_path / ".ph.999999999.abc.partial"  # no process has this id
+    dead.mkdir()
+    live = tmp_path / f".ph.{os.getpid()}.abc.partial"  # this process's: not touched
+    live.mkdir()
+    api.phantom(tmp_path / "ph", n=2, size=32)
+    assert not dead.exists() and live.exists()
+
+
+@pytest.fixture(scope="module")
+def gan(phantoms, tmp_path_factory) -> Path:
+    from mammosynth import api
+
+    run = tmp_path_factory.mktemp("gan") / "run"
+    api.train(phantoms, run, model="gan", config="tiny", set=["train.steps=2"])
+    return run
+
+
+def test_values_that_were_accepted_silently(capsys, phantoms, gan, tmp_path):
+    out = tmp_path / "g"
+    common = ("generate", gan, "--out", out, "--n", "2")
+    refused(capsys, *common, "--lesion", "none", "--lesion-size-mm", "12", says="describes a lesion", out=out)
+    refused(capsys, *common, "--sampler", "euler-magic", says="unknown sampler 'euler-magic'", out=out)
+    refused(capsys, "generate", gan, "--out", out, "--n", "2000000", says="--n", out=out)
+    table = tmp_path / "conditions.csv"
+    table.write_text("view,count\nCC,5000000\n")  # refused before 5 million rows are built
+    refused(capsys, "generate", gan, "--out", out, "--conditions", table, says="count 5000000", out=out)
+    refused(
+        capsys,
+        "evaluate",
+        phantoms,
+        phantoms,
+        "--out",
+        tmp_path / "e",
+        "--c2st-steps",
+        "-5",
+        says="--c2st-steps",
+        out=tmp_path / "e",
+    )
+    refused(
+        capsys,
+        "inpaint",
+        phantoms / "images" / "x.png",
+        "--mask",
+        "m.png",
+        "--model",
+        gan,
+        "--out",
+        tmp_path / "i.png",
+        "--lesion",
+        "malignant-mass",
+        "--grow-px",
+        "-1",
+        says="--grow-px: must be 0–64",
+    )
+    assert not (tmp_path / "i.png").exists()
+
+
+def test_nan_weights_a_pgm_past_its_maxval_and_an_unknown_view(capsys, gan, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from mammosynth.errors import InputError
+    from mammosynth.io.images import read_image
+
+    broken = tmp_path / "run"
+    shutil.copytree(gan, broken)
+    weights = next(broken.glob("checkpoints/step-*")) / "weights.safetensors"
+    tensors = load_file(weights)
+    name = next(k for k in tensors if k.startswith("ema/gan/generator.") and tensors[k].is_floating_point())
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, weights)
+    refused(capsys, "generate", broken, "--out", tmp_path / "g", "--n", "2", says="NaN or infinite", out=tmp_path / "g")
+    pgm = tmp_path / "a.pgm"
+    pgm.write_bytes(b"P5\n16 16\n100\n" + bytes([200] * 256))
+    with pytest.raises(InputError, match="pixel value 200 above the header's maxval 100"):
+        read_image(pgm)
+    images = tmp_path / "v"
+    write_png(images / "a.png", np.zeros((16, 16), np.float32))
+    (images / "meta.csv").write_text("file,view\na.png,CCX\n")
+    (tmp_path / "map.yaml").write_text("csv: meta.csv\ncolumns: {path: file, view: view}\n")
+    refused(
+        capsys,
+        "prepare",
+        images,
+        "--mapping",
+        tmp_path / "map.yaml",
+        "--out",
+        tmp_path / "o",
+        says="unknown view 'CCX'",
+    )
+
+
+def test_importing_the_api_leaves_the_matplotlib_backend_alone():
+    import subprocess
+
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import mammosynth.api, mammosynth.contact_sheet; "
+        "print(matplotlib.get_backend())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "svg", result.stderr

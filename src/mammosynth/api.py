@@ -453,7 +453,10 @@ def generate(
     trained generator (``model`` checks the checkpoint's family; default: whatever it is), followed by the
     super-resolution stages in ``upscale`` when given."""
     from mammosynth.generate import generate_dataset
+    from mammosynth.models.sampling import SAMPLERS
 
+    if sampler not in SAMPLERS:  # a GAN ignores the sampler, but a misspelt one is still a mistake
+        raise InputError("--sampler", f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS)}")
     flags = {
         "view": view,
         "laterality": laterality,

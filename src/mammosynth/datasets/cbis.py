@@ -129,7 +129,7 @@ def load_cbis(root: str | Path, salt: str | None = None, skip_bad: bool = False)
                     path=key,
                     dataset="cbis-ddsm",
                     patient_key=pseudonymise(row["patient_id"], salt, namespace="cbis"),
-                    view=normalise_view(row["image view"]),
+                    view=normalise_view(row["image view"], where),
                     laterality=normalise_laterality(row["left or right breast"]),
                     density=CBIS_DENSITY[density],
                     split=_split(csv_path),

@@ -261,7 +261,7 @@ def load_csv_dataset(
                 study_key=pseudonymise(cell(row, "study"), salt, namespace=f"{name}-study", prefix="S")
                 if cell(row, "study")
                 else None,
-                view=normalise_view(mapped("view", view, None, where)),
+                view=normalise_view(mapped("view", view, None, where), where),
                 laterality=normalise_laterality(mapped("laterality", laterality, None, where)),
                 density=mapped("density", cell(row, "density"), DENSITIES, where),
                 birads=mapped("birads", cell(row, "birads"), None, where),

@@ -123,7 +123,7 @@ def load_vindr(root: str | Path, salt: str | None = None, skip_bad: bool = False
                     dataset="vindr-mammo",
                     patient_key=pseudonymise(row["study_id"], salt, namespace="vindr"),
                     study_key=pseudonymise(row["study_id"], salt, namespace="vindr-study", prefix="S"),
-                    view=normalise_view(row["view_position"]),
+                    view=normalise_view(row["view_position"], where),
                     laterality=normalise_laterality(row["laterality"]),
                     density=VINDR_DENSITY.get(row["breast_density"]),
                     birads=_birads(row["breast_birads"]),

@@ -70,11 +70,23 @@ VIEW_ALIASES = {
 LATERALITY_ALIASES = {"L": "L", "LEFT": "L", "R": "R", "RIGHT": "R"}
 
 
-def normalise_view(value: str | None) -> str | None:
-    """``'cc'`` → ``'CC'``; ML/LM/XCCL and other DICOM view codes map to CC or ``'other'``."""
+def normalise_view(value: str | None, where: str | None = None) -> str | None:
+    """``'cc'`` → ``'CC'``; ML/LM/XCCL and the other DICOM view codes map to CC or ``'other'``. With ``where``
+    (a table a user can correct) a value that is no view code is an error naming it; without (a DICOM header)
+    it is ``'other'``.
+
+    Example:
+        >>> normalise_view("xccl"), normalise_view("SIO")
+        ('CC', 'other')
+    """
     if value is None or str(value).strip() == "":
         return None
-    return VIEW_ALIASES.get(str(value).strip().upper(), "other")
+    code = str(value).strip().upper()
+    if code not in VIEW_ALIASES and where is not None:
+        raise InputError(
+            where, f"unknown view {value!r}; known: {', '.join(VIEW_ALIASES)} (or map it with values.view)"
+        )
+    return VIEW_ALIASES.get(code, "other")
 
 
 def normalise_laterality(value: str | None) -> str | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mammosynth import __version__
+from mammosynth import validate as check
 from mammosynth.datasets import load_dataset
 from mammosynth.datasets.base import Dataset
 from mammosynth.datasets.schema import SPLITS
@@ -208,6 +209,14 @@ def evaluate_sets(
     """
     check_output_dir(out, overwrite)  # refuse an existing --out before minutes of work
     classifier_device = pick_device(device)
+    for flag, value in (
+        ("--encoder-steps", encoder_steps),
+        ("--c2st-steps", c2st_steps),
+        ("--utility-steps", utility_steps),
+        ("--conditional-steps", conditional_steps),
+    ):
+        check.flag(value, flag, lo=1, hi=1_000_000)
+    check.flag(shape_fits, "shape_fits", lo=0, hi=100_000)
     if c2st_px < 16:
         raise InputError("--c2st-px", f"must be at least 16, got {c2st_px}")
     chosen, real_set, real_label = select_split(real, real_split, "real", "--real-split")

@@ -231,6 +231,19 @@ def _run(
     plan_path = out / PLAN_FILE
     if out.exists() and not out.is_dir():
         raise InputError(out, "output path is a file")
+    # everything that reads the inputs (the verifier, every real image for the copy filter) before anything
+    # is written: a corrupt image is one line, and no plan.json or records/ is left behind
+    checker = LesionChecker(str(verify), 0.5, device) if verify else None
+    index = threshold = None
+    if settings["copy_filter"]:
+        # straight to the filter's working size: a stack at full size would grow with the dataset (10,000 real
+        # 256² images are 2.6 GB; at 64² 160 MB)
+        references = np.stack(
+            [_square(read_image(source.image_path(r)).pixels, COPY_FILTER_PX) for r in source.records]
+        )
+        patients = [r.patient_key for r in source.records]
+        index = NeighbourIndex(references, work_px=COPY_FILTER_PX, patients=patients)
+        threshold = index.copy_threshold() if len(set(patients)) > 1 else 0.999
     if plan_path.is_file():
         previous = json.loads(plan_path.read_text())
         if previous.get("fingerprint") != fingerprint:
@@ -265,17 +278,6 @@ def _run(
     ]
     done = {p.stem for p in (out / RECORDS).glob("syn*.json")}
     todo = [i for i in range(plan.total) if f"syn{i:07d}" not in done]
-    checker = LesionChecker(str(verify), 0.5, device) if verify else None
-    index = threshold = None
-    if settings["copy_filter"]:
-        # straight to the filter's working size: a stack at full size would grow with the dataset (10,000 real
-        # 256² images are 2.6 GB; at 64² 160 MB)
-        references = np.stack(
-            [_square(read_image(source.image_path(r)).pixels, COPY_FILTER_PX) for r in source.records]
-        )
-        patients = [r.patient_key for r in source.records]
-        index = NeighbourIndex(references, work_px=COPY_FILTER_PX, patients=patients)
-        threshold = index.copy_threshold() if len(set(patients)) > 1 else 0.999
     started, made = time.perf_counter(), 0
     if progress:
         progress(plan.total - len(todo), plan.total)

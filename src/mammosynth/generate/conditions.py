@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mammosynth import validate as check
 from mammosynth.errors import InputError
 from mammosynth.io.atomic import atomic_write
 from mammosynth.io.images import read_mask
@@ -29,6 +30,7 @@ def condition_rows(n: int | None, flags: dict | None = None, table: str | Path |
     if table is None:
         if n is None or n < 1:
             raise InputError(None, "say how many images to generate (--n ≥ 1) or give a --conditions CSV")
+        check.flag(n, "--n", lo=1, hi=check.MAX_IMAGES_PER_CALL)
         conditions = validate_conditions(flags, "command line")
         return [{"conditions": dict(conditions), "guidance": None} for _ in range(n)]
     table = Path(table)
@@ -46,6 +48,10 @@ def condition_rows(n: int | None, flags: dict | None = None, table: str | Path |
                 merged = {**flags, **{k: v for k, v in row.items() if v not in (None, "") and k not in ROW_EXTRAS}}
                 conditions = validate_conditions(merged, where)
                 count = _number(row.get("count") or 1, int, where, "count")
+                if not 1 <= count <= check.MAX_IMAGES_PER_CALL - len(rows):  # before any row is built
+                    raise InputError(
+                        where, f"count {count}: a table asks for 1 to {check.MAX_IMAGES_PER_CALL:,} images in all"
+                    )
                 guidance = _number(row["guidance"], float, where, "guidance") if row.get("guidance") else None
                 rows += [{"conditions": dict(conditions), "guidance": guidance} for _ in range(count)]
     except UnicodeDecodeError:

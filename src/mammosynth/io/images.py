@@ -193,6 +193,8 @@ def _read_pgm(path: Path, max_pixels: int) -> Mammogram:
     if len(data) - pos < need:
         raise InputError(path, f"truncated PGM: {len(data) - pos} of {need} pixel bytes present")
     array = np.frombuffer(data, dtype=dtype, count=width * height, offset=pos).reshape(height, width)
+    if int(array.max()) > maxval:  # the header's scale is wrong: clipping would hide it
+        raise InputError(path, f"pixel value {int(array.max())} above the header's maxval {maxval}")
     return Mammogram(_to_unit(array, maxval, path), bits_stored=16 if maxval > 255 else 8)
 
 

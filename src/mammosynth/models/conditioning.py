@@ -78,6 +78,9 @@ def validate_conditions(conditions: dict, where: str = "conditions") -> dict:
         else:
             known = ", ".join([*FIELDS, *CONTINUOUS, "lesion"])
             raise InputError(where, f"unknown condition field {key!r}; known: {known}")
+    placed = [key for key in CONTINUOUS if key in out]
+    if conditions.get("lesion") == "none" and placed:
+        raise InputError(where, f"{placed[0]} describes a lesion, but the lesion asked for is none")
     return out
 
 

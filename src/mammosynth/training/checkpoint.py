@@ -194,6 +194,11 @@ def load_module(checkpoint: Checkpoint, name: str, module: nn.Module, prefer_ema
         if averaged:
             state.update(averaged)
             source = f"ema/{name}"
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise InputError(
+            checkpoint.folder / WEIGHTS, f"weight {broken!r} holds NaN or infinite values (a run that diverged?)"
+        )
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

@@ -90,8 +90,8 @@ TRAIN_BOUNDS = {
     "steps": (1, 10**9, False),
     "batch_size": (1, 65_536, False),
     "accumulate": (1, 4096, False),
-    "lr": (0.0, 10.0, True),
-    "lr_discriminator": (0.0, 10.0, True),
+    "lr": (0.0, 10.0, False),  # 0 is allowed: a frozen run (tests compare gradients with it)
+    "lr_discriminator": (0.0, 10.0, False),
     "weight_decay": (0.0, 10.0, False),
     "warmup_steps": (0, 10**9, False),
     "grad_clip": (0.0, 1e6, False),
