@@ -286,12 +286,15 @@ def gan(phantoms, tmp_path_factory) -> Path:
     return run
 
 
-def test_values_that_were_accepted_silently(capsys, phantoms, gan, tmp_path):
+def test_values_that_were_accepted_silently(capsys, phantoms, gan, tmp_path, monkeypatch):
     out = tmp_path / "g"
+    monkeypatch.setattr("mammosynth.training.device.available_bytes", lambda device: 20 * 10**9)
+    refused(capsys, "generate", gan, "--out", out, "--n", "30000", "--batch-size", "30000", says="need about")
     common = ("generate", gan, "--out", out, "--n", "2")
     refused(capsys, *common, "--lesion", "none", "--lesion-size-mm", "12", says="describes a lesion", out=out)
     refused(capsys, *common, "--sampler", "euler-magic", says="unknown sampler 'euler-magic'", out=out)
     refused(capsys, "generate", gan, "--out", out, "--n", "2000000", says="--n", out=out)
+    refused(capsys, *common, "--batch-size", "0", says="--batch-size", out=out)
     table = tmp_path / "conditions.csv"
     table.write_text("view,count\nCC,5000000\n")  # refused before 5 million rows are built
     refused(capsys, "generate", gan, "--out", out, "--conditions", table, says="count 5000000", out=out)

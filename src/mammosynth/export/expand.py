@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mammosynth import __version__
+from mammosynth import validate as check
 from mammosynth.datasets import load_dataset
 from mammosynth.datasets.schema import Record, write_manifest
 from mammosynth.errors import InputError
@@ -141,8 +142,8 @@ def expand_dataset(
             raise InputError(None, f"unknown output format {name!r}; known: {', '.join(FORMATS)}")
     if dry_run and overwrite:
         raise InputError(None, "--dry-run writes nothing, so --overwrite contradicts it; drop one")
-    if batch_size < 1 or max_attempts < 1:
-        raise InputError(None, "batch size and max attempts must be ≥ 1")
+    check.flag(batch_size, "--batch-size", lo=1, hi=65_536)
+    check.flag(max_attempts, "--max-attempts", lo=1, hi=1000)
     source = load_dataset(dataset)
     plan = plan_expansion(source.records, target, by, seed)
     summary: dict = {

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from mammosynth import __version__
+from mammosynth import validate as check
 from mammosynth.datasets.schema import Finding, Record, write_manifest
 from mammosynth.errors import InputError
 from mammosynth.generate.conditions import condition_rows, region_from_conditions, region_from_mask
@@ -24,6 +25,7 @@ from mammosynth.io.atomic import atomic_output_dir, atomic_write
 from mammosynth.io.images import write_png
 from mammosynth.models.conditioning import FIELDS, SPATIAL_CHANNELS
 from mammosynth.phantom.dataset import image_seed
+from mammosynth.training.device import SAMPLE_BYTES_PER_PIXEL, check_batch_memory
 
 LAYOUTS = ("none", "phantom")
 ORIENTATIONS = ("standard", "native")
@@ -72,8 +74,8 @@ def generate_dataset(
         raise InputError(None, f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
     if orientation not in ORIENTATIONS:
         raise InputError(None, f"unknown orientation {orientation!r}; known: {', '.join(ORIENTATIONS)}")
-    if batch_size < 1 or max_attempts < 1:
-        raise InputError(None, "batch size and max attempts must be ≥ 1")
+    check.flag(batch_size, "--batch-size", lo=1, hi=65_536)
+    check.flag(max_attempts, "--max-attempts", lo=1, hi=1000)
     guidable = (*FIELDS, "lesion_geometry", "spatial")
     for name in guide_fields or []:
         if name not in guidable:
@@ -83,6 +85,7 @@ def generate_dataset(
     if pipeline.uses_labels and layout == "none":
         layout = "phantom"  # a translator generates from label maps: draw them with the parametric model
     size, spacing = pipeline.size, pipeline.spacing_mm
+    check_batch_memory(min(batch_size, len(rows)), size, pipeline.device, "--batch-size", SAMPLE_BYTES_PER_PIXEL)
     mask_region = None
     if mask is not None:
         mask_region, implied = region_from_mask(mask, size, spacing)
