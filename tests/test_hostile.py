@@ -42,6 +42,12 @@ def refused(capsys, *args: str, says: str, out: Path | None = None) -> str:
     return lines[0]
 
 
+def prepare_refused(capsys, images: Path, tmp_path: Path, says: str) -> None:
+    """``prepare IMAGES --mapping tmp_path/map.yaml`` is refused in one line and writes nothing."""
+    out = tmp_path / "o"
+    refused(capsys, "prepare", images, "--mapping", tmp_path / "map.yaml", "--out", out, says=says, out=out)
+
+
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("h") / "data"
@@ -165,17 +171,7 @@ def test_bad_manifest_lines_and_mapping_values(capsys, phantoms, tmp_path):
         ("csv: meta.csv\ncolumns: {path: file}\nvalues: {density: 3}\n", "values"),
     ):
         (tmp_path / "map.yaml").write_text(mapping)
-        refused(
-            capsys,
-            "prepare",
-            images,
-            "--mapping",
-            tmp_path / "map.yaml",
-            "--out",
-            tmp_path / "o",
-            says=says,
-            out=tmp_path / "o",
-        )
+        prepare_refused(capsys, images, tmp_path, says)
 
 
 def test_no_source_folder_or_file_name_reaches_an_output(tmp_path):
@@ -354,16 +350,7 @@ def test_nan_weights_a_pgm_past_its_maxval_and_an_unknown_view(capsys, gan, tmp_
     write_png(images / "a.png", np.zeros((16, 16), np.float32))
     (images / "meta.csv").write_text("file,view\na.png,CCX\n")
     (tmp_path / "map.yaml").write_text("csv: meta.csv\ncolumns: {path: file, view: view}\n")
-    refused(
-        capsys,
-        "prepare",
-        images,
-        "--mapping",
-        tmp_path / "map.yaml",
-        "--out",
-        tmp_path / "o",
-        says="unknown view 'CCX'",
-    )
+    prepare_refused(capsys, images, tmp_path, "unknown view 'CCX'")
 
 
 def test_importing_the_api_leaves_the_matplotlib_backend_alone():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
 from mammosynth import validate as check
@@ -161,22 +161,8 @@ class Record:
 
 
 FINDING_FIELDS = tuple(Finding.__dataclass_fields__)
-_TEXT = {
-    "image_id",
-    "path",
-    "dataset",
-    "patient_key",
-    "study_key",
-    "view",
-    "laterality",
-    "density",
-    "birads",
-    "split",
-    "category",
-    "pathology",
-    "geometry",
-    "mask_path",
-}
+# the text fields, read off the dataclasses' annotations (``str`` or ``str | None``)
+_TEXT = {f.name for cls in (Record, Finding) for f in fields(cls) if f.type in ("str", "str | None")}
 
 
 def _typed(name: str, value, where: str):
