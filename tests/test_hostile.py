@@ -362,3 +362,29 @@ def test_importing_the_api_leaves_the_matplotlib_backend_alone():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "svg", result.stderr
+
+
+def test_a_missing_extra_is_one_line_and_training_runs_without_tensorboard(phantoms, tmp_path, monkeypatch):
+    import subprocess
+
+    from mammosynth import api
+
+    blocker = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('fastapi', 'uvicorn'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "sys.argv = ['mammosynth', 'serve', '--folder', sys.argv[1]]\n"
+        "from mammosynth.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", blocker, str(tmp_path / "app")], capture_output=True, text=True)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "needs the app extra (fastapi is missing): pip install 'mammosynth[app]'" in lines[0]
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as without the extra
+    api.train(phantoms, tmp_path / "run", model="gan", config="tiny", set=["train.steps=3"])
+    assert not (tmp_path / "run" / "tensorboard").exists()
+    assert len((tmp_path / "run" / "losses.jsonl").read_text().splitlines()) == 3

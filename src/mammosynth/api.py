@@ -713,6 +713,9 @@ def serve(
     device: str = "auto",
 ) -> None:
     """Run the web app (designer, reader study) until interrupted. See :mod:`mammosynth.app.server`."""
+    from mammosynth.extras import EXTRAS, require
+
+    require("app", EXTRAS["app"], "serve")
     from mammosynth.app.server import serve as run
 
     run(folder, host=host, port=port, translator=translator, device=device)

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -686,14 +687,15 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except InputError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a message holding "[app]" or "[0]" is text, not rich markup
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except OSError as exc:  # the file system refused (disk full, read-only, no permission): one line, not a traceback
         if exc.errno not in FILE_SYSTEM_ERRORS:
             raise
         where = str(exc.filename) if exc.filename is not None else "output"
         where = re.sub(r"/\.([^/]+)\.\d+\.[^/]+\.partial(?=/|$)", r"/\1", where)  # the folder being written
-        console.print(f"[red]error:[/red] {where}: {exc.strerror}", highlight=False, soft_wrap=True, markup=True)
+        console.print(f"[red]error:[/red] {escape(f'{where}: {exc.strerror}')}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")

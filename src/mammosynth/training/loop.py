@@ -199,6 +199,7 @@ class Trainer:
         }
         self.step = 0
         self.writer = None
+        self.tensorboard_ok = True  # False once the import failed (no scale extra): no TensorBoard logs
         self.spent_before_s = 0.0  # wall time of the earlier sessions of a resumed run
         self.plan: dict[str, int] = {}  # schedule decisions taken under a time budget (saved, replayed on resume)
         self.session_started: float | None = None
@@ -431,9 +432,14 @@ class Trainer:
 
     # --- logging -----------------------------------------------------------------------------------
     def _tensorboard(self):
-        if self.writer is None and self.rank == 0:
-            from torch.utils.tensorboard import SummaryWriter
-
+        """The TensorBoard writer, or ``None`` without the ``scale`` extra (losses.jsonl and the sample grids
+        are written either way)."""
+        if self.writer is None and self.rank == 0 and self.tensorboard_ok:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.tensorboard_ok = False
+                return None
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step)
         return self.writer
 
