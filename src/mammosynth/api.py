@@ -384,7 +384,7 @@ def train(
     (seconds, or ``"45m"``, ``"1.5h"``) ends the run when that much wall time has been spent over all its
     sessions, with a checkpoint; ``train.steps`` stays the ceiling.
     """
-    from mammosynth.training import Trainer, find_checkpoint, load_config, task_class
+    from mammosynth.training import Trainer, distributed, find_checkpoint, load_config, task_class
     from mammosynth.training.config import parse_duration
     from mammosynth.training.data import PreparedImages
     from mammosynth.training.device import check_batch_memory, pick_device
@@ -394,6 +394,12 @@ def train(
     if time_budget is not None:
         set = [*(set or []), f"train.time_budget_s={parse_duration(time_budget)}"]
     cfg = load_config(model, config, set)
+    rank, world = distributed.init_from_env()  # torchrun: one process per device, the global batch shared
+    if cfg["train"].batch_size % world:
+        raise InputError(
+            f"{cfg['source']}: train.batch_size",
+            f"the global batch {cfg['train'].batch_size} does not split among {world} processes",
+        )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "run folder path is a file")
@@ -402,7 +408,8 @@ def train(
         raise InputError(out, "run folder already has a run; pass --resume to continue it or --overwrite to restart")
     if out.is_dir() and any(out.iterdir()) and not has_run and not overwrite:
         raise InputError(out, "run folder exists and is not empty; pass --overwrite or choose another folder")
-    if overwrite and out.is_dir():
+    distributed.barrier()  # every rank has looked at the folder before rank 0 changes it
+    if overwrite and out.is_dir() and rank == 0:
         import shutil
 
         for name in ("checkpoints", "tensorboard", "samples", "losses.jsonl", "config.json"):
@@ -413,10 +420,10 @@ def train(
                 target.unlink()
     chosen = pick_device(device)
     side = getattr(cfg["model"], "crop_size", 0) or cfg["model"].image_size
-    check_batch_memory(cfg["train"].batch_size, side, chosen, f"{cfg['source']}: train.batch_size")
+    check_batch_memory(cfg["train"].batch_size // world, side, chosen, f"{cfg['source']}: train.batch_size")
     task = task_class(model)(cfg["model"], cfg["train"], chosen)
     dataset = PreparedImages(data, size=cfg["model"].image_size, labels=task.uses_labels)
-    return Trainer(task, dataset, out, cfg, progress=progress).run(resume=resume)
+    return Trainer(task, dataset, out, cfg, rank=rank, world=world, progress=progress).run(resume=resume)
 
 
 def generate(

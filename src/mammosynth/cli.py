@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -270,9 +271,22 @@ def train(
     time_budget: Annotated[
         str | None, typer.Option(help="Wall-clock budget over all resumes, e.g. 45m or 1.5h (train.steps is the cap).")
     ] = None,
+    nproc: Annotated[
+        int, typer.Option(help="Data-parallel processes on this machine (torchrun; train.batch_size is global).")
+    ] = 1,
 ) -> None:
     """Train a generator, a super-resolution stage or the lesion verifier (atomic checkpoints; --resume
-    continues exactly)."""
+    continues exactly). Under torchrun (or --nproc N) every process takes its share of the global batch."""
+    if nproc > 1:  # the same command under torchrun, one process per share
+        import subprocess
+
+        argv = list(sys.argv[1:])
+        at = next(i for i, a in enumerate(argv) if a == "--nproc" or a.startswith("--nproc="))
+        del argv[at : at + (1 if "=" in argv[at] else 2)]
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        raise typer.Exit(subprocess.call([*command, "-m", "mammosynth", *argv]))
+    if nproc < 1:
+        raise InputError("--nproc", f"must be at least 1, got {nproc}")
     with progress_bar(f"train {model}") as update:
         result = api.train(
             data,
@@ -286,7 +300,8 @@ def train(
             time_budget=time_budget,
             progress=update,
         )
-    _print(result)
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary, not one per process
+        _print(result)
 
 
 @app.command()

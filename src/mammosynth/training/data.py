@@ -154,9 +154,14 @@ class BatchOrder:
         True
         >>> sorted(order.indices(0, 0) + order.indices(1, 0) + order.indices(2, 0)[:2])
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+        >>> halves = [BatchOrder(10, 4, 1, 0, rank=r, world=2).indices(3, 0) for r in (0, 1)]
+        >>> halves[0] + halves[1] == order.indices(3, 0)  # two processes take the same global batch
+        True
     """
 
     def __init__(self, n: int, batch_size: int, accumulate: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        if batch_size % world:
+            raise InputError("train.batch_size", f"the global batch {batch_size} does not split among {world} ranks")
         self.n, self.batch_size, self.accumulate, self.seed = n, batch_size, accumulate, seed
         self.rank, self.world = rank, world
         self._permutations: dict[int, torch.Tensor] = {}
@@ -170,9 +175,12 @@ class BatchOrder:
         return self._permutations[epoch]
 
     def indices(self, step: int, micro: int) -> list[int]:
-        per_step = self.batch_size * self.accumulate * self.world
-        start = step * per_step + (micro * self.world + self.rank) * self.batch_size
+        """This rank's share of micro-batch ``micro`` of step ``step``: ``batch_size`` is the global batch,
+        cut into ``world`` equal parts, so the examples of a step do not depend on how many processes run it
+        (a run resumes on another number of processes with the same data order)."""
+        share = self.batch_size // self.world
+        start = (step * self.accumulate + micro) * self.batch_size + self.rank * share
         out = []
-        for position in range(start, start + self.batch_size):
+        for position in range(start, start + share):
             out.append(int(self._permutation(position // self.n)[position % self.n]))
         return out

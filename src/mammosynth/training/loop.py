@@ -29,6 +29,7 @@ from mammosynth.errors import InputError
 from mammosynth.io.atomic import atomic_write
 from mammosynth.io.images import write_png
 from mammosynth.models.base import Config
+from mammosynth.training import distributed
 from mammosynth.training.checkpoint import (
     OPTIMIZER,
     Checkpoint,
@@ -55,15 +56,26 @@ class StepContext:
     device: torch.device
     generator: torch.Generator
     scratch: dict = field(default_factory=dict)
+    rank: int = 0
+    world: int = 1
+
+    def _share(self, draw, shape: tuple[int, ...]) -> torch.Tensor:
+        """Per-example draws (first dimension: this rank's examples) made for the global batch and cut to
+        this rank's share: every rank's generator stays in step, and a run on N processes draws what one
+        process would."""
+        if self.world > 1 and shape:
+            whole = draw((shape[0] * self.world, *shape[1:]))
+            return whole[self.rank * shape[0] : (self.rank + 1) * shape[0]].to(self.device)
+        return draw(shape).to(self.device)
 
     def randn(self, *shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=self.generator).to(self.device)
+        return self._share(lambda s: torch.randn(*s, generator=self.generator), shape)
 
     def rand(self, *shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=self.generator).to(self.device)
+        return self._share(lambda s: torch.rand(*s, generator=self.generator), shape)
 
     def randint(self, high: int, *shape: int) -> torch.Tensor:
-        return torch.randint(0, high, shape, generator=self.generator).to(self.device)
+        return self._share(lambda s: torch.randint(0, high, s, generator=self.generator), shape)
 
 
 @dataclass
@@ -184,7 +196,8 @@ class Trainer:
         self.dtype = autocast_dtype(self.cfg.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.order = BatchOrder(len(data), self.cfg.batch_size, self.cfg.accumulate, self.cfg.seed, rank, world)
-        self.generator = torch.Generator().manual_seed(self.cfg.seed * 7919 + rank)
+        # one stream on every rank: per-example draws are made for the global batch and cut (StepContext)
+        self.generator = torch.Generator().manual_seed(self.cfg.seed * 7919)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.base_lr: dict[str, float] = {}
         for name, (params, lr) in task.parameter_groups().items():
@@ -286,7 +299,8 @@ class Trainer:
             return False
         if self.step >= getattr(self.cfg, field):
             return False
-        if self.elapsed_s() < self.cfg.first_stage_share * self.cfg.time_budget_s:
+        # rank 0's clock decides for every rank (the same switch step everywhere)
+        if not distributed.agree(self.elapsed_s() >= self.cfg.first_stage_share * self.cfg.time_budget_s, self.device):
             return False
         self.plan["first_stage_end"] = self.step
         setattr(self.cfg, field, self.step)
@@ -320,7 +334,7 @@ class Trainer:
                 group["lr"] = self.base_lr[name] * warm
 
     def train_step(self, step: int, batches: list[dict]) -> dict[str, float]:
-        ctx = StepContext(step, 0, self.device, self.generator)
+        ctx = StepContext(step, 0, self.device, self.generator, rank=self.rank, world=self.world)
         self.task.before_step(step, batches, ctx)
         self._set_lr(step)
         logs: dict[str, float] = {}
@@ -338,6 +352,7 @@ class Trainer:
                     logs[key] = logs.get(key, 0.0) + value / len(batches)
             self.scaler.unscale_(optimizer)
             params = [p for group in optimizer.param_groups for p in group["params"]]
+            distributed.average_gradients(params)  # the global batch's gradient on every rank
             if self.cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
             self.scaler.step(optimizer)
@@ -345,14 +360,15 @@ class Trainer:
         if self.task.ema_active(step):
             for name, ema in self.ema.items():
                 ema.update_parameters(self.ema_sources[name])
-        return logs
+        return distributed.average_values(logs, self.device)
 
     def run(self, resume: bool = False) -> dict:
         """Train to ``cfg.steps``; with ``resume`` continue from the run folder's newest checkpoint."""
         losses_path = self.run_dir / "losses.jsonl"
         if resume and (found := find_checkpoint(self.run_dir)) is not None:
             self.restore(open_checkpoint(found, family=self.task.family))
-            _truncate_log(losses_path, self.step)
+            if self.rank == 0:
+                _truncate_log(losses_path, self.step)
         elif self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             losses_path.unlink(missing_ok=True)
@@ -367,17 +383,21 @@ class Trainer:
                     handle,
                     indent=1,
                 )
+        # every rank starts from rank 0's weights (a fresh run's initialisations could differ between ranks)
+        distributed.broadcast_modules([*self.task.modules.values(), *(e.module for e in self.ema.values())])
+        distributed.barrier()  # the run folder exists before any rank goes on
         start_step, started = self.step, time.perf_counter()
         self.session_started = started
-        images_per_step = self.cfg.batch_size * self.cfg.accumulate * self.world
+        images_per_step = self.cfg.batch_size * self.cfg.accumulate  # the global batch, over all ranks
         pool = ThreadPoolExecutor(1) if self.cfg.prefetch else None
         pending = pool.submit(self._batches, self.step) if pool else None
         recent: list[float] = []
         try:
-            with open(losses_path, "a") as log_file:
+            with open(losses_path if self.rank == 0 else os.devnull, "a") as log_file:
                 # the budget is read once per step (``last``): a second read could find it spent just after a step
-                # that was not saved as the last one, and the run would end without its final checkpoint
-                last = self.step >= self.cfg.steps or self.budget_spent()
+                # that was not saved as the last one, and the run would end without its final checkpoint; rank
+                # 0's reading decides for every rank (one that stopped alone would leave the others waiting)
+                last = distributed.agree(self.step >= self.cfg.steps or self.budget_spent(), self.device)
                 while not last:
                     step = self.step
                     batches = pending.result() if pending else self._batches(step)
@@ -395,11 +415,11 @@ class Trainer:
                     elapsed = time.perf_counter() - started
                     speed = (self.step - start_step) * images_per_step / max(elapsed, 1e-9)
                     switched = self._plan_stages()
-                    last = self.step == self.cfg.steps or self.budget_spent()
+                    last = distributed.agree(self.step == self.cfg.steps or self.budget_spent(), self.device)
                     if self.step % self.cfg.log_every == 0 or last:
                         log_file.flush()
                         self._log_scalars(logs, speed)
-                    if self.progress:
+                    if self.progress and self.rank == 0:
                         status = f"loss {np.mean(recent):.4f} · {speed:.1f} img/s"
                         self.progress(self.step, self.planned_steps(start_step), status)
                     if self.step % self.cfg.sample_every == 0 or last:
