@@ -288,3 +288,20 @@ def film_label(
                 paper[row : row + glyph_h, col : col + max(1, glyph_w // 2)] = 0.15 * float(pixels.max())
     out[box] = paper
     return out, label
+
+
+def prepared_phantoms(
+    root: Path, lesions: tuple[str, ...], n: int, size: int, seed: int, prepared_size: int = 64
+) -> Path:
+    """``n`` phantoms per lesion kind (``size`` px, consecutive image numbers), merged and prepared at
+    ``prepared_size``: the small labelled dataset the training tests share."""
+    from mammosynth import api
+    from mammosynth.phantom import make_phantom_dataset
+
+    parts = []
+    for k, lesion in enumerate(lesions):
+        make_phantom_dataset(root / lesion, n=n, size=size, lesion=lesion, seed=seed, start=n * k)
+        parts.append(root / lesion)
+    api._merge(parts, root / "all")
+    api.prepare(root / "all", root / "prepared", size=prepared_size)
+    return root / "prepared"

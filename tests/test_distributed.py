@@ -14,8 +14,8 @@ import time
 
 import pytest
 
+from factories import prepared_phantoms
 from mammosynth import api
-from mammosynth.phantom import make_phantom_dataset
 
 # fp32: oneDNN's bf16 kernels round a batch of 2 and a batch of 4 differently; lesion_weight 1: the class-weighted
 # cross-entropy divides by its batch's weights, and the ranks' halves average their own divisors (as DDP does)
@@ -52,14 +52,7 @@ def same(a: list[dict], b: list[dict], tolerance: float = 1e-5) -> bool:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ddp")
-    parts = []
-    for k, lesion in enumerate(("none", "malignant-mass")):
-        make_phantom_dataset(root / lesion, n=6, size=64, lesion=lesion, seed=5, start=6 * k)
-        parts.append(root / lesion)
-    api._merge(parts, root / "all")
-    api.prepare(root / "all", root / "prepared", size=64)
-    return root / "prepared"
+    return prepared_phantoms(tmp_path_factory.mktemp("ddp"), ("none", "malignant-mass"), n=6, size=64, seed=5)
 
 
 def test_two_processes_train_what_one_does_and_each_resumes_the_other(data, tmp_path):

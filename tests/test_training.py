@@ -12,23 +12,17 @@ import time
 import pytest
 import torch
 
+from factories import prepared_phantoms
 from mammosynth import api
 from mammosynth.errors import InputError
-from mammosynth.phantom import make_phantom_dataset
 from mammosynth.training import PRESETS, load_config, open_checkpoint
 from mammosynth.training.checkpoint import WEIGHTS
 
 
 @pytest.fixture(scope="module")
 def phantom_prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("phantom")
-    parts = []
-    for k, lesion in enumerate(("none", "malignant-mass", "benign-mass")):
-        make_phantom_dataset(root / lesion, n=8, size=128, lesion=lesion, seed=3, start=8 * k)
-        parts.append(root / lesion)
-    api._merge(parts, root / "all")
-    api.prepare(root / "all", root / "prepared", size=64)
-    return root / "prepared"
+    lesions = ("none", "malignant-mass", "benign-mass")
+    return prepared_phantoms(tmp_path_factory.mktemp("phantom"), lesions, n=8, size=128, seed=3)
 
 
 def losses(run) -> list[dict]:

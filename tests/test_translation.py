@@ -10,13 +10,13 @@ import pytest
 from scipy import ndimage as ndi
 from skimage import draw
 
+from factories import prepared_phantoms
 from mammosynth import api
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
 from mammosynth.generate.pipeline import TranslationPipeline, load_pipeline
 from mammosynth.io.images import read_image
 from mammosynth.models.translation import check_label_map
-from mammosynth.phantom import make_phantom_dataset
 from mammosynth.phantom.labelmap import BACKGROUND, BREAST, FIBROGLANDULAR, MALIGNANT_MASS, SKIN
 from mammosynth.training.data import PreparedImages
 
@@ -25,14 +25,7 @@ SIZE = ["model.image_size=64"]
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("phantom")
-    parts = []
-    for k, lesion in enumerate(("none", "malignant-mass")):
-        make_phantom_dataset(root / lesion, n=10, size=128, lesion=lesion, seed=5, start=10 * k)
-        parts.append(root / lesion)
-    api._merge(parts, root / "all")
-    api.prepare(root / "all", root / "prepared", size=64)
-    return root / "prepared"
+    return prepared_phantoms(tmp_path_factory.mktemp("phantom"), ("none", "malignant-mass"), n=10, size=128, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -423,7 +423,9 @@ def train(
     check_batch_memory(cfg["train"].batch_size // world, side, chosen, f"{cfg['source']}: train.batch_size")
     task = task_class(model)(cfg["model"], cfg["train"], chosen)
     dataset = PreparedImages(data, size=cfg["model"].image_size, labels=task.uses_labels)
-    return Trainer(task, dataset, out, cfg, rank=rank, world=world, progress=progress).run(resume=resume)
+    result = Trainer(task, dataset, out, cfg, rank=rank, world=world, progress=progress).run(resume=resume)
+    distributed.finish()  # on success only: a rank that failed must not wait at a barrier the others never reach
+    return result
 
 
 def generate(

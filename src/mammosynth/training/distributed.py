@@ -85,3 +85,11 @@ def agree(flag: bool, device: torch.device) -> bool:
 def barrier() -> None:
     if active():
         dist.barrier()
+
+
+def finish() -> None:
+    """Leave the process group together: a rank that exits while another still talks to it can take the
+    other down with it (gloo aborts on a closed peer)."""
+    if active():
+        dist.barrier()
+        dist.destroy_process_group()
