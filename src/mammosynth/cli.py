@@ -6,7 +6,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from rich.table import Table
 
 from mammosynth import api
 from mammosynth.errors import InputError
+from mammosynth.io.atomic import output_name
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Synthetic mammograms, checked with numbers.")
 datasets_app = typer.Typer(no_args_is_help=True, help="Look at datasets.")
@@ -714,8 +714,7 @@ def main() -> None:
     except OSError as exc:  # the file system refused (disk full, read-only, no permission): one line, not a traceback
         if exc.errno not in FILE_SYSTEM_ERRORS:
             raise
-        where = str(exc.filename) if exc.filename is not None else "output"
-        where = re.sub(r"/\.([^/]+)\.\d+\.[^/]+\.partial(?=/|$)", r"/\1", where)  # the folder being written
+        where = output_name(str(exc.filename)) if exc.filename is not None else "output"
         console.print(f"[red]error:[/red] {escape(f'{where}: {exc.strerror}')}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):

@@ -111,8 +111,6 @@ def load_mapping(mapping: str | Path | dict) -> dict:
         for value in check.mapping(table, where, f"values.{key}").values():
             if value is not None and not isinstance(value, str | int | float):
                 raise InputError(where, f"values.{key} maps to {value!r}; map each value to text or null")
-    if not isinstance(mapping.get("values") or {}, dict):
-        raise InputError(where, "values must be an object")
     unknown = set(columns) - COLUMN_KEYS
     if unknown:
         raise InputError(where, f"unknown column keys: {', '.join(sorted(unknown))}")

@@ -185,7 +185,7 @@ def _typed(name: str, value, where: str):
 def confined(path: str, where: str, name: str) -> str:
     """``path`` if it is relative and stays inside its dataset folder (no ``..``, no drive, no NUL)."""
     candidate = PurePosixPath(path.replace("\\", "/"))
-    if not path or candidate.is_absolute() or ".." in candidate.parts or ":" in path.split("/")[0]:
+    if not path or "\x00" in path or candidate.is_absolute() or ".." in candidate.parts or ":" in path.split("/")[0]:
         raise InputError(where, f"{name} {path!r} points outside the dataset folder; paths are relative to it")
     return path
 

@@ -64,16 +64,31 @@ def check_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
     return out_dir
 
 
+#: The hidden siblings an output folder NAME is built in (``.NAME.PID.XXXX.partial``) and an old one is moved
+#: to while it is replaced (``.NAME.old-PID``): the writing process's id is in both names.
+SCRATCH = re.compile(r"\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.[^/.]+\.partial|old-(?P<old>\d+))")
+
+
+def output_name(path: str) -> str:
+    """``path`` with a scratch folder in it shown as the output folder it becomes (for messages).
+
+    Example:
+        >>> output_name("/data/.out.4242.k3x9.partial/images/a.png")
+        '/data/out/images/a.png'
+    """
+    return "/".join(m["name"] if (m := SCRATCH.fullmatch(part)) else part for part in str(path).split("/"))
+
+
 def remove_stale(parent: Path, name: str) -> None:
-    """Remove the hidden ``.NAME.PID.*.partial`` / ``.NAME.old-PID`` folders that a killed run of this
-    tool left beside ``NAME`` (their process is gone); a live run's are left alone."""
+    """Remove the scratch folders (:data:`SCRATCH`) a killed run left beside ``NAME``: those whose process
+    is gone; a live run's are left alone."""
     if not parent.is_dir():
         return
     for entry in parent.glob(f".{glob.escape(name)}.*"):
-        match = re.fullmatch(rf"\.{re.escape(name)}\.(?:(\d+)\..*\.partial|old-(\d+))", entry.name)
-        if match is None or not entry.is_dir():
+        match = SCRATCH.fullmatch(entry.name)
+        if match is None or match["name"] != name or not entry.is_dir():
             continue
-        pid = int(match.group(1) or match.group(2))
+        pid = int(match["pid"] or match["old"])
         if pid != os.getpid() and not _alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
 
@@ -83,9 +98,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return True  # running, or someone else's (PermissionError)
 
 
 @contextlib.contextmanager
