@@ -123,3 +123,19 @@ def test_a_kill_9_of_one_rank_is_recovered_by_resume(data, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     api.train(data, tmp_path / "ref", model="verifier", config="tiny", set=[*SETTINGS, f"train.steps={stop}"])
     assert same(losses(run), losses(tmp_path / "ref"))
+
+
+@pytest.mark.parametrize("family", ["gan", "ldm", "translation", "upscale"])
+def test_every_generator_family_trains_on_two_processes_as_on_one(data, tmp_path, family):
+    """DiffAugment, condition dropout, the generator's batch norm (statistics over the global batch), the
+    minibatch spread, R1 and the EMA: 8 images a step, 4 per rank."""
+    settings = ["train.batch_size=8", "train.log_every=1", "train.precision=fp32", "train.steps=4"]
+    if family == "ldm":
+        settings += ["train.ae_steps=2", "train.adv_start=1"]
+    api.train(data, tmp_path / "one", model=family, config="tiny", set=settings)
+    sets = [a for s in settings for a in ("--set", s)]
+    two = torchrun(2, data, "--out", tmp_path / "two", "--model", family, "--config", "tiny", *sets)
+    assert two.returncode == 0, two.stderr[-3000:]
+    one, both = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert any(abs(v) > 1e-3 for row in one for k, v in row.items() if k != "step")
+    assert same(both, one, tolerance=1e-4), (both, one)

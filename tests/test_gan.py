@@ -17,6 +17,11 @@ from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment, minib
 from test_generate import toy_views
 
 
+def uniform(seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    return lambda *shape: torch.rand(*shape, generator=generator)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return toy_views(tmp_path_factory.mktemp("toy") / "data")
@@ -73,17 +78,17 @@ def test_generation_is_deterministic_and_conditioning_changes_the_output(data, t
 
 def test_diff_augment_is_differentiable_and_keeps_shape():
     images = torch.rand(4, 1, 32, 32, requires_grad=True)
-    out = diff_augment(images, torch.Generator().manual_seed(0))
+    out = diff_augment(images, uniform(0))
     out.sum().backward()
     assert out.shape == images.shape and images.grad is not None and images.grad.abs().sum() > 0
 
 
 def test_diff_augment_colour_zero_moves_pixels_without_changing_them():
     images = torch.rand(4, 1, 32, 32)
-    kept = diff_augment(images, torch.Generator().manual_seed(0), colour=0.0)
+    kept = diff_augment(images, uniform(0), colour=0.0)
     for source, out in zip(images, kept, strict=True):  # translation and cutout only: every value is a source value
         assert torch.isin(out[out != 0], source).all()
-    changed = diff_augment(images, torch.Generator().manual_seed(0), colour=1.0)
+    changed = diff_augment(images, uniform(0), colour=1.0)
     assert not torch.isin(changed[0][changed[0] != 0], images[0]).all()
 
 

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -140,19 +141,20 @@ def encode_conditions(conditions: list[dict]) -> dict[str, torch.Tensor]:
 
 
 def drop_conditions(
-    encoded: dict[str, torch.Tensor], p_field: float, p_all: float, generator: torch.Generator
+    encoded: dict[str, torch.Tensor], p_field: float, p_all: float, rand: Callable[..., torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """Training-time dropout: each field becomes unknown with ``p_field``, all fields with ``p_all``."""
+    """Training-time dropout: each field becomes unknown with ``p_field``, all fields with ``p_all``.
+    ``rand(*shape)`` draws uniform numbers, one row per example (``StepContext.rand`` in training)."""
     categorical, continuous = encoded["categorical"].clone(), encoded["continuous"].clone()
     n = categorical.shape[0]
-    drop_all = torch.rand(n, 1, generator=generator) < p_all
-    drop_cat = (torch.rand(n, categorical.shape[1], generator=generator) < p_field) | drop_all
-    drop_cont = (torch.rand(n, 1, generator=generator) < p_field) | drop_all
+    drop_all = rand(n, 1).cpu() < p_all
+    drop_cat = (rand(n, categorical.shape[1]).cpu() < p_field) | drop_all
+    drop_cont = (rand(n, 1).cpu() < p_field) | drop_all
     categorical[drop_cat] = 0
     continuous[drop_cont.expand(-1, continuous.shape[1])] = 0
     out = {"categorical": categorical, "continuous": continuous}
     if "spatial" in encoded:
-        drop_spatial = ((torch.rand(n, 1, generator=generator) < p_field) | drop_all).view(n, 1, 1, 1)
+        drop_spatial = ((rand(n, 1).cpu() < p_field) | drop_all).view(n, 1, 1, 1)
         out["spatial"] = encoded["spatial"].masked_fill(drop_spatial.to(encoded["spatial"].device), 0.0)
     return out
 

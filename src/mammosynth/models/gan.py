@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ from torch import nn
 
 from mammosynth.errors import InputError
 from mammosynth.models.base import Config
+from mammosynth.models.batchnorm import BatchNorm2d
 from mammosynth.models.conditioning import ConditionEncoder
 
 
@@ -68,8 +70,8 @@ class FiLMBlock(nn.Module):
         self.noise_strength = nn.Parameter(torch.zeros(2, c_out, 1, 1)) if noise else None
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.norm1 = nn.BatchNorm2d(c_out, affine=False)
-        self.norm2 = nn.BatchNorm2d(c_out, affine=False)
+        self.norm1 = BatchNorm2d(c_out, affine=False)
+        self.norm2 = BatchNorm2d(c_out, affine=False)
         self.film = nn.Linear(cond, 4 * c_out)
         self.skip = nn.Conv2d(c_in, c_out, 1)
 
@@ -160,14 +162,18 @@ class ProjectionDiscriminator(nn.Module):
 
 def minibatch_std(features: torch.Tensor, group: int = 4) -> torch.Tensor:
     """One channel holding the mean standard deviation of the features across each group of images
-    (Karras et al. 2018): a collapsed generator's batch has none, and the discriminator can see it."""
+    (Karras et al. 2018): a collapsed generator's batch has none, and the discriminator can see it.
+
+    Groups are runs of consecutive images, so under torchrun a rank's share of the global batch (a consecutive
+    run, :class:`~mammosynth.training.data.BatchOrder`) is grouped as one process groups the whole batch
+    whenever the share is a multiple of ``group``."""
     n = features.shape[0]
     group = max(g for g in range(1, min(group, n) + 1) if n % g == 0)
     if group < 2:
         return torch.zeros_like(features[:, :1])
-    x = features.float().reshape(group, n // group, *features.shape[1:])
-    spread = (x.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // group,)
-    return spread.repeat(group)[:, None, None, None].expand(n, 1, *features.shape[2:]).to(features.dtype)
+    x = features.float().reshape(n // group, group, *features.shape[1:])
+    spread = (x.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // group,)
+    return spread.repeat_interleave(group)[:, None, None, None].expand(n, 1, *features.shape[2:]).to(features.dtype)
 
 
 class ConditionalGAN(nn.Module):
@@ -180,32 +186,36 @@ class ConditionalGAN(nn.Module):
         self.discriminator = ProjectionDiscriminator(config)
 
 
-def diff_augment(images: torch.Tensor, generator: torch.Generator, colour: float = 1.0) -> torch.Tensor:
+def diff_augment(images: torch.Tensor, rand: Callable[..., torch.Tensor], colour: float = 1.0) -> torch.Tensor:
     """DiffAugment (Zhao et al. 2020) without flips (laterality is standardised): brightness (±0.1 × ``colour``),
     contrast (×(1 ± 0.5 × ``colour``)), translation by up to 1/8 and cutout of 1/4 — differentiable, applied to
     real and fake alike. ``colour`` 0 keeps intensities as they are: a discriminator that sees every image at
     random contrast cannot hold the generator to the real images' contrast (a 64 px GAN on mini-MIAS drifted
-    to 12 % more contrast inside the breast with ``colour`` 1)."""
+    to 12 % more contrast inside the breast with ``colour`` 1). ``rand(*shape)`` draws uniform numbers, one row
+    per image (the training loop's ``StepContext.rand``, which draws for the global batch under torchrun).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> diff_augment(torch.rand(2, 1, 16, 16), lambda *s: torch.rand(*s, generator=g)).shape
+        torch.Size([2, 1, 16, 16])
+    """
     n, _, h, w = images.shape
     device = images.device
-
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator).to(device)
-
-    brightness, contrast = rand(n, 1, 1, 1) - 0.5, rand(n, 1, 1, 1) - 0.5  # drawn at any colour: one stream
+    # drawn at any colour: one stream
+    brightness, contrast = rand(n, 1, 1, 1).to(device) - 0.5, rand(n, 1, 1, 1).to(device) - 0.5
     x = images
     if colour > 0:  # skipped at 0, where (x - mean) + mean would still round the pixels
         x = x + brightness * 0.2 * colour
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = (x - mean) * (contrast * colour + 1) + mean
     shift = h // 8
-    dx = (rand(n) * (2 * shift + 1)).long() - shift
-    dy = (rand(n) * (2 * shift + 1)).long() - shift
+    dx = (rand(n).to(device) * (2 * shift + 1)).long() - shift
+    dy = (rand(n).to(device) * (2 * shift + 1)).long() - shift
     yy, xx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
     src_y = (yy[None] - dy[:, None, None]).clamp(0, h - 1)
     src_x = (xx[None] - dx[:, None, None]).clamp(0, w - 1)
     x = x[torch.arange(n, device=device)[:, None, None], 0, src_y, src_x][:, None]
-    cy = (rand(n) * h).long()[:, None, None]
-    cx = (rand(n) * w).long()[:, None, None]
+    cy = (rand(n).to(device) * h).long()[:, None, None]
+    cx = (rand(n).to(device) * w).long()[:, None, None]
     keep = ((yy[None] - cy).abs() > h // 8) | ((xx[None] - cx).abs() > w // 8)
     return x * keep[:, None].to(x.dtype)

@@ -63,6 +63,20 @@ def average_values(values: dict[str, float], device: torch.device) -> dict[str, 
     return dict(zip(keys, flat.tolist(), strict=True))
 
 
+def global_std(values: torch.Tensor) -> float:
+    """The standard deviation (unbiased) of every rank's ``values`` taken together, in two passes as one
+    process takes it: the mean first, then the squared deviations from it."""
+    x = values.detach().double().reshape(-1)
+    if not active():
+        return float(x.std())
+    sums = torch.stack([x.sum(), torch.tensor(float(x.numel()), dtype=torch.float64, device=x.device)])
+    dist.all_reduce(sums)
+    mean, count = sums[0] / sums[1], sums[1]
+    squares = (x - mean).pow(2).sum()
+    dist.all_reduce(squares)
+    return float((squares / (count - 1).clamp(min=1)).sqrt())
+
+
 def broadcast_modules(modules: list[nn.Module]) -> None:
     """Rank 0's weights and buffers on every rank (the start, and after a resume)."""
     if not active():

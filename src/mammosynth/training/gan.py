@@ -32,7 +32,7 @@ class GANTask(AdversarialTask):
         key = ("inputs", ctx.micro)
         if key not in ctx.scratch:
             encoded = {k: batch[k] for k in ("categorical", "continuous")}
-            conditions = drop_conditions(encoded, self.train.cond_drop_field, self.train.cond_drop_all, ctx.generator)
+            conditions = drop_conditions(encoded, self.train.cond_drop_field, self.train.cond_drop_all, ctx.rand)
             conditions = {k: v.to(self.device) for k, v in conditions.items()}
             images = batch["image"].to(self.device).contiguous(memory_format=CHANNELS_LAST)
             z = ctx.randn(images.shape[0], self.model.config.z_dim)
@@ -56,7 +56,7 @@ class GANTask(AdversarialTask):
         return ctx.scratch.pop(key) if release else ctx.scratch[key]
 
     def _augment(self, images: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        return diff_augment(images, ctx.generator, self.train.augment_colour) if self.train.diff_augment else images
+        return diff_augment(images, ctx.rand, self.train.augment_colour) if self.train.diff_augment else images
 
     def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         images, cond, _, _ = self._inputs(batch, ctx)

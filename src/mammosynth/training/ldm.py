@@ -13,6 +13,7 @@ from monai.losses import PatchAdversarialLoss, SSIMLoss
 from mammosynth.models.conditioning import drop_conditions
 from mammosynth.models.ldm import LatentDiffusion, LDMConfig, build_discriminator, kl_divergence
 from mammosynth.models.sampling import denoise
+from mammosynth.training import distributed
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import Phase, StepContext, Task
 
@@ -65,8 +66,8 @@ class LDMTask(Task):
         if step == self.train.ae_steps:  # calibrate once: unit-variance latents for the diffusion stage
             with torch.no_grad():
                 images = torch.cat([b["image"] for b in batches]).to(self.device)
-                std = self.model.encode_moments(images)[0].float().std()
-            self.model.scale_factor.fill_(1.0 / max(float(std), 1e-6))
+                std = distributed.global_std(self.model.encode_moments(images)[0].float())  # all ranks' images
+            self.model.scale_factor.fill_(1.0 / max(std, 1e-6))
 
     # --- losses ------------------------------------------------------------------------------------
     def autoencoder_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
@@ -111,7 +112,7 @@ class LDMTask(Task):
         t = ctx.randint(self.noise_scheduler.num_train_timesteps, z0.shape[0])
         zt = self.noise_scheduler.add_noise(z0, noise, t)
         encoded = {k: batch[k] for k in ("categorical", "continuous", "spatial")}
-        conditions = drop_conditions(encoded, self.train.cond_drop_field, self.train.cond_drop_all, ctx.generator)
+        conditions = drop_conditions(encoded, self.train.cond_drop_field, self.train.cond_drop_all, ctx.rand)
         conditions = {k: v.to(self.device) for k, v in conditions.items()}
         out = self.model.predict(zt, t, conditions).float()
         target = noise if self.model.config.prediction == "epsilon" else self.noise_scheduler.get_velocity(z0, noise, t)
