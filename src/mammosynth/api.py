@@ -364,6 +364,40 @@ def demo(
     return summary
 
 
+def pack(
+    data: str | Path,
+    size: int | None = None,
+    labels: bool = False,
+    workers: int = 0,
+    progress: Progress = None,
+) -> dict:
+    """Pack a prepared dataset for streaming: every image decoded once at ``size`` pixels (default: the
+    prepared size) into fixed-stride arrays beside its manifest (``packed-<size>px/``), which ``train`` then
+    reads one example at a time, from any number of ``train.workers``, with RAM flat in the dataset's size.
+    ``labels`` adds the derived label maps the translation family trains on. A pack of an older manifest is
+    ignored by ``train``; packing again replaces it.
+    """
+    from mammosynth.datasets.schema import iter_manifest
+    from mammosynth.training.packed import pack as pack_arrays
+
+    data = Path(data)
+    check.flag(workers, "--workers", lo=0, hi=256)
+    if size is None:
+        first = next(iter_manifest(data), None)
+        if first is None or not first.width:
+            raise InputError(data, "no image sizes in the manifest; pass --size")
+        size = int(first.width)
+    check.flag(size, "--size", lo=16, hi=4096)
+    folder = pack_arrays(data, size, labels=labels, workers=workers, progress=progress)
+    return {
+        "pack": str(folder),
+        "images": json.loads((folder / "index.json").read_text())["images"],
+        "size": size,
+        "labels": labels,
+        "bytes": sum(f.stat().st_size for f in folder.iterdir()),
+    }
+
+
 def train(
     data: str | Path,
     out: str | Path,
@@ -422,6 +456,7 @@ def train(
     side = getattr(cfg["model"], "crop_size", 0) or cfg["model"].image_size
     check_batch_memory(cfg["train"].batch_size // world, side, chosen, f"{cfg['source']}: train.batch_size")
     task = task_class(model)(cfg["model"], cfg["train"], chosen)
+    # from the dataset's pack at this size when there is one (mammosynth pack): then nothing is cached in RAM
     dataset = PreparedImages(data, size=cfg["model"].image_size, labels=task.uses_labels)
     result = Trainer(task, dataset, out, cfg, rank=rank, world=world, progress=progress).run(resume=resume)
     distributed.finish()  # on success only: a rank that failed must not wait at a barrier the others never reach

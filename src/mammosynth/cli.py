@@ -257,6 +257,19 @@ def inspect(
 
 
 @app.command()
+def pack(
+    data: Annotated[Path, typer.Argument(help="A prepared dataset folder.")],
+    size: Annotated[int | None, typer.Option(help="Training size in pixels (default: the prepared size).")] = None,
+    labels: Annotated[bool, typer.Option(help="Also pack derived label maps (the translation family).")] = False,
+    workers: Annotated[int, typer.Option(help="Processes decoding images.")] = 0,
+) -> None:
+    """Pack a prepared dataset for streaming: train then reads it from disk with train.workers processes,
+    RAM flat in the dataset's size."""
+    with progress_bar("pack") as update:
+        _print(api.pack(data, size=size, labels=labels, workers=workers, progress=update))
+
+
+@app.command()
 def train(
     data: Annotated[Path, typer.Argument(help="A prepared dataset folder (mammosynth prepare or phantom + prepare).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, losses.jsonl, tensorboard/, samples/.")],

@@ -64,7 +64,11 @@ class TrainConfig(Config):
     feature_weight: float = 10.0  # translation: discriminator feature matching
     pixel_weight: float = 0.0  # upscale: L1 to the real crop at full resolution (weak: what the input predicts)
     spectrum_weight: float = 0.0  # upscale: L1 between output's and real crop's ring-averaged log power spectra
-    prefetch: bool = True
+    prefetch: bool = True  # with workers 0: the next step's batch is read on a thread while this one trains
+    workers: int = 0  # DataLoader worker processes reading batches (from a pack: flat RAM, any dataset size)
+    channels_last: bool = True  # convolution inputs and weights in NHWC (faster on GPUs with bf16)
+    compile: bool = False  # torch.compile the trained modules (GPU; slow to start, worth it on long runs)
+    fused_adamw: bool = True  # the fused AdamW kernel where the device has one (CUDA)
 
     def check(self, where: str) -> TrainConfig:
         """Every value within its bounds (:data:`TRAIN_BOUNDS`); one line naming the first that is not."""
@@ -105,6 +109,7 @@ TRAIN_BOUNDS = {
     "cond_drop_all": (0.0, 1.0, False),
     "r1_gamma": (0.0, 1e6, False),
     "r1_every": (1, 10**6, False),
+    "workers": (0, 256, False),
 }
 
 

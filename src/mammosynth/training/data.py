@@ -37,23 +37,42 @@ DEFAULT_FIELD_MM = 240.0
 class PreparedImages:
     """Images, spatial maps and conditions of a prepared dataset folder, resized to ``size`` if needed.
 
-    Uses the ``train`` split when the manifest has splits. Examples are cached in memory after the first
-    read (uint8 masks, float16 images: 128 MB holds about 2,000 images at 256 px). With ``labels`` every
+    Uses the ``train`` split when the manifest has splits. Examples are read from the dataset's pack at
+    ``size`` when there is a current one (:mod:`mammosynth.training.packed`, ``use_pack``), else decoded from
+    the PNGs; with ``cache`` they are kept in memory after the first read (uint8 masks, float16 images: about
+    390 MB per 2,000 images at 256 px); without it RAM stays flat in the dataset's size. ``cache=None``
+    caches unless there is a pack. With ``labels`` every
     example also carries the label map derived from its image and masks (the translator's input).
+
+    As a map-style dataset (``data[i]`` → ``(i, Example)``, never cached: a worker's cache would be private
+    to it) it feeds a ``torch.utils.data.DataLoader`` whose ``collate_fn`` is :meth:`collate`.
     """
 
     def __init__(
-        self, root: str | Path, size: int, split: str | None = "train", cache: bool = True, labels: bool = False
+        self,
+        root: str | Path,
+        size: int,
+        split: str | None = "train",
+        cache: bool | None = None,
+        labels: bool = False,
+        use_pack: bool = True,
     ) -> None:
+        from mammosynth.training.packed import open_pack
+
         self.root = Path(root)
         records = list(iter_manifest(self.root))
+        rows = list(range(len(records)))  # each record's row in the manifest (and in a pack)
         if split and any(r.split for r in records):
-            records = [r for r in records if r.split == split]
-        if not records:
+            rows = [i for i in rows if records[i].split == split]
+        if not rows:
             raise InputError(self.root, f"no images to train on (split {split!r})")
-        self.records: list[Record] = records
+        self.records: list[Record] = [records[i] for i in rows]
+        self.rows = rows
         self.size = size
         self.labels = labels
+        self.pack = open_pack(self.root, size, labels) if use_pack else None
+        if cache is None:  # a pack is read cheaply (and its RAM stays flat); PNGs are decoded once and kept
+            cache = self.pack is None
         self.cache: dict[int, tuple] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -73,6 +92,9 @@ class PreparedImages:
 
     def _load(self, index: int) -> Example:
         record = self.records[index]
+        if self.pack is not None:
+            image, spatial, kinds, labels = self.pack.example_arrays(self.rows[index])
+            return Example(image, spatial, kinds, conditions_from_record(record), labels)
         path = self.root / record.path
         image = read_image(path).pixels
         shape = image.shape
@@ -111,7 +133,9 @@ class PreparedImages:
             labels = derive_label_map(
                 image, breast if breast is not None else np.ones_like(lesion), spacing, pectoral, lesions
             )
-        return Example(image.astype(np.float32), spatial, kinds, conditions_from_record(record), labels)
+        # float16 precision on every path (cache, pack, workers): the batches do not depend on how they were read
+        image = image.astype(np.float16).astype(np.float32)
+        return Example(image, spatial, kinds, conditions_from_record(record), labels)
 
     def example(self, index: int) -> Example:
         if self.cache is None:
@@ -128,9 +152,17 @@ class PreparedImages:
         image, spatial, kinds, conditions, labels = self.cache[index]
         return Example(image.astype(np.float32), spatial.astype(np.float32), kinds.astype(np.int64), conditions, labels)
 
+    def __getitem__(self, index: int) -> tuple[int, Example]:
+        return index, self._load(index)
+
     def batch(self, indices: list[int]) -> dict:
         """Collate examples into tensors: image (N,1,H,W), spatial (N,3,H,W), kinds (N,H,W), conditions."""
-        examples = [self.example(i) for i in indices]
+        return self.collate([(i, self.example(i)) for i in indices])
+
+    def collate(self, items: list[tuple[int, Example]]) -> dict:
+        """:meth:`batch` of examples already read (a DataLoader's ``collate_fn``)."""
+        indices = [i for i, _ in items]
+        examples = [e for _, e in items]
         encoded = encode_conditions([e.conditions for e in examples])
         labels = [e.labels for e in examples] if self.labels else []
         return {
@@ -184,3 +216,25 @@ class BatchOrder:
         for position in range(start, start + share):
             out.append(int(self._permutation(position // self.n)[position % self.n]))
         return out
+
+
+class StepSampler:
+    """The micro-batches of steps ``start`` … ``stop - 1`` in order, as index lists: a DataLoader's
+    ``batch_sampler`` that keeps :class:`BatchOrder` (and so exact resume) with any number of workers.
+
+    Example:
+        >>> order = BatchOrder(10, 4, 2, seed=0)
+        >>> list(StepSampler(order, 3, 4)) == [order.indices(3, 0), order.indices(3, 1)]
+        True
+    """
+
+    def __init__(self, order: BatchOrder, start: int, stop: int) -> None:
+        self.order, self.start, self.stop = order, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start) * self.order.accumulate
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            for micro in range(self.order.accumulate):
+                yield self.order.indices(step, micro)

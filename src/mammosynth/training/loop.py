@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +40,7 @@ from mammosynth.training.checkpoint import (
     save_checkpoint,
 )
 from mammosynth.training.config import TrainConfig
-from mammosynth.training.data import BatchOrder, PreparedImages
+from mammosynth.training.data import BatchOrder, PreparedImages, StepSampler
 from mammosynth.training.device import autocast, autocast_dtype, is_out_of_memory
 
 Progress = Callable[..., None] | None
@@ -327,6 +327,39 @@ class Trainer:
     def _batches(self, step: int) -> list[dict]:
         return [self.data.batch(self.order.indices(step, micro)) for micro in range(self.cfg.accumulate)]
 
+    def _stream(self, start: int) -> Iterator[list[dict]]:
+        """Each step's micro-batches from ``start`` on, in :class:`BatchOrder`: read by ``train.workers``
+        DataLoader processes (pinned for a GPU), or with none by this process, the next step on a thread
+        while this one trains (``train.prefetch``)."""
+        if self.cfg.workers > 0:
+            micro_batches = StepSampler(self.order, start, self.cfg.steps)
+            loader = torch.utils.data.DataLoader(
+                self.data,
+                batch_sampler=micro_batches,
+                num_workers=self.cfg.workers,
+                collate_fn=self.data.collate,
+                pin_memory=self.device.type == "cuda",
+                prefetch_factor=2,
+            )
+            batches = iter(loader)
+            try:
+                for _ in range(start, self.cfg.steps):
+                    yield [next(batches) for _ in range(self.cfg.accumulate)]
+            finally:
+                del batches  # stops the workers
+            return
+        if not self.cfg.prefetch:
+            for step in range(start, self.cfg.steps):
+                yield self._batches(step)
+            return
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(self._batches, start)
+            for step in range(start, self.cfg.steps):
+                batches = pending.result()
+                if step + 1 < self.cfg.steps:
+                    pending = pool.submit(self._batches, step + 1)
+                yield batches
+
     def _set_lr(self, step: int) -> None:
         warm = min(1.0, (step - self.task.stage_start(step) + 1) / max(1, self.cfg.warmup_steps))
         for name, optimizer in self.optimizers.items():
@@ -389,8 +422,7 @@ class Trainer:
         start_step, started = self.step, time.perf_counter()
         self.session_started = started
         images_per_step = self.cfg.batch_size * self.cfg.accumulate  # the global batch, over all ranks
-        pool = ThreadPoolExecutor(1) if self.cfg.prefetch else None
-        pending = pool.submit(self._batches, self.step) if pool else None
+        stream = self._stream(self.step)
         recent: list[float] = []
         try:
             with open(losses_path if self.rank == 0 else os.devnull, "a") as log_file:
@@ -400,9 +432,7 @@ class Trainer:
                 last = distributed.agree(self.step >= self.cfg.steps or self.budget_spent(), self.device)
                 while not last:
                     step = self.step
-                    batches = pending.result() if pending else self._batches(step)
-                    if pool and step + 1 < self.cfg.steps:
-                        pending = pool.submit(self._batches, step + 1)
+                    batches = next(stream)
                     try:
                         logs = self.train_step(step, batches)
                     except (RuntimeError, torch.OutOfMemoryError) as exc:
@@ -431,8 +461,7 @@ class Trainer:
                         os.fsync(log_file.fileno())
                         self.save()
         finally:
-            if pool:
-                pool.shutdown(wait=True, cancel_futures=True)
+            stream.close()
             if self.writer:
                 self.writer.close()
         elapsed = time.perf_counter() - started
