@@ -11,7 +11,7 @@ the trainer does (BatchOrder → StepSampler → DataLoader, batch 32, nothing t
   read per image are those of a 512 px dataset) from a pack with 0/2/4 workers, and from the PNGs without a
   cache; the pack's pages are dropped from the OS cache first (``posix_fadvise DONTNEED``), so the first
   epoch reads from disk;
-- **peak RSS** (trainer process + its workers, sampled every 50 ms) over one epoch of the small and the large
+- **peak memory** (proportional set size of the trainer process + its workers, sampled every 50 ms) over one epoch of the small and the large
   dataset at 256²: from a pack with 2 workers against the in-RAM cache of decoded PNGs (the default without
   a pack).
 """
@@ -25,16 +25,15 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-
 from mammosynth import api
-from mammosynth.training.data import BatchOrder, PreparedImages, StepSampler
+from mammosynth.training.data import BatchOrder, PreparedImages, StepSampler, loader
 
 BATCH = 32
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its children (MB)."""
+    """Proportional set size of ``pid`` and its children (MB): a page shared by the trainer and its forked
+    workers (the libraries, the manifest parsed before the fork) counts once, not once per process."""
     total = 0
     pids = [pid]
     try:
@@ -44,8 +43,8 @@ def rss_mb(pid: int) -> float:
         pass
     for p in pids:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1])
         except OSError:
             continue
@@ -86,10 +85,7 @@ def read_epochs(data: PreparedImages, workers: int, steps: int) -> tuple[float, 
         for indices in sampler:
             data.batch(indices)
     else:
-        loader = torch.utils.data.DataLoader(
-            data, batch_sampler=sampler, num_workers=workers, collate_fn=data.collate, prefetch_factor=2
-        )
-        for _ in loader:
+        for _ in loader(data, sampler, workers):
             pass
     return time.perf_counter() - started, steps * BATCH
 

@@ -682,11 +682,15 @@ def expand(
     evaluate: bool = False,
     overwrite: bool = False,
     device: str = "auto",
+    ray: str | None = None,
+    ray_workers: int | None = None,
     progress: Progress = None,
 ) -> dict:
     """Expand a dataset to a target balance with synthetic images from a trained generator (lesion check,
     copy filter, resumable), writing one dataset with manifests, optional DICOM / VinDr exports and a
-    dataset card. See :func:`mammosynth.export.expand.expand_dataset`."""
+    dataset card. ``ray`` makes the batches as Ray tasks: ``"local"`` starts a local cluster of ``ray_workers``
+    CPUs, an address joins a running cluster (the output is the same bit for bit). See
+    :func:`mammosynth.export.expand.expand_dataset`."""
     from mammosynth.export.expand import expand_dataset
 
     return expand_dataset(
@@ -711,6 +715,8 @@ def expand(
         evaluate=evaluate,
         overwrite=overwrite,
         device=device,
+        ray_address=ray,
+        ray_workers=ray_workers,
         progress=progress,
     )
 

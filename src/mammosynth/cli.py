@@ -571,6 +571,11 @@ def expand(
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a different expansion in --out.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Make the batches as Ray tasks: 'local' (a local cluster) or a cluster's address."),
+    ] = None,
+    ray_workers: Annotated[int | None, typer.Option(help="CPUs of the local Ray cluster (default: all).")] = None,
 ) -> None:
     """Expand a dataset with balanced synthetic images: plan, generate, check, write (resumable)."""
     plan = api.expand(
@@ -601,6 +606,8 @@ def expand(
             evaluate=evaluate,
             overwrite=overwrite,
             device=device,
+            ray=ray,
+            ray_workers=ray_workers,
             progress=update,
         )
     _print(

@@ -9,6 +9,7 @@ and run the same command again for exactly the planned set, with no duplicate an
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -131,12 +132,17 @@ def expand_dataset(
     evaluate: bool = False,
     overwrite: bool = False,
     device: str = "auto",
+    ray_address: str | None = None,
+    ray_workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Plan, generate and write an expanded dataset (see the module docstring); returns the summary that is
     also written to ``out/expand.json``. ``dry_run`` returns the plan and writes nothing; ``evaluate`` runs
     the evaluation of the synthetic images against the dataset (``out/evaluation/``, summary in the card);
-    ``upscale`` follows the generator with super-resolution stages (their checkpoints, in order)."""
+    ``upscale`` follows the generator with super-resolution stages (their checkpoints, in order).
+    ``ray_address`` makes the batches as Ray tasks (``"local"``: a local cluster of ``ray_workers`` CPUs;
+    otherwise a running cluster whose nodes see ``out``): the output is the same bit for bit as one process
+    makes."""
     for name in formats:
         if name not in FORMATS:
             raise InputError(None, f"unknown output format {name!r}; known: {', '.join(FORMATS)}")
@@ -187,23 +193,30 @@ def expand_dataset(
     settings["upscale"] = [str(u) for u in ([upscale] if isinstance(upscale, str | Path) else upscale or [])]
     fingerprint = _fingerprint(source.records, pipeline.model_id, plan, fingerprint_settings)
     out = Path(out)
+    session = contextlib.nullcontext(None)
+    if ray_address is not None:
+        from mammosynth.export.ray_expand import ray_session
+
+        session = ray_session(ray_address, ray_workers)
     try:
-        return _run(
-            source,
-            out,
-            pipeline,
-            plan,
-            fingerprint,
-            settings,
-            summary,
-            str(checkpoint),
-            formats,
-            verify,
-            batch_size,
-            overwrite,
-            device,
-            progress,
-        )
+        with session as ray:
+            return _run(
+                source,
+                out,
+                pipeline,
+                plan,
+                fingerprint,
+                settings,
+                summary,
+                str(checkpoint),
+                formats,
+                verify,
+                batch_size,
+                overwrite,
+                device,
+                ray,
+                progress,
+            )
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise InputError(
@@ -227,6 +240,7 @@ def _run(
     batch_size: int,
     overwrite: bool,
     device: str,
+    ray,
     progress,
 ) -> dict:
     plan_path = out / PLAN_FILE
@@ -274,64 +288,34 @@ def _run(
                 indent=1,
             )
     (out / RECORDS).mkdir(exist_ok=True)
-    rows = [
-        {"conditions": validate_conditions(c, f"plan image {i}"), "guidance": None} for i, c in enumerate(plan.images)
-    ]
-    done = {p.stem for p in (out / RECORDS).glob("syn*.json")}
-    todo = [i for i in range(plan.total) if f"syn{i:07d}" not in done]
-    started, made = time.perf_counter(), 0
-    if progress:
-        progress(plan.total - len(todo), plan.total)
-    screen = None
-    if index is not None:
-
-        def screen(images: np.ndarray) -> list[dict]:  # the copy filter: refuse a near-copy of a real image
-            nearest = index.query(images)[1]
-            return [
-                {"nearest_real_correlation": float(c), "threshold": threshold, "passed": bool(c <= threshold)}
-                for c in nearest
-            ]
-
-    draw = Draw(
-        plan.seed,
-        sampler=settings["sampler"] or "ddim",
-        steps=settings["steps"] or 1,
-        guidance=settings["guidance"] or 0.0,
-        layout=settings["layout"],
+    job = ChunkJob(
+        out=out,
+        plan_seed=plan.seed,
+        images=plan.images,
+        settings=settings,
+        checkpoint=checkpoint,
+        verify=None if verify is None else str(verify),
+        device=device,
+        index=index,
+        threshold=threshold,
     )
-    for first in range(0, len(todo), batch_size):
-        chunk = todo[first : first + batch_size]
-        for outcome in sample_checked(pipeline, rows, chunk, draw, checker, settings["max_attempts"], screen):
-            i = outcome.index
-            if outcome.rejected:
-                reject = {"image_id": f"syn{i:07d}", "rejected": True, "reason": outcome.rejected}
-                _save_record(out, {**reject, "attempts": outcome.attempt + 1})
-                continue
-            record = write_record(
-                out,
-                i,
-                outcome.batch,
-                outcome.k,
-                pipeline,
-                outcome.verdict,
-                "standard",
-                pipeline.spacing_mm,
-                {
-                    "sampler": settings["sampler"],
-                    "steps": settings["steps"],
-                    "layout": settings["layout"],
-                    "base_seed": plan.seed,
-                    "attempt": outcome.attempt,
-                    "batch": outcome.batch_indices,
-                    "plan_cell": plan.images[i],
-                },
-            )
-            if outcome.screen is not None:
-                record.extra["provenance"]["copy_filter"] = outcome.screen
-            _save_record(out, record.to_dict())
-            made += 1
-        if progress:
-            progress(plan.total - len(todo) + first + len(chunk), plan.total)
+    job.adopt(pipeline, checker)
+    chunks = chunk_indices(plan.total, batch_size)
+    todo = [chunk for chunk in chunks if not all(job.has_record(i) for i in chunk)]
+    started, made = time.perf_counter(), 0
+    finished = sum(len(c) for c in chunks) - sum(len(c) for c in todo)
+    if progress:
+        progress(finished, plan.total)
+    if ray is not None:
+        from mammosynth.export.ray_expand import run_on_ray
+
+        made = run_on_ray(ray, job, todo, progress, finished, plan.total)
+    else:
+        for chunk in todo:
+            made += job.run(chunk)
+            finished += len(chunk)
+            if progress:
+                progress(finished, plan.total)
     seconds = time.perf_counter() - started
     return _finish(source, out, pipeline, plan, summary, formats, settings, made, seconds, threshold)
 
@@ -345,6 +329,116 @@ def _square(pixels: np.ndarray, size: int) -> np.ndarray:
 def _save_record(out: Path, data: dict) -> None:
     with atomic_write(out / RECORDS / f"{data['image_id']}.json", "w") as handle:
         json.dump(data, handle)
+
+
+def chunk_indices(total: int, batch_size: int) -> list[list[int]]:
+    """The plan's indices cut into batches at fixed boundaries (multiples of ``batch_size``): a batch is the
+    unit of work, so every image is drawn in the same batch by one process, by N Ray workers and by a rerun
+    (a batch with a missing record is redone whole), and the output is the same bit for bit.
+
+    Example:
+        >>> chunk_indices(5, 2)
+        [[0, 1], [2, 3], [4]]
+    """
+    return [list(range(first, min(first + batch_size, total))) for first in range(0, total, batch_size)]
+
+
+class ChunkJob:
+    """What it takes to make any batch of an expansion's plan, in this process or in a Ray worker: the
+    generator and verifier are loaded from their checkpoints once per process (:meth:`ready`), the copy
+    filter's index travels with the job. :meth:`run` writes a batch's records (each atomically, after its
+    pixels) and returns how many images it made."""
+
+    def __init__(
+        self,
+        out: Path,
+        plan_seed: int,
+        images: list[dict],
+        settings: dict,
+        checkpoint: str,
+        verify: str | None,
+        device: str,
+        index: NeighbourIndex | None,
+        threshold: float | None,
+    ) -> None:
+        self.out, self.plan_seed, self.images, self.settings = out, plan_seed, images, settings
+        self.checkpoint, self.verify, self.device = checkpoint, verify, device
+        self.index, self.threshold = index, threshold
+        self._loaded: tuple | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_loaded": None}  # models are loaded again where the job runs
+
+    def adopt(self, pipeline, checker: LesionChecker | None) -> None:
+        """Use models this process has already loaded."""
+        self._loaded = (pipeline, checker)
+
+    def ready(self) -> tuple:
+        if self._loaded is None:
+            upscale = self.settings.get("upscale") or None
+            pipeline = load_pipeline(self.checkpoint, self.device, upscale=upscale)
+            checker = LesionChecker(self.verify, 0.5, self.device) if self.verify else None
+            self._loaded = (pipeline, checker)
+        return self._loaded
+
+    def has_record(self, i: int) -> bool:
+        return (self.out / RECORDS / f"syn{i:07d}.json").is_file()
+
+    def run(self, chunk: list[int]) -> int:
+        pipeline, checker = self.ready()
+        settings = self.settings
+        rows = {
+            i: {"conditions": validate_conditions(self.images[i], f"plan image {i}"), "guidance": None} for i in chunk
+        }
+        screen = None
+        if self.index is not None:
+            index, threshold = self.index, self.threshold
+
+            def screen(images: np.ndarray) -> list[dict]:  # the copy filter: refuse a near-copy of a real image
+                nearest = index.query(images)[1]
+                return [
+                    {"nearest_real_correlation": float(c), "threshold": threshold, "passed": bool(c <= threshold)}
+                    for c in nearest
+                ]
+
+        draw = Draw(
+            self.plan_seed,
+            sampler=settings["sampler"] or "ddim",
+            steps=settings["steps"] or 1,
+            guidance=settings["guidance"] or 0.0,
+            layout=settings["layout"],
+        )
+        made = 0
+        for outcome in sample_checked(pipeline, rows, chunk, draw, checker, settings["max_attempts"], screen):
+            i = outcome.index
+            if outcome.rejected:
+                reject = {"image_id": f"syn{i:07d}", "rejected": True, "reason": outcome.rejected}
+                _save_record(self.out, {**reject, "attempts": outcome.attempt + 1})
+                continue
+            record = write_record(
+                self.out,
+                i,
+                outcome.batch,
+                outcome.k,
+                pipeline,
+                outcome.verdict,
+                "standard",
+                pipeline.spacing_mm,
+                {
+                    "sampler": settings["sampler"],
+                    "steps": settings["steps"],
+                    "layout": settings["layout"],
+                    "base_seed": self.plan_seed,
+                    "attempt": outcome.attempt,
+                    "batch": outcome.batch_indices,
+                    "plan_cell": self.images[i],
+                },
+            )
+            if outcome.screen is not None:
+                record.extra["provenance"]["copy_filter"] = outcome.screen
+            _save_record(self.out, record.to_dict())
+            made += 1
+        return made
 
 
 def _finish(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,7 +197,7 @@ class Outcome:
 
 def sample_checked(
     pipeline: Pipeline,
-    rows: list[dict],
+    rows: Sequence[dict] | Mapping[int, dict],
     indices: list[int],
     draw: Draw,
     checker: LesionChecker | None,
@@ -230,7 +230,9 @@ def sample_checked(
         pending = still
 
 
-def make_batch(pipeline: Pipeline, rows: list[dict], pending: list[int], attempt: dict, draw: Draw) -> dict:
+def make_batch(
+    pipeline: Pipeline, rows: Sequence[dict] | Mapping[int, dict], pending: list[int], attempt: dict, draw: Draw
+) -> dict:
     """Draw the ``pending`` rows once (at their current ``attempt``): images, the conditions used, seeds,
     spatial maps, phantom parameters and lesion regions."""
     seed, start, layout, mask_region = draw.seed, draw.start, draw.layout, draw.mask_region

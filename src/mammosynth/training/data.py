@@ -66,35 +66,42 @@ class PreparedImages:
             rows = [i for i in rows if records[i].split == split]
         if not rows:
             raise InputError(self.root, f"no images to train on (split {split!r})")
-        self.records: list[Record] = [records[i] for i in rows]
+        kept = [records[i] for i in rows]
         self.rows = rows
         self.size = size
         self.labels = labels
+        self._summary = self._describe(kept)
         self.pack = open_pack(self.root, size, labels) if use_pack else None
+        # with a pack only the conditions are kept (a record's paths and preparation notes are 4 kB each)
+        self.conditions = [conditions_from_record(r) for r in kept]
+        self.records: list[Record] = kept if self.pack is None else []
         if cache is None:  # a pack is read cheaply (and its RAM stays flat); PNGs are decoded once and kept
             cache = self.pack is None
         self.cache: dict[int, tuple] | None = {} if cache else None
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.rows)
+
+    def _describe(self, records: list[Record]) -> dict:
+        spacings = [r.spacing_mm * (r.width or self.size) / self.size for r in records if r.spacing_mm]
+        return {
+            "dataset": sorted({r.dataset for r in records}),
+            "images": len(records),
+            "image_size": self.size,
+            "spacing_mm": round(statistics.median(spacings), 4) if spacings else None,
+            "labels": dict(Counter(r.label for r in records)),
+            "views": dict(Counter(str(r.view) for r in records)),
+        }
 
     def summary(self) -> dict:
         """What the model was trained on (stored in checkpoints; no identifiers)."""
-        spacings = [r.spacing_mm * (r.width or self.size) / self.size for r in self.records if r.spacing_mm]
-        return {
-            "dataset": sorted({r.dataset for r in self.records}),
-            "images": len(self.records),
-            "image_size": self.size,
-            "spacing_mm": round(statistics.median(spacings), 4) if spacings else None,
-            "labels": dict(Counter(r.label for r in self.records)),
-            "views": dict(Counter(str(r.view) for r in self.records)),
-        }
+        return dict(self._summary)
 
     def _load(self, index: int) -> Example:
-        record = self.records[index]
         if self.pack is not None:
             image, spatial, kinds, labels = self.pack.example_arrays(self.rows[index])
-            return Example(image, spatial, kinds, conditions_from_record(record), labels)
+            return Example(image, spatial, kinds, self.conditions[index], labels)
+        record = self.records[index]
         path = self.root / record.path
         image = read_image(path).pixels
         shape = image.shape
@@ -135,7 +142,7 @@ class PreparedImages:
             )
         # float16 precision on every path (cache, pack, workers): the batches do not depend on how they were read
         image = image.astype(np.float16).astype(np.float32)
-        return Example(image, spatial, kinds, conditions_from_record(record), labels)
+        return Example(image, spatial, kinds, self.conditions[index], labels)
 
     def example(self, index: int) -> Example:
         if self.cache is None:
@@ -238,3 +245,24 @@ class StepSampler:
         for step in range(self.start, self.stop):
             for micro in range(self.order.accumulate):
                 yield self.order.indices(step, micro)
+
+
+def loader(data: PreparedImages, sampler: StepSampler, workers: int, pin_memory: bool = False):
+    """A DataLoader of ``workers`` processes delivering ``sampler``'s micro-batches in order.
+
+    Python objects shared with forked workers are frozen first (``gc.freeze``, as the Python documentation
+    advises before ``fork``): otherwise each worker's garbage collector writes into every object header it
+    visits, the pages holding the manifest's records are copied into every worker, and RAM grows with the
+    dataset after all."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return torch.utils.data.DataLoader(
+        data,
+        batch_sampler=sampler,
+        num_workers=workers,
+        collate_fn=data.collate,
+        pin_memory=pin_memory,
+        prefetch_factor=2,
+    )

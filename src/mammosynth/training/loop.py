@@ -40,7 +40,7 @@ from mammosynth.training.checkpoint import (
     save_checkpoint,
 )
 from mammosynth.training.config import TrainConfig
-from mammosynth.training.data import BatchOrder, PreparedImages, StepSampler
+from mammosynth.training.data import BatchOrder, PreparedImages, StepSampler, loader
 from mammosynth.training.device import autocast, autocast_dtype, is_out_of_memory
 
 Progress = Callable[..., None] | None
@@ -333,15 +333,7 @@ class Trainer:
         while this one trains (``train.prefetch``)."""
         if self.cfg.workers > 0:
             micro_batches = StepSampler(self.order, start, self.cfg.steps)
-            loader = torch.utils.data.DataLoader(
-                self.data,
-                batch_sampler=micro_batches,
-                num_workers=self.cfg.workers,
-                collate_fn=self.data.collate,
-                pin_memory=self.device.type == "cuda",
-                prefetch_factor=2,
-            )
-            batches = iter(loader)
+            batches = iter(loader(self.data, micro_batches, self.cfg.workers, pin_memory=self.device.type == "cuda"))
             try:
                 for _ in range(start, self.cfg.steps):
                     yield [next(batches) for _ in range(self.cfg.accumulate)]
