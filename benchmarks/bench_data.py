@@ -11,9 +11,9 @@ the trainer does (BatchOrder → StepSampler → DataLoader, batch 32, nothing t
   read per image are those of a 512 px dataset) from a pack with 0/2/4 workers, and from the PNGs without a
   cache; the pack's pages are dropped from the OS cache first (``posix_fadvise DONTNEED``), so the first
   epoch reads from disk;
-- **peak memory** (proportional set size of the trainer process + its workers, sampled every 50 ms) over one epoch of the small and the large
-  dataset at 256²: from a pack with 2 workers against the in-RAM cache of decoded PNGs (the default without
-  a pack).
+- **peak memory** (proportional set size of the trainer process + its workers, sampled every 50 ms) over one
+  epoch of the small and the large dataset at 256²: from a pack with 2 workers against the in-RAM cache of
+  decoded PNGs (the default without a pack).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def main() -> None:
                 "workers": workers,
                 "epoch_images": images,
                 "epoch_s": round(seconds, 1),
-                "peak_rss_mb": round(peak.peak),
+                "peak_pss_mb": round(peak.peak),
             }
             print(row, flush=True)
             result["rss"].append(row)

@@ -66,8 +66,8 @@ class TrainConfig(Config):
     spectrum_weight: float = 0.0  # upscale: L1 between output's and real crop's ring-averaged log power spectra
     prefetch: bool = True  # with workers 0: the next step's batch is read on a thread while this one trains
     workers: int = 0  # DataLoader worker processes reading batches (from a pack: flat RAM, any dataset size)
-    channels_last: bool = True  # convolution inputs and weights in NHWC (faster on GPUs with bf16)
-    compile: bool = False  # torch.compile the trained modules (GPU; slow to start, worth it on long runs)
+    channels_last: bool = False  # every family in NHWC memory order (faster with bf16 on GPUs; the GAN always is)
+    compile: bool = False  # torch.compile the generators (GPU; minutes to start, worth it on long runs)
     fused_adamw: bool = True  # the fused AdamW kernel where the device has one (CUDA)
 
     def check(self, where: str) -> TrainConfig:

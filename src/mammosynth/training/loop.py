@@ -174,6 +174,32 @@ class AdversarialTask(Task):
         raise NotImplementedError
 
 
+def adamw_options(cfg: TrainConfig, device: torch.device) -> dict:
+    """``fused=True`` (one kernel for every parameter's update) on CUDA when ``train.fused_adamw``; the
+    default elsewhere (on 2 CPU cores the fused kernel measured no faster: 284 GAN steps in 30 s either way)."""
+    return {"fused": True} if cfg.fused_adamw and device.type == "cuda" else {}
+
+
+def compile_generators(task: Task) -> None:
+    """``torch.compile`` (in place: state keys unchanged) the parts of ``task`` that get an EMA copy, i.e. the
+    generators; discriminators run eagerly, since their R1 penalty takes a double backward that compiled
+    graphs do not support."""
+    for name, parts in task.ema_modules.items():
+        for part in parts:
+            task.modules[name].get_submodule(part).compile()
+
+
+def channels_last(batch: dict) -> dict:
+    """The batch's image-shaped tensors in NHWC memory order (the layout bf16 convolutions run fastest in on
+    GPUs); values unchanged."""
+    return {
+        k: v.contiguous(memory_format=torch.channels_last)
+        if isinstance(v, torch.Tensor) and v.dim() == 4 and v.is_floating_point()
+        else v
+        for k, v in batch.items()
+    }
+
+
 class Trainer:
     """Runs a :class:`Task` on a prepared dataset into ``run_dir`` (rank 0 writes files)."""
 
@@ -198,11 +224,21 @@ class Trainer:
         self.order = BatchOrder(len(data), self.cfg.batch_size, self.cfg.accumulate, self.cfg.seed, rank, world)
         # one stream on every rank: per-example draws are made for the global batch and cut (StepContext)
         self.generator = torch.Generator().manual_seed(self.cfg.seed * 7919)
+        if self.cfg.channels_last:
+            with torch.no_grad():  # 4-D weights only (Module.to refuses a module holding a 5-D tensor)
+                for module in task.modules.values():
+                    for tensor in [*module.parameters(), *module.buffers()]:
+                        if tensor.dim() == 4:
+                            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.base_lr: dict[str, float] = {}
         for name, (params, lr) in task.parameter_groups().items():
             self.optimizers[name] = torch.optim.AdamW(
-                params, lr=lr, betas=tuple(self.cfg.betas), weight_decay=self.cfg.weight_decay
+                params,
+                lr=lr,
+                betas=tuple(self.cfg.betas),
+                weight_decay=self.cfg.weight_decay,
+                **adamw_options(self.cfg, self.device),
             )
             self.base_lr[name] = lr
         self.ema_sources = {name: ema_parts(task.modules[name], parts) for name, parts in task.ema_modules.items()}
@@ -210,6 +246,8 @@ class Trainer:
             name: AveragedModel(source, multi_avg_fn=ema_with_warmup(self.cfg.ema_decay), use_buffers=True)
             for name, source in self.ema_sources.items()
         }
+        if self.cfg.compile:
+            compile_generators(task)
         self.step = 0
         self.writer = None
         self.tensorboard_ok = True  # False once the import failed (no scale extra): no TensorBoard logs
@@ -359,6 +397,8 @@ class Trainer:
                 group["lr"] = self.base_lr[name] * warm
 
     def train_step(self, step: int, batches: list[dict]) -> dict[str, float]:
+        if self.cfg.channels_last:
+            batches = [channels_last(b) for b in batches]
         ctx = StepContext(step, 0, self.device, self.generator, rank=self.rank, world=self.world)
         self.task.before_step(step, batches, ctx)
         self._set_lr(step)
