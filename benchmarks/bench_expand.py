@@ -1,13 +1,14 @@
 """Expanding a repository, measured (run by hand).
 
     .venv/bin/python benchmarks/bench_expand.py [--add 10000] [--size 256] [--config gan/gpu-256]
-        [--work /tmp/expand-bench] [--device auto] [--out benchmarks/results/expand.json]
+        [--work /tmp/expand-bench] [--device auto] [--ray-workers N] [--out benchmarks/results/expand.json]
 
 A 200-image phantom dataset at ``--size`` (prepared, 60 % normal), a generator of ``--config`` trained for
 a few steps (speed does not depend on how well it is trained), then ``expand`` adding ``--add`` images
 (a YAML spec of equal additions per lesion class), copy filter on. Reported: images/s of the expansion as
 a whole (generation + copy filter + PNG writing + manifests), wall time, and peak RSS measured at a
-tenth of the run and at the end (memory flat in N means the two are close).
+tenth of the run and at the end (memory flat in N means the two are close). ``--ray-workers N`` runs the
+expansion on a local Ray cluster of N CPUs (RSS is then the driver's only).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/expand-bench"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/expand.json"))
+    parser.add_argument("--ray-workers", type=int, default=0, help="a local Ray cluster of N CPUs (0: one process)")
     args = parser.parse_args()
     family, config = args.config.split("/")
     work = args.work
@@ -90,12 +92,14 @@ def main() -> None:
     started = time.perf_counter()
     result = api.expand(
         work / "prepared",
-        work / "expanded",
+        work / (f"expanded-ray{args.ray_workers}" if args.ray_workers else "expanded"),
         work / "run",
         target=str(spec),
         overwrite=True,
         batch_size=32,
         device=args.device,
+        ray="local" if args.ray_workers else None,
+        ray_workers=args.ray_workers or None,
         progress=progress,
     )
     seconds = time.perf_counter() - started
@@ -104,6 +108,7 @@ def main() -> None:
         "added": result["synthetic_images"],
         "size": args.size,
         "config": args.config,
+        "ray_workers": args.ray_workers,
         "seconds": round(seconds, 1),
         "images_per_second_overall": round(result["synthetic_images"] / seconds, 2),
         "images_per_second_generation_loop": result["images_per_second"],

@@ -11,7 +11,8 @@ one). ``train_flops_per_image`` is counted by ``torch.utils.flop_counter`` over 
 backward); ``share_of_bf16_peak`` = achieved FLOP/s ÷ the device's dense bf16 peak (``--peak-tflops``, or
 the published figure for H100/H200 989, A100 312, L40S 362; none for a CPU). ``sample_images_per_s`` draws
 ``--samples`` images (30 DDIM steps for the LDM; an upscale stage refines ``--samples`` images of its input
-size). On 2 CPU cores it runs at ``--sizes 32 --config tiny`` (the test suite does) to keep the script working.
+size); ``sample_flops_per_image`` is counted on the first (warm-up) image. On 2 CPU cores it runs at
+``--sizes 32 --config tiny`` (the test suite does) to keep the script working.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def dataset(work: Path, size: int) -> Path:
 
 
 def measure(family: str, preset: str, prepared: Path, run: Path, args, device: torch.device) -> dict:
-    cfg = load_config(family, preset, QUIET)
+    cfg = load_config(family, preset, [*QUIET, *args.set])
     task = task_class(family)(cfg["model"], cfg["train"], device)
     data = PreparedImages(prepared, cfg["model"].image_size, split=None, labels=task.uses_labels)
     trainer = Trainer(task, data, run, cfg)
@@ -86,7 +87,8 @@ def measure(family: str, preset: str, prepared: Path, run: Path, args, device: t
     if family == "upscale":
         stage = load_stage(run, str(device))
         low = np.random.default_rng(0).random((n, stage.input_size, stage.input_size), dtype=np.float32)
-        stage.refine(low[:1], [0])
+        with FlopCounterMode(display=False) as sample_counter:
+            stage.refine(low[:1], [0])
         sync(device)
         started = time.perf_counter()
         stage.refine(low, list(range(n)))
@@ -95,7 +97,8 @@ def measure(family: str, preset: str, prepared: Path, run: Path, args, device: t
         conditions = [validate_conditions({}) for _ in range(n)]
         labels = np.stack([data.example(i % len(data)).labels for i in range(n)]) if task.uses_labels else None
         options = {"sampler": "ddim", "steps": 30, "labels": labels}
-        pipeline.sample(conditions[:1], [0], **{**options, "labels": None if labels is None else labels[:1]})
+        with FlopCounterMode(display=False) as sample_counter:
+            pipeline.sample(conditions[:1], [0], **{**options, "labels": None if labels is None else labels[:1]})
         sync(device)
         started = time.perf_counter()
         pipeline.sample(conditions, list(range(n)), **options)
@@ -114,6 +117,7 @@ def measure(family: str, preset: str, prepared: Path, run: Path, args, device: t
         "achieved_tflops": round(flops_per_image * train_rate / 1e12, 3),
         "share_of_bf16_peak": round(flops_per_image * train_rate / (peak * 1e12), 4) if peak else None,
         "sample_images_per_s": round(sample_rate, 2),
+        "sample_flops_per_image": sample_counter.get_total_flops(),
     }
 
 
@@ -127,6 +131,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--set", action="append", default=[], help="config override, e.g. train.batch_size=2")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gpu.json")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -134,7 +139,7 @@ def main() -> None:
     for size in args.sizes:
         preset = f"gpu-{size}" if args.config == "gpu" else args.config
         for family in args.families:
-            cfg_size = load_config(family, preset)["model"].image_size
+            cfg_size = load_config(family, preset, args.set)["model"].image_size
             prepared = dataset(args.work, max(64, cfg_size))  # prepare's smallest size; resized on reading
             row = measure(family, preset, prepared, args.work / f"run-{family}-{size}", args, device)
             print(json.dumps(row), flush=True)

@@ -27,4 +27,5 @@ echo "floors: $floors"
 "$VENV/bin/python" -m pip install --quiet --no-deps -e .
 "$VENV/bin/python" -m pip list 2>/dev/null | grep -i -E "^(numpy|scipy|scikit-image|pillow|matplotlib|monai|pyarrow|pydicom|safetensors|fastapi|tifffile) "
 "$VENV/bin/python" -m pytest -q -n 2 -p no:cacheprovider tests/test_io.py tests/test_datasets.py tests/test_phantom.py \
-    tests/test_hostile.py tests/test_app_limits.py tests/test_training.py tests/test_packaging.py
+    tests/test_hostile.py tests/test_app_limits.py tests/test_training.py tests/test_packaging.py \
+    tests/test_streaming.py tests/test_ray_expand.py

@@ -80,4 +80,5 @@ def test_bench_gpu_runs_on_the_cpu_at_a_tiny_size(tmp_path):
     assert {(r["family"], r["size"]) for r in rows} == {("gan", 32), ("upscale", 32)}
     for row in rows:
         assert row["train_images_per_s"] > 0 and row["sample_images_per_s"] > 0 and row["train_flops_per_image"] > 0
+        assert 0 < row["sample_flops_per_image"] < row["train_flops_per_image"]  # one forward, no backward
         assert row["share_of_bf16_peak"] is None  # no published peak for a CPU
