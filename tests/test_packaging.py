@@ -15,16 +15,21 @@ def test_dependencies_are_floors_and_the_optional_parts_are_extras():
     for requirement in project["dependencies"]:
         assert re.fullmatch(r"[A-Za-z0-9_.\-]+>=[0-9][0-9.]*", requirement), requirement
     names = {re.split(r"[<>=]", r)[0] for r in project["dependencies"]}
-    assert {"fastapi", "uvicorn", "tensorboard"}.isdisjoint(names)
+    assert {"fastapi", "uvicorn", "tensorboard", "ray"}.isdisjoint(names)
     assert "einops" in names  # never imported by name here, but MONAI's attention blocks need it
     extras = project["optional-dependencies"]
     assert {re.split(r"[<>=]", r)[0] for r in extras["app"]} == {"fastapi", "uvicorn"}
-    assert {re.split(r"[<>=]", r)[0] for r in extras["scale"]} == {"tensorboard"}
+    assert {re.split(r"[<>=]", r)[0] for r in extras["scale"]} == {"tensorboard", "ray"}
     assert "mammosynth[app,scale]" in extras["dev"]  # the Makefile's install keeps both README commands
 
 
-def test_only_the_app_and_the_training_loop_import_an_extras_package():
-    allowed = {"fastapi": {"app/server.py"}, "uvicorn": {"app/server.py"}, "tensorboard": {"training/loop.py"}}
+def test_only_the_app_the_training_loop_and_ray_expansion_import_an_extras_package():
+    allowed = {
+        "fastapi": {"app/server.py"},
+        "uvicorn": {"app/server.py"},
+        "tensorboard": {"training/loop.py"},
+        "ray": {"export/ray_expand.py"},
+    }
     source = ROOT / "src" / "mammosynth"
     for path in source.rglob("*.py"):
         text = path.read_text()

@@ -96,3 +96,14 @@ def test_bad_ray_arguments_are_one_line(setup, tmp_path):
     with pytest.raises(InputError, match="cannot reach the Ray cluster"):
         api.expand(setup / "data", tmp_path / "a", setup / "run", target="20-per-class", ray="127.0.0.1:1")
     assert not (tmp_path / "w" / "records").exists() or not any((tmp_path / "w" / "records").iterdir())
+
+
+def test_without_ray_expand_ray_is_one_line_naming_the_extra(setup, tmp_path, monkeypatch):
+    import sys
+
+    from mammosynth.errors import InputError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import fails as without the scale extra
+    with pytest.raises(InputError, match=r"needs the scale extra \(ray is missing\)"):
+        api.expand(setup / "data", tmp_path / "x", setup / "run", target="20-per-class", ray="local")
+    assert not (tmp_path / "x").exists()
