@@ -347,7 +347,7 @@ class ChunkJob:
     """What it takes to make any batch of an expansion's plan, in this process or in a Ray worker: the
     generator and verifier are loaded from their checkpoints once per process (:meth:`ready`), the copy
     filter's index travels with the job. :meth:`run` writes a batch's records (each atomically, after its
-    pixels) and returns how many images it made."""
+    pixels; a batch drawn again after a kill writes only what is missing) and returns how many images it made."""
 
     def __init__(
         self,
@@ -409,8 +409,11 @@ class ChunkJob:
             layout=settings["layout"],
         )
         made = 0
+        written = {i for i in chunk if self.has_record(i)}  # drawn again with the batch, not written again
         for outcome in sample_checked(pipeline, rows, chunk, draw, checker, settings["max_attempts"], screen):
             i = outcome.index
+            if i in written:
+                continue
             if outcome.rejected:
                 reject = {"image_id": f"syn{i:07d}", "rejected": True, "reason": outcome.rejected}
                 _save_record(self.out, {**reject, "attempts": outcome.attempt + 1})
