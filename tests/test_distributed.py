@@ -149,3 +149,16 @@ def test_every_generator_family_trains_on_two_processes_as_on_one(data, tmp_path
         assert same(both, one, tolerance=2e-2), (both, one)
     else:
         assert same(both, one, tolerance=1e-4), (both, one)
+
+
+def test_ranks_read_a_pack_with_dataloader_workers_as_one_process_reads_memory(data, tmp_path):
+    import shutil
+
+    copy = tmp_path / "d"
+    shutil.copytree(data, copy)
+    api.pack(copy, size=32)  # the tiny verifier's size
+    api.train(copy, tmp_path / "one", model="verifier", config="tiny", set=[*SETTINGS, "train.steps=5"])
+    workers = ["--set", "train.workers=1", "--set", "train.steps=5"]
+    two = torchrun(2, copy, "--out", tmp_path / "two", *COMMON, *workers)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert same(losses(tmp_path / "two"), losses(tmp_path / "one"))
