@@ -299,8 +299,8 @@ def test_film_labels_drawn_on_real_images_are_cut_from_the_breast(tmp_path):
 
 def test_what_is_cut_from_the_shared_images_stays_small():
     """On the 414 shared images: the cuts are film edge lines and tape along the top and bottom borders
-    (mini-MIAS 17, DDSM 1 images; looked at with scripts/burned_in_check.py) and, on cc-cesm, which carries no
-    labels, 8 false cuts of bright skin (nipple) or chest-wall strips under 1 % of the mask each. Floors
+    and mdb274's skin-line digits (mini-MIAS 18, DDSM 1 images; looked at with scripts/burned_in_check.py)
+    and, on cc-cesm, which carries no labels, 8 false cuts of bright skin (nipple) or chest-wall strips under 1 % of the mask each. Floors
     under those counts: no more images and no larger cuts."""
     from mammosynth.preprocess.burned_in import burned_in_mask
 
@@ -313,8 +313,25 @@ def test_what_is_cut_from_the_shared_images_stays_small():
             if removed.any():
                 cut.setdefault(name, []).append(removed.sum() / mask.sum())
     assert len(cut.get("cc-cesm", [])) <= 8 and max(cut.get("cc-cesm", [0])) < 0.01, cut.get("cc-cesm")
-    assert len(cut.get("mini-mias", [])) <= 17 and len(cut.get("ddsm-tissue-seg", [])) <= 1
+    assert len(cut.get("mini-mias", [])) <= 18 and len(cut.get("ddsm-tissue-seg", [])) <= 1
     assert max(max(shares) for shares in cut.values()) < 0.04
+
+
+def test_digits_on_a_patch_at_the_skin_line_are_cut():
+    """mdb274's "0 5": white digits on a grey label patch that overlaps the skin line, which the mask kept
+    (legible at 512 px in the prepared image). They go, with 0.5 % of the mask, and nothing that bright is
+    left where they were."""
+    from mammosynth.preprocess.burned_in import burned_in_mask
+
+    pixels = read_image(shared("mini-mias") / "images" / "mdb274.png").pixels
+    mask = breast_mask(pixels)
+    removed = burned_in_mask(pixels, mask, chest_wall_side(mask))
+    assert 0.001 < removed.sum() / mask.sum() < 0.01
+    around = np.zeros_like(mask)
+    around[95:150, 280:340] = True  # the patch, on the skin line (x right, y down, shared image's frame)
+    digits = pixels[mask & around].max()
+    assert digits >= np.percentile(pixels[mask], 99.9)  # as bright as the densest tissue
+    assert pixels[mask & ~removed & around].max() < 0.5 * digits
 
 
 def test_labels_joined_to_the_breast_by_a_films_edge_line_are_left_out():

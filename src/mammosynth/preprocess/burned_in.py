@@ -10,7 +10,10 @@ the breast are. Two kinds of piece are cut (at a working size of 256 px, chest w
   border. Blocks (paper: thick and convex, at least ``MIN_CONTACT`` of the edge on the air) and compact marks
   (letters: not lines, at least ``MARK_CONTACT``) are taken apart by an opening; a digital image's bright skin
   rim is a thin curved line and is neither;
-- **rectangles hanging over the air** along the top or bottom border (tape, of any brightness).
+- **rectangles hanging over the air** along the top or bottom border (tape, of any brightness);
+- **label patches on the skin line**: a rectangle standing out of the smooth outline into the air, away from
+  the borders, carrying bright marks (mdb274's "0 5": digits on a grey patch that overlaps the skin). The
+  outline's own bumps (the nipple, a corner) are round or crescents, not rectangles, and carry no marks.
 
 Their holes (a label's dark text) and a margin of ``MARGIN_PX`` (their blur) go with them, and any part of the
 mask cut off from the breast by the removal too.
@@ -47,6 +50,9 @@ BAND_SHARE = 0.12  # the band along the top and bottom borders where tape and la
 OVERHANG_EXTENT = 0.7  # share of its bounding box an overhanging piece fills (a rectangle's is 1, a wedge's 0.5)
 GAP_PX = 3  # rows of air beyond the band that make its pixels an overhang
 MARGIN_PX = 2  # removed around each label at the working size (its blur and anti-aliasing)
+PATCH_SHARE = 0.06  # a skin-line label patch is narrower than twice this share of the working size
+PATCH_EXTENT = 0.5  # share of its box a patch fills (a rectangle cut by a curve; crescents 0.3–0.4)
+PATCH_MARKS = 0.05  # share of a skin-line patch at a label's brightness (its digits or letters), at least
 
 
 def burned_in_mask(pixels: np.ndarray, breast: np.ndarray, chest_wall: str = "left") -> np.ndarray:
@@ -89,7 +95,7 @@ def _labels(small: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.zeros_like(mask)
     level = _level(small, mask)
     air = _air(mask, level)
-    labels = _overhangs(mask, air)
+    labels = _overhangs(mask, air) | _skin_patches(mask, air, level)
     bright = mask & (level >= BRIGHT)
     # a label's dark text splits its paper into blocks: joined again (padded so the border does not erode)
     bright = ndi.binary_closing(np.pad(bright, CLOSE_PX, mode="edge"), morphology.disk(CLOSE_PX))
@@ -172,6 +178,48 @@ def _overhangs(mask: np.ndarray, air: np.ndarray) -> np.ndarray:
         keep[region.label] = region.area >= MIN_PX and at_border and region.extent >= OVERHANG_EXTENT
     keep[0] = False
     return keep[pieces]
+
+
+def _skin_patches(mask: np.ndarray, air: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Label patches standing out of the skin line: what an opening of the mask (a disk of ``PATCH_SHARE``
+    of the working size) takes off, in pieces no longer than a mark (``MARK_SHARE``) that fill ``PATCH_EXTENT``
+    of their box, face the air over ``MIN_CONTACT`` of their edge, keep off the image's border and are
+    ``PATCH_MARKS`` bright marks."""
+    radius = max(3, round(PATCH_SHARE * max(mask.shape)))
+    padded = np.pad(mask, radius, mode="edge")
+    smooth = ndi.binary_opening(padded, morphology.disk(radius))[radius:-radius, radius:-radius]
+    pieces = measure.label(mask & ~smooth, connectivity=1)
+    near_air = _near(air)
+    found = np.zeros_like(mask)
+    height, width = mask.shape
+    for region in measure.regionprops(pieces):
+        top, left, bottom, right = region.bbox
+        if region.area < MIN_PX or top == 0 or left == 0 or bottom == height or right == width:
+            continue
+        if region.extent < PATCH_EXTENT or max(bottom - top, right - left) > MARK_SHARE * max(height, width):
+            continue  # a crescent shaved off a curve; a bulge of bright skin at the nipple is larger
+        piece = pieces == region.label
+        edge = piece & ~ndi.binary_erosion(piece)
+        contact = float((edge & near_air).sum() / max(1, edge.sum()))
+        marks = float((level[piece] >= BRIGHT).mean())
+        if contact >= MIN_CONTACT and marks >= PATCH_MARKS:
+            found |= piece | _marks_near(piece, mask & (level >= BRIGHT), radius)
+    return found
+
+
+def _marks_near(piece: np.ndarray, bright: np.ndarray, radius: int) -> np.ndarray:
+    """The bright marks (the other digits of a label: each no longer than ``MARK_SHARE``) within ``radius`` of
+    a skin-line patch, where the patch overlaps the breast and the opening left them in the mask."""
+    near = ndi.binary_dilation(piece, morphology.disk(radius))
+    marks = measure.label(bright, connectivity=2)
+    out = np.zeros_like(piece)
+    limit = MARK_SHARE * max(piece.shape)
+    for region in measure.regionprops(marks):
+        top, left, bottom, right = region.bbox
+        mark = marks == region.label
+        if max(bottom - top, right - left) <= limit and (mark & near).any():
+            out |= ndi.binary_fill_holes(mark)
+    return out
 
 
 def _level(small: np.ndarray, mask: np.ndarray) -> np.ndarray:
