@@ -300,8 +300,8 @@ def test_film_labels_drawn_on_real_images_are_cut_from_the_breast(tmp_path):
 def test_what_is_cut_from_the_shared_images_stays_small():
     """On the 414 shared images: the cuts are film edge lines and tape along the top and bottom borders
     and mdb274's skin-line digits (mini-MIAS 18, DDSM 1 images; looked at with scripts/burned_in_check.py)
-    and, on cc-cesm, which carries no labels, 8 false cuts of bright skin (nipple) or chest-wall strips under 1 % of the mask each. Floors
-    under those counts: no more images and no larger cuts."""
+    and, on cc-cesm, which carries no labels, 8 false cuts of bright skin (nipple) or chest-wall strips under
+    1 % of the mask each. Floors under those counts: no more images and no larger cuts."""
     from mammosynth.preprocess.burned_in import burned_in_mask
 
     cut: dict[str, list[float]] = {}
