@@ -3,6 +3,7 @@ function of (seed, step) so that a resumed run sees exactly the batches the unin
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -72,8 +73,13 @@ class PreparedImages:
         self.labels = labels
         self._summary = self._describe(kept)
         self.pack = open_pack(self.root, size, labels) if use_pack else None
-        # with a pack only the conditions are kept (a record's paths and preparation notes are 4 kB each)
-        self.conditions = [conditions_from_record(r) for r in kept]
+        # with a pack only the conditions are kept (a record's paths and preparation notes are 4 kB each), and
+        # equal conditions are one shared dict (most images share theirs; a dict each was 5 kB per image)
+        shared: dict[str, dict] = {}
+        self.conditions = [
+            shared.setdefault(json.dumps(c, sort_keys=True, default=str), c)
+            for c in (conditions_from_record(r) for r in kept)
+        ]
         self.records: list[Record] = kept if self.pack is None else []
         if cache is None:  # a pack is read cheaply (and its RAM stays flat); PNGs are decoded once and kept
             cache = self.pack is None
