@@ -297,3 +297,14 @@ def test_the_lesion_verifier_rejects_and_counts_and_the_evaluation_uses_it(setup
         images, [r.extra["provenance"]["conditions"] for r in records], [None] * len(records)
     )
     assert verdict["lesion_present"] == pytest.approx(np.mean([v["present"] for v in direct]))
+
+
+def test_a_file_a_killed_writer_left_half_written_is_gone_after_the_rerun(setup, tmp_path):
+    out = tmp_path / "x"
+    api.expand(setup / "data", out, setup / "run", target="14-per-class", batch_size=4)
+    left = out / "images" / ".syn0000003.png.k3x9q.tmp"  # what atomic_write leaves when killed mid-write
+    left.write_bytes(b"half a png")
+    (out / "records" / "syn0000003.json").unlink()  # the kill came before the record
+    again = api.expand(setup / "data", out, setup / "run", target="14-per-class", batch_size=4)
+    assert again["made_this_run"] == 1 and not left.exists()
+    assert not list(out.rglob("*.tmp"))

@@ -31,7 +31,7 @@ from mammosynth.export.plan import Plan, cell_of, plan_expansion
 from mammosynth.generate.dataset import Draw, sample_checked, write_record
 from mammosynth.generate.pipeline import load_pipeline
 from mammosynth.generate.verify import LesionChecker
-from mammosynth.io.atomic import atomic_write
+from mammosynth.io.atomic import atomic_write, remove_unfinished_writes
 from mammosynth.io.images import image_size, read_image
 from mammosynth.models.conditioning import validate_conditions
 
@@ -459,6 +459,9 @@ def _finish(
     from mammosynth.export.card import write_card
     from mammosynth.export.formats import write_dicom_set, write_tables, write_vindr
 
+    # every writer is done: a worker or a run killed mid-write left its temporary file (the rerun wrote the
+    # file itself again)
+    remove_unfinished_writes(out)
     saved = [json.loads(p.read_text()) for p in sorted((out / RECORDS).glob("syn*.json"))]
     rejected = [s for s in saved if s.get("rejected")]
     synthetic = [Record.from_dict(s) for s in saved if not s.get("rejected")]

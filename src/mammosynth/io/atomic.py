@@ -50,6 +50,30 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def remove_unfinished_writes(folder: str | Path) -> int:
+    """Delete the temporary files :func:`atomic_write` leaves when its process is killed mid-write
+    (``.NAME.XXXX.tmp``) anywhere under ``folder``; returns how many. Call it only when no writer is left
+    (an output folder's run has finished): a live writer's file would go too.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / ".a.png.k3x9.tmp").write_bytes(b"half")
+        >>> remove_unfinished_writes(folder), sorted(folder.iterdir())
+        (1, [])
+    """
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_file() and UNFINISHED.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+#: The name :func:`atomic_write` gives its temporary file beside ``NAME``.
+UNFINISHED = re.compile(r"\..+\.[^./]+\.tmp")
+
+
 def check_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
     """Refuse, before any work: an existing, non-empty output folder unless ``overwrite`` is set; a path
     below a file; a folder this process may not write into."""
