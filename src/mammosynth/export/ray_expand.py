@@ -4,8 +4,8 @@ The driver plans, checks the inputs and writes the plan; each task makes a block
 :class:`~mammosynth.export.expand.ChunkJob` (the generator loaded once per worker process) and writes their
 records into the output folder, which every node must see (a shared file system). Every image's seed is a
 function of its index and a batch is always drawn whole, so the output does not depend on the number of
-workers. A worker that dies has its task retried by Ray (``max_retries``): the block is made again and its
-records replaced with the same bytes, never duplicated; a driver that dies is resumed by the same command.
+workers. A worker that dies has its task retried by Ray (``max_retries``): the block is drawn again and
+writes only the records it lacks, never a duplicate; a driver that dies is resumed by the same command.
 """
 
 from __future__ import annotations

@@ -95,12 +95,13 @@ def _labels(small: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.zeros_like(mask)
     level = _level(small, mask)
     air = _air(mask, level)
-    labels = _overhangs(mask, air) | _skin_patches(mask, air, level)
+    near_air = _near(air)
+    labels = _overhangs(mask, air) | _skin_patches(mask, near_air, level)
     bright = mask & (level >= BRIGHT)
     # a label's dark text splits its paper into blocks: joined again (padded so the border does not erode)
     bright = ndi.binary_closing(np.pad(bright, CLOSE_PX, mode="edge"), morphology.disk(CLOSE_PX))
     bright = bright[CLOSE_PX:-CLOSE_PX, CLOSE_PX:-CLOSE_PX] & mask
-    near_background = _near(air) & mask
+    near_background = near_air & mask
     border = np.zeros_like(mask)
     border[:CONTACT_PX], border[-CONTACT_PX:], border[:, :CONTACT_PX], border[:, -CONTACT_PX:] = True, True, True, True
     radius = max(2, round(0.02 * max(mask.shape)))
@@ -180,16 +181,15 @@ def _overhangs(mask: np.ndarray, air: np.ndarray) -> np.ndarray:
     return keep[pieces]
 
 
-def _skin_patches(mask: np.ndarray, air: np.ndarray, level: np.ndarray) -> np.ndarray:
+def _skin_patches(mask: np.ndarray, near_air: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Label patches standing out of the skin line: what an opening of the mask (a disk of ``PATCH_SHARE``
     of the working size) takes off, in pieces no longer than a mark (``MARK_SHARE``) that fill ``PATCH_EXTENT``
-    of their box, face the air over ``MIN_CONTACT`` of their edge, keep off the image's border and are
-    ``PATCH_MARKS`` bright marks."""
+    of their box, face the air (``near_air``) over ``MIN_CONTACT`` of their edge, keep off the image's border
+    and are ``PATCH_MARKS`` bright marks."""
     radius = max(3, round(PATCH_SHARE * max(mask.shape)))
     padded = np.pad(mask, radius, mode="edge")
     smooth = ndi.binary_opening(padded, morphology.disk(radius))[radius:-radius, radius:-radius]
     pieces = measure.label(mask & ~smooth, connectivity=1)
-    near_air = _near(air)
     found = np.zeros_like(mask)
     height, width = mask.shape
     for region in measure.regionprops(pieces):

@@ -10,7 +10,7 @@ examples at one training size in three arrays beside the manifest, ``packed-<siz
 - ``labels.npy``: uint8, (N, S, S), the derived label map (only for the translator's ``-labels`` pack);
 - ``index.json``: the manifest's SHA-256 (a pack of another manifest is stale and is not used) and the size.
 
-Reading an example is three ``os.pread`` calls at a computed offset, so any worker process reads any example
+Reading an example is one ``os.pread`` per array at a computed offset, so any worker process reads any example
 in any order, RAM stays flat in the dataset's size (nothing is mapped or cached), and the deterministic batch
 order (:class:`~mammosynth.training.data.BatchOrder`) and exact resume are kept. Why not WebDataset, LitData
 or MosaicML Streaming: their shards are read in sequence and shuffled in a buffer, which gives up the batch
@@ -20,7 +20,7 @@ would also be one more dependency for what numpy's own file format does here.
 Example:
     >>> import numpy as np, tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> write_rows(folder / "a.npy", np.arange(12, dtype=np.uint8).reshape(3, 2, 2))
+    >>> np.save(folder / "a.npy", np.arange(12, dtype=np.uint8).reshape(3, 2, 2))
     >>> Rows(folder / "a.npy").read(2).tolist()
     [[8, 9], [10, 11]]
 """
@@ -50,11 +50,6 @@ def manifest_digest(root: str | Path) -> str:
     return hashlib.sha256((Path(root) / MANIFEST).read_bytes()).hexdigest()
 
 
-def write_rows(path: Path, rows: np.ndarray) -> None:
-    """Write an array as ``.npy`` (helper for tests and small packs)."""
-    np.save(path, rows, allow_pickle=False)
-
-
 class Rows:
     """Row ``i`` of a C-ordered ``.npy`` file, read with one ``pread`` (no mapping, no cache); the file is
     opened afresh in each process (a DataLoader worker forked from the trainer gets its own descriptor)."""
@@ -74,9 +69,6 @@ class Rows:
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * dtype.itemsize
         self._fd: int | None = None
         self._pid = -1
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_fd": None, "_pid": -1}
