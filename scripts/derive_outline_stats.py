@@ -1,12 +1,12 @@
 """Summarise the fitted CC outline parameters of ../shared/data/cc-cesm/metadata.csv into package data.
 
 The metadata's six numbers are in the publication's frame (:mod:`mammosynth.phantom.frame`: each image padded
-to the set's largest, y up, divided by the skin line's largest coordinate), which differs from image to
-image. Each row is moved to the phantom's frame (the breast's bounding square, chest wall at x = 1, y down)
-with its own image's frame, found from the breast mask ``prepare`` would draw, and its IoU with that mask
-is measured; then the phantom's sampler draws in the frame it renders in. Only summary numbers (per class:
-count, min, max, median, mean, covariance, in both frames) are written; no image and no per-image row leaves
-the data folder. Run: python scripts/derive_outline_stats.py
+to the largest of its finding class, y up, divided by the skin line's largest coordinate), which differs from
+image to image. Each row is moved to the phantom's frame (the breast's bounding square, chest wall at x = 1,
+y down) with its own image's frame (its norm from the publication's skin line, the square from the breast
+mask ``prepare`` would draw), and its IoU with that mask is measured; then the phantom's sampler draws in
+the frame it renders in. Only summary numbers (per class: count, min, max, median, mean, covariance, in both
+frames) are written; no image and no per-image row leaves the data folder. Run: python scripts/derive_outline_stats.py
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import numpy as np
 
 from mammosynth.io import read_image
 from mammosynth.phantom.fit import outline_iou
-from mammosynth.phantom.frame import breast_box, publication_frame
+from mammosynth.phantom.frame import PUBLICATION_FRAMES_PX, breast_box, fit_publication
 from mammosynth.phantom.params import Outline
 from mammosynth.preprocess import breast_mask, chest_wall_side
-from mammosynth.preprocess.resize import resize_mask
 
 NAMES = ["a", "b", "phi", "X0", "Y0", "Alpha_e"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,13 +40,14 @@ def summarise(values: np.ndarray) -> dict:
     }
 
 
-def to_phantom(row: dict, frame_px: tuple[int, int]) -> tuple[np.ndarray, float]:
+def to_phantom(row: dict) -> tuple[np.ndarray, float]:
     """One metadata row's outline in the phantom's frame, and its IoU with the image's breast mask."""
-    height, width = int(row["orig_height"]), int(row["orig_width"])
-    mask = resize_mask(breast_mask(read_image(SOURCE / row["file"]).pixels), width, height)
+    pixels = read_image(SOURCE / row["file"]).pixels
+    mask = breast_mask(pixels)
     if chest_wall_side(mask) == "right":
-        mask = mask[:, ::-1]
-    frame = publication_frame(mask, frame_px)
+        mask, pixels = mask[:, ::-1], pixels[:, ::-1]
+    original = (int(row["orig_height"]), int(row["orig_width"]))
+    _, frame, _ = fit_publication(mask, PUBLICATION_FRAMES_PX[row["finding_class"]], pixels, original)
     outline = frame.phantom_outline(Outline(**{n: float(row[n]) for n in NAMES}))
     return np.array([getattr(outline, n) for n in NAMES]), outline_iou(outline, breast_box(mask))
 
@@ -55,8 +55,7 @@ def to_phantom(row: dict, frame_px: tuple[int, int]) -> tuple[np.ndarray, float]
 def main() -> None:
     with open(SOURCE / "metadata.csv") as handle:
         rows = list(csv.DictReader(handle))
-    frame_px = (max(int(r["orig_height"]) for r in rows), max(int(r["orig_width"]) for r in rows))
-    converted = [to_phantom(row, frame_px) for row in rows]
+    converted = [to_phantom(row) for row in rows]
     phantom = np.array([values for values, _ in converted])
     ious = np.array([iou for _, iou in converted])
     publication = np.array([[float(r[n]) for n in NAMES] for r in rows])

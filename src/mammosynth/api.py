@@ -214,8 +214,9 @@ def phantom(
 def fit(image: str | Path, frame_px: tuple[int, int] | None = None) -> dict:
     """Fit the six CC outline parameters to the breast in ``image`` (any supported format).
 
-    ``outline`` is in the publication's convention (Banterle et al.: chest wall on the right, y up, the image
-    zero-padded to ``frame_px`` = (rows, columns), its set's largest image, or to itself when ``None``);
+    ``outline`` is in the publication's convention, found by its own estimator (Banterle et al.: chest wall
+    on the right, y up, the image zero-padded to ``frame_px`` = (rows, columns), the largest image of the set
+    it is fitted with, or to itself when ``None``; :mod:`mammosynth.phantom.skin_line`);
     ``phantom_outline`` is the same curve in the phantom's frame, ready for ``phantom --params``; ``iou`` is
     its overlap with the breast.
     """
@@ -224,8 +225,8 @@ def fit(image: str | Path, frame_px: tuple[int, int] | None = None) -> dict:
     if mask is None:
         raise InputError(image, "no breast found in the image")
     if chest_wall_side(mask) == "right":
-        mask = mask[:, ::-1]
-    outline, frame, iou = fit_publication(mask, frame_px)
+        mask, pixels = mask[:, ::-1], pixels[:, ::-1]
+    outline, frame, iou = fit_publication(mask, frame_px, image=pixels)
     return {
         "outline": asdict(outline),
         "phantom_outline": asdict(frame.phantom_outline(outline)),

@@ -216,7 +216,10 @@ def fit(
     image: Annotated[Path, typer.Argument(help="A mammogram (any supported format).")],
     frame_px: Annotated[
         str | None,
-        typer.Option(help="ROWSxCOLUMNS: the publication's padded frame (its set's largest image); default the image."),
+        typer.Option(
+            help="ROWSxCOLUMNS: the publication's padded frame (the largest image of the set fitted with it); "
+            "default the image."
+        ),
     ] = None,
 ) -> None:
     """Fit the six outline parameters (a, b, phi, X0, Y0, Alpha_e) to the breast in an image, in the

@@ -5,7 +5,7 @@ cnr-isti-vclab/CC-Mammograms-Generation_GUI) after mirroring left breasts (chest
 zero-padding every image to the set's largest height and width (right-aligned, centred vertically), turning
 it upside down (y up) and dividing the skin line's pixel coordinates by their largest value (``norm``).
 Their (a, b, phi, X0, Y0) therefore depend on the image's place in that padded frame, and ``Alpha_e`` is
-the ellipse angle of the skin line's top end.
+the ellipse angle of the skin line's top end. Each finding class had its own frame (``PUBLICATION_FRAMES_PX``).
 
 The phantom draws in its own frame: the breast's bounding square (side ``S`` pixels, top-left at the
 breast's top row and the chest wall), chest wall at x = 1, y down. Both frames are the same picture up to
@@ -18,12 +18,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from skimage import measure
+from scipy import ndimage
 
 from mammosynth.errors import InputError
 from mammosynth.phantom.fit import FIT_SIZE, fit_outline, outline_iou
 from mammosynth.phantom.outline import arc_range, ellipse_point
 from mammosynth.phantom.params import Outline
+from mammosynth.phantom.skin_line import edges, end_angle, fit_conic, quadrant_hull, skin_line
+
+# (rows, columns) of each finding class's frame in the publication: it fitted each class apart
+# (``Normal_Parameters.m``, ``Benign_Parameters.m``, …), padding every image to the largest of its class; these
+# are the largest image sizes of each class folder of its ``Selected_Dataset`` (repository commit eaea146)
+PUBLICATION_FRAMES_PX = {
+    "normal": (3414, 2486),
+    "benign": (3197, 2309),
+    "malignant": (3297, 2394),
+    "mixed": (3363, 2204),
+}
 
 
 @dataclass(frozen=True)
@@ -92,16 +103,6 @@ def _wrap(t: float) -> float:
     return float(np.pi - (np.pi - t) % (2 * np.pi))
 
 
-def skin_line(mask: np.ndarray) -> np.ndarray:
-    """(n, 2) row, column points of the longest boundary of ``mask`` (chest wall at the left edge), less what
-    runs along the image's edges or the chest wall."""
-    contour = max(measure.find_contours(mask.astype(float), 0.5), key=len)
-    h, w = mask.shape
-    wall = mask.any(0).nonzero()[0][0] + 1.5
-    inside = (contour[:, 0] > 0) & (contour[:, 0] < h - 1) & (contour[:, 1] > wall) & (contour[:, 1] < w - 1)
-    return contour[inside] if inside.sum() >= 6 else contour
-
-
 def breast_box(mask: np.ndarray) -> np.ndarray:
     """``mask`` cut to the breast's rows and from the chest wall (left edge) to its farthest column: the
     picture whose bounding square is the phantom's frame."""
@@ -109,42 +110,71 @@ def breast_box(mask: np.ndarray) -> np.ndarray:
     return mask[rows[0] : rows[-1] + 1, : cols[-1] + 1]
 
 
-def publication_frame(mask: np.ndarray, frame_px: tuple[int, int] | None = None) -> PublicationFrame:
-    """The frame of one breast ``mask`` (standard orientation: chest wall at the left edge, the whole image)
-    padded to ``frame_px`` = (rows, columns) (the set's largest image; the image itself when ``None``); its
-    norm is the skin line's largest coordinate there."""
+def publication_points(
+    line: np.ndarray, image_px: tuple[float, float], frame_px: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The skin line's (row, column) pixels ``line`` of an image of ``image_px`` = (rows, columns) in
+    standard orientation, as x, y pixel coordinates (1-based, MATLAB's) of the publication's frame: the image
+    mirrored (chest wall on the right), zero-padded to ``frame_px`` (right-aligned, centred vertically as
+    their code pads) and turned upside down."""
+    h, w = image_px
+    rows_px, cols_px = frame_px or (int(np.ceil(h)), int(np.ceil(w)))
+    if rows_px < h - 1e-6 or cols_px < w - 1e-6:
+        raise InputError("--frame-px", f"the frame {rows_px}×{cols_px} is smaller than the image {h:g}×{w:g}")
+    top = rows_px // 2 - int(h) // 2 + 1  # the image's first row in the padded frame
+    return cols_px - line[:, 1], rows_px - top - line[:, 0] + 1
+
+
+def publication_outline(
+    line: np.ndarray, image_px: tuple[float, float], frame_px: tuple[int, int] | None = None
+) -> tuple[Outline | None, float]:
+    """The publication's six parameters from the skin line's pixels ``line`` (rows, columns; standard
+    orientation) and its norm (the largest coordinate), or ``None`` for the outline when the conic through
+    them is not an ellipse."""
+    x, y = publication_points(np.asarray(line, np.float64), image_px, frame_px)
+    norm = float(max(x.max(), y.max()))
+    conic = fit_conic(x / norm, y / norm)
+    if conic is None:
+        return None, norm
+    alpha = end_angle(conic, float(y.max()) / norm)
+    return Outline(a=conic.a, b=conic.b, phi=conic.phi, X0=conic.x0, Y0=conic.y0, Alpha_e=alpha), norm
+
+
+def publication_frame(mask: np.ndarray, norm: float, frame_px: tuple[int, int] | None = None) -> PublicationFrame:
+    """The frame of one breast ``mask`` (standard orientation, the whole image) padded to ``frame_px`` =
+    (rows, columns) (the set's largest image; the image itself when ``None``) whose coordinates were divided
+    by ``norm`` (:func:`publication_outline` gives it)."""
     h, w = mask.shape
     rows_px, cols_px = frame_px or (h, w)
-    if rows_px < h or cols_px < w:
-        raise InputError("--frame-px", f"the frame {rows_px}×{cols_px} is smaller than the image {h}×{w}")
     if mask.sum() < 50:
         raise InputError(None, "breast mask is empty or too small to fit an outline")
-    row_start = rows_px // 2 - (h // 2 - 1)  # 1-based first padded row of the image (the MATLAB padding)
-    line = skin_line(mask)
-    x_px = cols_px - line[:, 1]  # chest wall at column 0 here, at column cols_px there
-    y_px = rows_px - row_start - line[:, 0] + 1
-    norm = float(max(x_px.max(), y_px.max()))
+    top = rows_px // 2 - h // 2 + 1
     rows, cols = mask.any(1).nonzero()[0], mask.any(0).nonzero()[0]
     side = float(max(rows[-1] - rows[0] + 1, cols[-1] + 1))  # the phantom's square, as ``fit_outline`` crops it
     return PublicationFrame(
         scale=side / norm,
         x_shift=(cols_px - side) / norm,
-        y_shift=(rows_px - row_start + 1 - rows[0]) / norm,
+        y_shift=(rows_px - top + 1 - rows[0]) / norm,
     )
 
 
 def fit_publication(
-    mask: np.ndarray, frame_px: tuple[int, int] | None = None, size: int = FIT_SIZE
+    mask: np.ndarray,
+    frame_px: tuple[int, int] | None = None,
+    image: np.ndarray | None = None,
+    original_px: tuple[int, int] | None = None,
+    size: int = FIT_SIZE,
 ) -> tuple[Outline, PublicationFrame, float]:
     """The six parameters of the breast in ``mask`` (standard orientation, the whole image) in the
     publication's convention, the frame that takes them to the phantom's, and the phantom outline's IoU
     with the breast.
 
-    The outline is fitted in the phantom's frame (:func:`~mammosynth.phantom.fit.fit_outline`, IoU with the
-    breast on a ``size`` grid) and moved to the publication's; ``Alpha_e`` is the angle of the arc's top end,
-    as the publication reports it. Least squares through the skin line (the publication's criterion) was
-    tried and dropped: on the 41 cc-cesm images measured, a linear conic landed a median 0.26 from their
-    ``a`` and a geometric fit 0.23, the IoU fit 0.04 (their skin line is not ours: they binarise adaptively).
+    The publication's own estimator (:mod:`~mammosynth.phantom.skin_line`) on ``image`` (the mammogram,
+    foreground far from the breast left out), or on the mask itself, as what its binarisation would find,
+    when ``image`` is ``None``. ``original_px`` = (rows, columns): the size of the image these pixels were
+    shrunk from, in whose pixels ``frame_px`` is given (the skin line is scaled back to it). Where the conic
+    is not an ellipse, the outline is fitted in the phantom's frame instead
+    (:func:`~mammosynth.phantom.fit.fit_outline`, IoU with the breast) and moved to the publication's.
 
     Example:
         >>> from mammosynth.phantom.labelmap import breast_region
@@ -154,10 +184,19 @@ def fit_publication(
         >>> round(fitted.phi, 1), round(fitted.b, 1), iou > 0.95  # phi flips sign with y
         (-0.1, 0.4, True)
     """
-    frame = publication_frame(mask, frame_px)
+    if mask.sum() < 50:
+        raise InputError(None, "breast mask is empty or too small to fit an outline")
+    line = edges(quadrant_hull(mask)) if image is None else skin_line(image, mask)
+    if len(line) < 5:
+        line = np.argwhere(mask & ~ndimage.binary_erosion(mask, border_value=1))
+    scale = np.ones(2) if original_px is None else np.asarray(original_px, np.float64) / mask.shape
+    outline, norm = publication_outline((line + 0.5) * scale - 0.5, original_px or mask.shape, frame_px)
+    shrunk = None if frame_px is None else (round(frame_px[0] / scale[0]), round(frame_px[1] / scale[1]))
+    frame = publication_frame(mask, norm / scale[0], shrunk)
     box = breast_box(mask)
-    phantom, _ = fit_outline(box, size)
-    outline = frame.to_publication(phantom)
-    ends = [-t for t in arc_range(phantom)]
-    outline.Alpha_e = _wrap(ends[int(np.argmax([ellipse_point(outline, t)[1] for t in ends]))])
+    if outline is None:
+        phantom, _ = fit_outline(box, size)
+        outline = frame.to_publication(phantom)
+        ends = [-t for t in arc_range(phantom)]
+        outline.Alpha_e = _wrap(ends[int(np.argmax([ellipse_point(outline, t)[1] for t in ends]))])
     return outline, frame, outline_iou(frame.phantom_outline(outline), box, size)
