@@ -2,8 +2,8 @@
 
 Banterle et al. fit their ellipse (``breast_profile_parameters_extraction/*_Parameters.m`` of
 cnr-isti-vclab/CC-Mammograms-Generation_GUI) after mirroring left breasts (chest wall on the right),
-zero-padding every image to the set's largest height and width (right-aligned, centred vertically), turning
-it upside down (y up) and dividing the skin line's pixel coordinates by their largest value (``norm``).
+zero-padding every image to the largest height and width of its class (right-aligned, centred vertically),
+turning it upside down (y up) and dividing the skin line's pixel coordinates by their largest value (``norm``).
 Their (a, b, phi, X0, Y0) therefore depend on the image's place in that padded frame, and ``Alpha_e`` is
 the ellipse angle of the skin line's top end. Each finding class had its own frame (``PUBLICATION_FRAMES_PX``).
 
@@ -142,8 +142,8 @@ def publication_outline(
 
 def publication_frame(mask: np.ndarray, norm: float, frame_px: tuple[int, int] | None = None) -> PublicationFrame:
     """The frame of one breast ``mask`` (standard orientation, the whole image) padded to ``frame_px`` =
-    (rows, columns) (the set's largest image; the image itself when ``None``) whose coordinates were divided
-    by ``norm`` (:func:`publication_outline` gives it)."""
+    (rows, columns) (the largest image of the set fitted with it; the image itself when ``None``) whose
+    coordinates were divided by ``norm`` (:func:`publication_outline` gives it)."""
     h, w = mask.shape
     rows_px, cols_px = frame_px or (h, w)
     if mask.sum() < 50:
