@@ -409,3 +409,55 @@ def test_dark_fat_in_a_corner_against_the_chest_wall_and_border_stays_in_the_mas
     assert chest_wall_side(mask) == "left"
     assert mask[fat].mean() > 0.95, mask[fat].mean()
     assert mask[~breast & (xx > 200) & (yy < 100)].mean() < 0.02
+
+
+def dark_fat_picture(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A digital CC breast against the left edge whose lower chest-wall corner is fat as dark as the
+    threshold, crossed by faint strands; the air is black. Returns the image, the breast and the fat."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    rr, cc = np.mgrid[:256, :200]
+    inside = ((rr - 110) / 150.0) ** 2 + (cc / 170.0) ** 2 < 1
+    image = np.zeros((256, 200))
+    image[inside] = (0.45 + 0.6 * ndimage.gaussian_filter(rng.standard_normal((256, 200)), 4))[inside]
+    fat = inside & (rr > 170) & (cc < 110)
+    image[fat] = 0.02 + 0.01 * rng.random(int(fat.sum()))
+    image[fat & ((rr + cc) % 9 < 2)] = 0.12
+    return np.clip(image, 0, 1), inside, fat
+
+
+def test_dark_fat_at_the_chest_wall_stays_in_the_breast():
+    """Fat as dark as the threshold at the chest wall's corner, against black air: the publication's closing
+    of the brighter-than-surroundings pixels takes it in (the threshold alone kept 3 % of it)."""
+    image, inside, fat = dark_fat_picture()
+    mask = breast_mask(image)
+    assert (mask & fat).sum() / fat.sum() > 0.4
+    assert (mask & ~inside).sum() < 0.01 * inside.sum()
+
+
+def test_dark_fat_fill_on_the_shared_images():
+    """cc-cesm: fewer masks lose more than 5 % of the breast that the publication's closing finds (3 of 122
+    before the dark-fat fill, 2 after; the mask is the breast's interior and the closing's outline its edge);
+    DDSM films, whose grain the closing would fill around the breast, keep their Dice with the tissue labels
+    (median 0.975, worst 0.914; a fill without the grain test dropped six of them to 0.81–0.90)."""
+    from scipy import ndimage
+
+    from mammosynth.preprocess.adaptive import binarize_adaptive, equalize_64, quadrant_hull
+
+    losing = []
+    for path in sorted((shared("cc-cesm") / "images").glob("*.png")):
+        pixels = read_image(path).pixels
+        mask = breast_mask(pixels)
+        levels = np.round((pixels - pixels.min()) / (pixels.max() - pixels.min()) * 255).astype(np.uint8)
+        closed = quadrant_hull(binarize_adaptive(equalize_64(levels)) & ndimage.binary_dilation(mask, iterations=25))
+        if (closed & ~mask).sum() / closed.sum() > 0.05:
+            losing.append(path.name)
+    assert len(losing) <= 2, losing
+    dice = []
+    root = shared("ddsm-tissue-seg")
+    for path in sorted((root / "images").glob("*.png")):
+        truth = np.asarray(Image.open(root / "masks" / f"{path.stem}_tissue.png")) > 64
+        mask = breast_mask(read_image(path).pixels)
+        dice.append(2 * (mask & truth).sum() / (mask.sum() + truth.sum()))
+    assert np.median(dice) >= 0.97 and min(dice) >= 0.9, (np.median(dice), min(dice))

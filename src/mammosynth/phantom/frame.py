@@ -24,7 +24,8 @@ from mammosynth.errors import InputError
 from mammosynth.phantom.fit import FIT_SIZE, fit_outline, outline_iou
 from mammosynth.phantom.outline import arc_range, ellipse_point
 from mammosynth.phantom.params import Outline
-from mammosynth.phantom.skin_line import edges, end_angle, fit_conic, quadrant_hull, skin_line
+from mammosynth.phantom.skin_line import edges, end_angle, fit_conic, skin_line
+from mammosynth.preprocess.adaptive import quadrant_hull
 
 # (rows, columns) of each finding class's frame in the publication: it fitted each class apart
 # (``Normal_Parameters.m``, ``Benign_Parameters.m``, …), padding every image to the largest of its class; these

@@ -5,7 +5,8 @@ to [0, 1] (no absolute contrast floor: 10-bit values in a 16-bit file are a brea
 way from the background level to Otsu's threshold (faint skin lines stay in); a morphological opening
 that cuts thin bridges to labels and scanner strips; the largest connected component that is not a
 thin border strip; hole filling (also of dark fat against the chest wall) and a closing to smooth the
-skin line; no breast where it does not stand out from the background's spread (noise alone). Written
+skin line; dark fat at the chest wall that only the CC publication's closing of brighter-than-surroundings
+pixels finds; no breast where it does not stand out from the background's spread (noise alone). Written
 here because no kept library ships a mammography-specific segmenter; each step is a SciPy/scikit-image
 primitive.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
+from mammosynth.preprocess.adaptive import binarize_adaptive, equalize_64, quadrant_hull
 from mammosynth.preprocess.resize import resize_image, resize_mask
 
 WORK_SIZE = 256
@@ -71,7 +73,7 @@ def breast_mask(pixels: np.ndarray, work_size: int = WORK_SIZE) -> np.ndarray | 
     mask = ndi.binary_dilation(mask, disk) & np.pad(binary, pad, mode="edge")  # undo the opening's erosion
     mask = ndi.binary_closing(mask, disk)[pad:-pad, pad:-pad]
     mask = _fill_against_chest_wall(_largest(ndi.binary_fill_holes(mask)))
-    mask = _fill_against_top_and_bottom(mask, small)
+    mask = _fill_dark_fat(_fill_against_top_and_bottom(mask, small), small)
     mask = _drop_border_bridged(mask, disk, pad)
     if _separation(small, mask) < MIN_SEPARATION:
         return None
@@ -160,6 +162,44 @@ def _fill_against_top_and_bottom(mask: np.ndarray, small: np.ndarray) -> np.ndar
         if (float(np.median(small[pocket])) - level) / spread >= MIN_SEPARATION:
             mask = mask | pocket
     return mask
+
+
+DARK_FAT_MAX = 0.6  # a dark-fat piece may add at most this share of the breast
+DARK_FAT_NEAR = 0.1  # the binarisation counts within this share of the long side around the breast
+GRAIN_RATIO = 1.5  # a piece this much busier than the breast (bright specks per pixel) is film grain, not fat
+
+
+def _fill_dark_fat(mask: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """``mask`` with dark fat at the chest wall that no threshold tells from the air: found the way the CC
+    model's publication finds its breasts, as the pixels brighter than their surroundings (an adaptive
+    binarisation, :func:`mammosynth.preprocess.adaptive.binarize_adaptive`) near the breast, closed with a
+    structuring element larger than the image. A piece that closing adds is taken when it touches the chest
+    wall's border and the breast, stays under ``DARK_FAT_MAX`` of it, and is no busier than the breast
+    (strands of fat, not the film grain around a scanned film's breast, whose specks are 4–30 times as dense
+    as the breast's on the shared DDSM films). cc-cesm: 3 of 122 masks lost more than 5 % of the breast the
+    publication's closing finds (17, 12 and 9 %); with this, 2 (12 and 6 %); DDSM's Dice with its tissue
+    labels and mini-MIAS's masks unchanged."""
+    inner = ndi.binary_erosion(mask, iterations=5)
+    if not inner.any():
+        return mask
+    near = ndi.binary_dilation(mask, iterations=max(1, round(DARK_FAT_NEAR * max(mask.shape))))
+    bright = binarize_adaptive(equalize_64(np.round(np.clip(small, 0, 1) * 255).astype(np.uint8)))
+    parts, count = ndi.label(quadrant_hull(bright & near) & ~mask)
+    wall = np.zeros_like(mask)
+    wall[:, 0 if chest_wall_side(mask) == "left" else -1] = True
+    touching = ndi.binary_dilation(mask)
+    busy = GRAIN_RATIO * float(bright[inner].mean())
+    add = np.zeros_like(mask)
+    for k in range(1, count + 1):
+        part = parts == k
+        if (
+            (part & wall).any()
+            and (part & touching).any()
+            and part.sum() <= DARK_FAT_MAX * mask.sum()
+            and float(bright[part].mean()) <= busy
+        ):
+            add |= part
+    return ndi.binary_fill_holes(mask | add) if add.any() else mask
 
 
 def _fill_against_chest_wall(mask: np.ndarray) -> np.ndarray:
