@@ -17,7 +17,7 @@ from mammosynth.errors import InputError
 from mammosynth.generate.pipeline import TranslationPipeline, load_pipeline
 from mammosynth.io.images import read_image
 from mammosynth.models.translation import check_label_map
-from mammosynth.phantom.labelmap import BACKGROUND, BREAST, FIBROGLANDULAR, MALIGNANT_MASS, SKIN
+from mammosynth.phantom.labelmap import BACKGROUND, BREAST, FIBROGLANDULAR, MALIGNANT_MASS, NIPPLE, SKIN
 from mammosynth.training.data import PreparedImages
 
 SIZE = ["model.image_size=64"]
@@ -45,11 +45,30 @@ def test_training_pairs_carry_label_maps_derived_from_the_images(prepared):
     labels, spatial = batch["labels"].numpy(), batch["spatial"].numpy()
     assert labels.shape == (len(data), 64, 64)
     assert np.array_equal(labels > BACKGROUND, spatial[:, 0] > 0)  # the breast is the prepared breast mask
-    for cls in (BREAST, SKIN, FIBROGLANDULAR, MALIGNANT_MASS):
+    for cls in (BREAST, FIBROGLANDULAR, MALIGNANT_MASS):
         assert (labels == cls).any(), cls
+    # 64 px over these crops is 3.4–3.75 mm a pixel, wider than the 2 mm skin: no pixel is skin, as in the
+    # phantom's own label maps at this size (derive_label_map's skin: test_derived_skin_lies_along_the_skin_line)
+    assert not (labels == SKIN).any()
     lesion = spatial[:, 2] > 0
     assert (labels[lesion] == MALIGNANT_MASS).mean() > 0.9
     assert "labels" not in PreparedImages(prepared, size=64).batch([0])  # only translators pay for them
+
+
+def test_derived_skin_lies_along_the_skin_line():
+    """The skin band follows the outline, as deep as ``skin_mm``, and never the chest wall (a one-column
+    shift once put it on the boundaries that face the chest wall instead)."""
+    from mammosynth.phantom.derive import derive_label_map
+
+    rr, cc = np.mgrid[:100, :80]
+    breast = ((rr - 50) / 45.0) ** 2 + (cc / 60.0) ** 2 < 1  # against the left edge
+    labels = derive_label_map(np.full((100, 80), 0.3), breast, spacing_mm=0.5, skin_mm=2.0)
+    skin = labels == SKIN
+    depth = ndi.distance_transform_edt(np.hstack([np.ones((100, 1), bool), breast]))[:, 1:]
+    assert np.isin(labels[breast & (depth <= 4)], (SKIN, NIPPLE)).all()  # 4 px of 0.5 mm, the nipple on top
+    assert not skin[breast & (depth > 4)].any()
+    assert not skin[40:60, 0].any()  # the chest wall
+    assert skin[20, 42:45].all() and not skin[20, 30:37].any()  # across the skin line, above the nipple
 
 
 def test_short_training_lowers_the_losses_and_resume_is_exact(prepared, translator, tmp_path):

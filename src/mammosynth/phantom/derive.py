@@ -76,9 +76,9 @@ def derive_label_map(
     labels = np.zeros(pixels.shape, dtype=np.uint8)
     breast = breast.astype(bool)
     labels[breast] = BREAST
-    padded = np.pad(breast, ((0, 0), (1, 0)), constant_values=True)[:, :-1]  # chest wall is not an outline
-    padded[:, 0] |= breast[:, 0]
-    skin = breast & (ndi.distance_transform_edt(padded) <= skin_mm / spacing_mm)
+    walled = np.hstack([np.ones((breast.shape[0], 1), bool), breast])  # the chest wall is not a skin line
+    depth_mm = ndi.distance_transform_edt(walled)[:, 1:] * spacing_mm  # as the phantom's own label maps
+    skin = breast & (depth_mm <= skin_mm)
     pectoral = np.zeros_like(breast) if pectoral is None else pectoral.astype(bool) & breast
     interior = breast & ~skin & ~pectoral
     labels[fibroglandular_mask(pixels, interior, spacing_mm)] = FIBROGLANDULAR
