@@ -111,6 +111,11 @@ def breast_box(mask: np.ndarray) -> np.ndarray:
     return mask[rows[0] : rows[-1] + 1, : cols[-1] + 1]
 
 
+def _top_row(rows_px: int, rows: int) -> int:
+    """The 1-based frame row of an image's first row, as the publication's MATLAB centres it."""
+    return rows_px // 2 - rows // 2 + 1
+
+
 def publication_points(
     line: np.ndarray, image_px: tuple[float, float], frame_px: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +127,7 @@ def publication_points(
     rows_px, cols_px = frame_px or (int(np.ceil(h)), int(np.ceil(w)))
     if rows_px < h - 1e-6 or cols_px < w - 1e-6:
         raise InputError("--frame-px", f"the frame {rows_px}×{cols_px} is smaller than the image {h:g}×{w:g}")
-    top = rows_px // 2 - int(h) // 2 + 1  # the image's first row in the padded frame
-    return cols_px - line[:, 1], rows_px - top - line[:, 0] + 1
+    return cols_px - line[:, 1], rows_px - _top_row(rows_px, int(h)) - line[:, 0] + 1
 
 
 def publication_outline(
@@ -149,7 +153,7 @@ def publication_frame(mask: np.ndarray, norm: float, frame_px: tuple[int, int] |
     rows_px, cols_px = frame_px or (h, w)
     if mask.sum() < 50:
         raise InputError(None, "breast mask is empty or too small to fit an outline")
-    top = rows_px // 2 - h // 2 + 1
+    top = _top_row(rows_px, h)
     rows, cols = mask.any(1).nonzero()[0], mask.any(0).nonzero()[0]
     side = float(max(rows[-1] - rows[0] + 1, cols[-1] + 1))  # the phantom's square, as ``fit_outline`` crops it
     return PublicationFrame(

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import feature
 
-from mammosynth.preprocess.adaptive import binarize_adaptive, equalize_64, quadrant_hull
+from mammosynth.preprocess.adaptive import binarize_adaptive, equalize_64, near, quadrant_hull
 
 GATE = 0.05  # what of the foreground lies this far (× the long side) from the breast mask is kept whole
 
@@ -43,16 +43,16 @@ def skin_line(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     values = np.asarray(image, dtype=np.float64)
     foreground = _binarized(values)
     if mask is not None:
-        near = ndimage.binary_dilation(mask, iterations=max(1, round(GATE * max(mask.shape))))
-        far = _apart(foreground, near)
+        around = near(mask, max(1, round(GATE * max(mask.shape))))
+        far = _apart(foreground, around)
         if far.any():
             boxes = np.zeros_like(far)
             for box in ndimage.find_objects(ndimage.label(far)[0]):
                 boxes[box] = True
-            boxes = ndimage.binary_dilation(boxes, iterations=2) & ~near
+            boxes = ndimage.binary_dilation(boxes, iterations=2) & ~around
             values = np.where(boxes, values[~boxes].min(), values)
             foreground = _binarized(values)
-            foreground &= ~_apart(foreground, near)
+            foreground &= ~_apart(foreground, around)
     return edges(quadrant_hull(foreground))
 
 
@@ -88,22 +88,14 @@ def edges(closed: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Conic:
     """An ellipse as ``fit_ellipse`` reports it: semi-axes ``a`` (along the tilted x axis) and ``b``, tilt
-    ``phi`` (|phi| < π/4, the curve drawn rotated by −phi) and centre (``x0``, ``y0``)."""
+    ``phi`` (|phi| < π/4, the curve drawn rotated by −phi) and centre (``x0``, ``y0``); as an
+    :class:`~mammosynth.phantom.params.Outline` it draws with :func:`~mammosynth.phantom.outline.ellipse_point`."""
 
     a: float
     b: float
     phi: float
     x0: float
     y0: float
-
-    def point(self, t: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The point at parameter ``t`` (the publication's parametrisation)."""
-        c, s = np.cos(self.phi), np.sin(self.phi)
-        t = np.asarray(t, dtype=np.float64)
-        return (
-            self.x0 + self.a * c * np.cos(t) + self.b * s * np.sin(t),
-            self.y0 - self.a * s * np.cos(t) + self.b * c * np.sin(t),
-        )
 
 
 def fit_conic(x: np.ndarray, y: np.ndarray) -> Conic | None:

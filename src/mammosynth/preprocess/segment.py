@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
-from mammosynth.preprocess.adaptive import binarize_adaptive, equalize_64, quadrant_hull
+from mammosynth.preprocess.adaptive import binarize_adaptive, equalize_64, near, quadrant_hull
 from mammosynth.preprocess.resize import resize_image, resize_mask
 
 WORK_SIZE = 256
@@ -182,23 +182,26 @@ def _fill_dark_fat(mask: np.ndarray, small: np.ndarray) -> np.ndarray:
     inner = ndi.binary_erosion(mask, iterations=5)
     if not inner.any():
         return mask
-    near = ndi.binary_dilation(mask, iterations=max(1, round(DARK_FAT_NEAR * max(mask.shape))))
+    around = near(mask, max(1, round(DARK_FAT_NEAR * max(mask.shape))))
     bright = binarize_adaptive(equalize_64(np.round(np.clip(small, 0, 1) * 255).astype(np.uint8)))
-    parts, count = ndi.label(quadrant_hull(bright & near) & ~mask)
+    parts, count = ndi.label(quadrant_hull(bright & around) & ~mask)
+    if count == 0:
+        return mask
     wall = np.zeros_like(mask)
     wall[:, 0 if chest_wall_side(mask) == "left" else -1] = True
-    touching = ndi.binary_dilation(mask)
-    busy = GRAIN_RATIO * float(bright[inner].mean())
-    add = np.zeros_like(mask)
-    for k in range(1, count + 1):
-        part = parts == k
-        if (
-            (part & wall).any()
-            and (part & touching).any()
-            and part.sum() <= DARK_FAT_MAX * mask.sum()
-            and float(bright[part].mean()) <= busy
-        ):
-            add |= part
+
+    def per_piece(where: np.ndarray) -> np.ndarray:  # pixels of each piece (index 0: none) inside ``where``
+        return np.bincount(parts[where], minlength=count + 1)
+
+    size = per_piece(parts > 0)
+    take = (
+        (per_piece(wall) > 0)
+        & (per_piece(ndi.binary_dilation(mask)) > 0)
+        & (size <= DARK_FAT_MAX * mask.sum())
+        & (per_piece(bright) <= GRAIN_RATIO * float(bright[inner].mean()) * size)
+    )
+    take[0] = False
+    add = take[parts]
     return ndi.binary_fill_holes(mask | add) if add.any() else mask
 
 
