@@ -13,6 +13,7 @@ from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
 from mammosynth.generate.pipeline import GANPipeline, load_pipeline
 from mammosynth.io.images import read_image
+from mammosynth.models.conditioning import CONTINUOUS, FIELDS
 from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment, minibatch_std
 from test_generate import toy_views
 
@@ -125,3 +126,31 @@ def test_minibatch_std_sees_a_collapsed_batch():
     assert minibatch_std(same).abs().max() < 1e-3
     assert minibatch_std(spread).min() > 0.1 and minibatch_std(spread).shape == (4, 1, 4, 4)
     assert minibatch_std(torch.randn(1, 3, 4, 4)).abs().max() == 0  # a batch of one has no spread
+
+
+def test_alpha_generator_paints_tissue_times_its_coverage():
+    config = GANConfig(image_size=16, z_dim=4, cond_dim=4, g_channels=(8, 8), d_channels=(8, 8), alpha=True)
+    generator = ConditionalGAN(config).generator.eval()
+    z = torch.randn(2, 4)
+    categorical = torch.zeros(2, len(FIELDS), dtype=torch.long)
+    continuous = torch.zeros(2, len(CONTINUOUS), 2)
+    assert generator.out.out_channels == 2
+    with torch.no_grad():
+        generator.out.bias[1] = -100.0  # no coverage anywhere: exact black
+        assert generator(z, categorical, continuous).abs().max() < 1e-30
+        generator.out.bias[1] = 100.0  # full coverage: the tissue channel as it is
+        tissue = torch.nn.functional.conv2d(
+            _last_features(generator, z, categorical, continuous),
+            generator.out.weight[:1],
+            generator.out.bias[:1],
+            padding=1,
+        )
+        assert torch.allclose(generator(z, categorical, continuous), tissue, atol=1e-6)
+
+
+def _last_features(generator, z, categorical, continuous):
+    features = {}
+    handle = generator.blocks[-1].register_forward_hook(lambda m, i, o: features.setdefault("x", o))
+    generator(z, categorical, continuous)
+    handle.remove()
+    return features["x"]

@@ -38,6 +38,10 @@ class GANConfig(Config):
     noise: bool = True  # StyleGAN-style per-pixel noise in every generator block (stochastic texture)
     minibatch_std: bool = True  # the discriminator sees the spread of its batch (against mode collapse)
     d_head: str = "spatial"  # "spatial": conv + dense over the last 4×4 map; "mean": average-pooled features
+    # the last layer paints tissue × sigmoid(4 × coverage): a crisp silhouette on exact black is one channel's sign,
+    # not a balance of every pixel's value. On the demo's phantoms (held-out twins C2ST at 1,200 steps, three seeds
+    # against two) 0.78 / 0.73 / 0.69 against 0.88 / 0.70; the silhouette alone 0.57 against 0.71
+    alpha: bool = False
 
     def check(self, where: str = "config") -> GANConfig:
         for name, channels in (("g_channels", self.g_channels), ("d_channels", self.d_channels)):
@@ -100,7 +104,7 @@ class ConditionalGenerator(nn.Module):
             FiLMBlock(a, b, config.z_dim + config.cond_dim, noise=config.noise)
             for a, b in zip((c0, *config.g_channels[:-1]), config.g_channels, strict=True)
         )
-        self.out = nn.Conv2d(config.g_channels[-1], 1, 3, padding=1)
+        self.out = nn.Conv2d(config.g_channels[-1], 2 if config.alpha else 1, 3, padding=1)
 
     def forward(
         self,
@@ -115,7 +119,8 @@ class ConditionalGenerator(nn.Module):
         x = self.input(cond).view(z.shape[0], -1, 4, 4)
         for block in self.blocks:
             x = block(x, cond, noise_at(noise, 2 * x.shape[-1]))
-        return self.out(x)
+        out = self.out(x)
+        return out[:, :1] * torch.sigmoid(4 * out[:, 1:]) if self.config.alpha else out
 
 
 class ProjectionDiscriminator(nn.Module):
