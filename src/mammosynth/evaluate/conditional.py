@@ -121,7 +121,8 @@ def verifier_agreement(checker, images: np.ndarray, requests: list[dict], region
         for start in range(0, len(images), 64)
         for v in checker.check(images[start : start + 64], requests[start : start + 64], regions[start : start + 64])
     ]
-    judged = [v for v in verdicts if v["requested"] != "unknown"]
+    judged = [v for v in verdicts if v["requested"] != "unknown" and v.get("checked", True)]  # a patch verifier
+    # leaves requests for no lesion unjudged (LesionChecker.check)
     lesions = [v for v in judged if v["requested"] != "none"]
     located = [
         v for v, r in zip(verdicts, regions, strict=True) if v["requested"] not in ("unknown", "none") and r is not None

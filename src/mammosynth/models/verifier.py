@@ -2,6 +2,12 @@
 background or a lesion kind, so one forward pass says whether a lesion is present, what kind it is and
 where it is. Independent of the generators: trained on real prepared data with finding masks.
 
+With ``patch_px`` set it is a patch classifier instead: the same network, its cell logits averaged over a
+``patch_px`` square, asked about the place a lesion was requested ("is a mass *there*?"), not searched for
+one anywhere. On mini-MIAS (women kept whole) the grid found the right kind inside the annotated circle for
+at most 9 % of held-out lesions at any threshold; a patch classifier at the annotated centre separates them
+from normal tissue (``benchmarks/bench_verifier.py``).
+
 Written by hand because MONAI's classifiers give one label per image, not a located kind; a grid of
 cell labels is the smallest detector that answers "is the requested lesion inside the requested region".
 """
@@ -34,10 +40,15 @@ class VerifierConfig(Config):
     image_size: int = 128
     channels: tuple[int, ...] = (16, 32, 64)
     lesion_weight: float = 10.0
+    patch_px: int = 0  # > 0: a patch classifier asked at the requested place (0: the whole-image cell grid)
 
     def check(self, where: str = "config") -> VerifierConfig:
         if self.image_size % (2 ** len(self.channels)):
             raise InputError(where, f"image_size {self.image_size} is not a multiple of {2 ** len(self.channels)}")
+        if self.patch_px and (self.patch_px % self.cell or not 0 < self.patch_px <= self.image_size):
+            raise InputError(
+                where, f"model.patch_px {self.patch_px} must be a multiple of {self.cell} up to image_size"
+            )
         return self
 
     @property
@@ -85,10 +96,20 @@ class LesionVerifier(nn.Module):
         weight[0] = 1.0
         return F.cross_entropy(self(images), self.cell_targets(lesion_kinds), weight=weight)
 
+    def patch_logits(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patches (N, 1, P, P) → kind logits (N, len(KINDS)): the cell logits averaged over the patch."""
+        return self(patches).mean(dim=(2, 3))
+
     @torch.no_grad()
     def inspect(self, images: torch.Tensor, regions: torch.Tensor | None = None) -> list[dict]:
         """Per image: lesion probability, the most likely kind, the peak cell (x, y as fractions) and,
-        when ``regions`` (N, H, W) are given, whether the peak lies inside its region."""
+        when ``regions`` (N, H, W) are given, whether the peak lies inside its region.
+
+        A patch verifier (``patch_px``) looks at the patch centred on each region's centroid (the peak is
+        that centre, inside by construction); where no region is given, at every patch of a half-overlapping
+        grid over the breast (pixels above 0), the peak being the most lesion-like patch."""
+        if self.config.patch_px:
+            return self._inspect_patches(images, regions)
         probs = self(images).softmax(1)
         lesion = 1 - probs[:, 0]
         n, h, w = lesion.shape
@@ -107,3 +128,56 @@ class LesionVerifier(nn.Module):
                 result["inside"] = bool(region[y, x] > 0)
             results.append(result)
         return results
+
+    def _inspect_patches(self, images: torch.Tensor, regions: torch.Tensor | None) -> list[dict]:
+        size, patch = images.shape[-1], self.config.patch_px
+        results = []
+        for i in range(images.shape[0]):
+            region = None if regions is None else regions[i]
+            if region is not None and bool(region.any()) and not bool(region.all()):
+                ys, xs = torch.nonzero(region, as_tuple=True)
+                scale = size / region.shape[-1]
+                centres = torch.stack([xs.float().mean() + 0.5, ys.float().mean() + 0.5])[None] * scale
+            else:
+                step = torch.arange(patch // 2, size - patch // 2 + 1, max(1, patch // 2), device=images.device)
+                grid = torch.cartesian_prod(step, step).flip(1).float()  # (x, y)
+                inside = images[i, 0, grid[:, 1].long().clamp(max=size - 1), grid[:, 0].long().clamp(max=size - 1)] > 0
+                centres = grid[inside] if bool(inside.any()) else grid
+            probs = self.patch_logits(crop_patches(images[i : i + 1].expand(len(centres), -1, -1, -1), centres, patch))
+            probs = probs.softmax(1)
+            best = int((1 - probs[:, 0]).argmax())
+            x, y = (float(v) / size for v in centres[best])
+            result = {
+                "lesion_probability": float(1 - probs[best, 0]),
+                "kind": KINDS[1 + int(probs[best, 1:].argmax())],
+                "peak": [x, y],
+            }
+            if regions is not None:
+                result["inside"] = bool(
+                    region[
+                        min(int(y * region.shape[0]), region.shape[0] - 1),
+                        min(int(x * region.shape[1]), region.shape[1] - 1),
+                    ]
+                    > 0
+                )
+            results.append(result)
+        return results
+
+
+def crop_patches(images: torch.Tensor, centres: torch.Tensor, patch_px: int) -> torch.Tensor:
+    """``patch_px`` squares of ``images`` (N, 1, H, W) centred on ``centres`` (N, 2) as pixel (x, y), padded
+    with 0 (a prepared image's background) where they leave the image.
+
+    Example:
+        >>> crop_patches(torch.ones(1, 1, 8, 8), torch.tensor([[0.0, 4.0]]), 4)[0, 0].sum(0).tolist()
+        [0.0, 0.0, 4.0, 4.0]
+    """
+    n, _, h, w = images.shape
+    half = patch_px // 2
+    padded = F.pad(images, (half, half, half, half))
+    offsets = torch.arange(patch_px, device=images.device)
+    x0 = centres[:, 0].round().long().clamp(0, w)
+    y0 = centres[:, 1].round().long().clamp(0, h)
+    rows = (y0[:, None] + offsets)[:, :, None]
+    cols = (x0[:, None] + offsets)[:, None, :]
+    return padded[torch.arange(n, device=images.device)[:, None, None], 0, rows, cols][:, None]
