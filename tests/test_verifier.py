@@ -36,7 +36,7 @@ def test_crop_patches_centres_the_patch_and_pads_with_black():
 def test_patch_verifier_finds_the_mass_where_it_was_asked_and_not_elsewhere():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    config = VerifierConfig(image_size=32, channels=(8, 16), patch_px=8)
+    config = VerifierConfig(image_size=32, channels=(8, 16), patch_px=8, lesion_weight=1.0)
     task = VerifierTask(config, TrainConfig(lr=3e-3, batch_size=16), torch.device("cpu"))
     optimiser = torch.optim.Adam(task.model.parameters(), lr=3e-3)
     ctx = SimpleNamespace(rand=lambda *shape: torch.rand(*shape, generator=g))
@@ -78,7 +78,7 @@ def test_a_patch_checker_leaves_no_lesion_requests_unjudged(tmp_path):
     from mammosynth.generate.verify import LesionChecker
 
     checker = LesionChecker.__new__(LesionChecker)
-    checker.config = VerifierConfig(image_size=32, channels=(8, 16), patch_px=8)
+    checker.config = VerifierConfig(image_size=32, channels=(8, 16), patch_px=8, lesion_weight=1.0)
     checker.model = LesionVerifier(checker.config).eval()
     checker.device, checker.threshold, checker.model_id = torch.device("cpu"), 0.5, "test"
     images = np.full((2, 32, 32), 0.4, dtype=np.float32)

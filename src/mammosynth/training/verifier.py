@@ -3,8 +3,9 @@ intensity augmentation (gamma, contrast) so that it judges shape and texture, no
 
 A patch verifier (``model.patch_px``) learns from patches instead: one centred on a random pixel of each
 image's finding mask (the kind there; anywhere in the finding, so the centre jitters by up to its radius)
-and as many centred on random breast pixels outside every finding (background), each turned by a random
-multiple of 90° and mirrored at random (a lesion has no orientation), the classes balanced by count."""
+and one centred on a random breast pixel outside every finding (background), each turned by a random
+multiple of 90° and mirrored at random (a lesion has no orientation); ``model.lesion_weight`` weighs the
+lesion patches against the background ones."""
 
 from __future__ import annotations
 
@@ -43,35 +44,34 @@ class VerifierTask(Task):
         return loss, {"verifier_loss": loss.item()}
 
     def patch_loss(self, images: torch.Tensor, kinds: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """Per image one patch centred on a random pixel of its findings (when it has one; weighted
+        ``model.lesion_weight``) and one on a random breast pixel outside them; the loss is their weighted sum
+        over the batch's images, so torchrun's ranks, each averaging over its own images, train what one
+        process does."""
         n, size = images.shape[0], images.shape[-1]
         lesion = kinds > 0
         tissue = (images[:, 0] > 0) & ~lesion
-        has_lesion = lesion.flatten(1).any(1)
-        # one uniform draw per image and kind of patch picks a pixel of the mask (argmax of uniform noise on it)
+        # per image and kind of patch: a uniform draw on every pixel picks one of the mask (the argmax), and
+        # two more turn and mirror the patch (per-example draws keep torchrun's ranks in step)
         pick = ctx.rand(n, 2, size, size).to(self.device)
-        centres, labels, rows = [], [], []
+        spin = ctx.rand(n, 2, 2).to(self.device)
+        rows, centres, labels, weights, spins = [], [], [], [], []
         for k, mask in enumerate((lesion, tissue)):
             flat = torch.where(mask, pick[:, k], -1.0).flatten(1).argmax(1)
-            keep = has_lesion if k == 0 else mask.flatten(1).any(1)
-            if k == 1:  # as many background patches as lesion patches, at least one
-                keep = keep & (torch.cumsum(keep.long(), 0) <= max(1, int(has_lesion.sum())))
-            idx = torch.nonzero(keep).flatten()
+            idx = torch.nonzero(mask.flatten(1).any(1)).flatten()
+            rows.append(idx)
             centres.append(torch.stack([flat[idx] % size, flat[idx] // size], 1).float())
             labels.append(kinds.flatten(1)[idx, flat[idx]] if k == 0 else torch.zeros_like(idx))
-            rows.append(idx)
-        rows_all, centres_all, labels_all = torch.cat(rows), torch.cat(centres), torch.cat(labels)
-        patches = crop_patches(images[rows_all], centres_all, self.model.config.patch_px)
-        # turns and mirrors drawn per image and kind of patch (per-example draws keep torchrun's ranks in step)
-        spin = ctx.rand(n, 2, 2).to(self.device)[
-            rows_all,
-            torch.repeat_interleave(
-                torch.arange(2, device=self.device), torch.tensor([len(r) for r in rows], device=self.device)
-            ),
-        ]
+            weights.append(
+                torch.full((len(idx),), self.model.config.lesion_weight if k == 0 else 1.0, device=self.device)
+            )
+            spins.append(spin[idx, k])
+        patches = crop_patches(images[torch.cat(rows)], torch.cat(centres), self.model.config.patch_px)
         patches = torch.stack(
             [
                 torch.rot90(p, int(4 * turn), (1, 2)).flip(2) if mirror < 0.5 else torch.rot90(p, int(4 * turn), (1, 2))
-                for p, (turn, mirror) in zip(patches, spin.tolist(), strict=True)
+                for p, (turn, mirror) in zip(patches, torch.cat(spins).tolist(), strict=True)
             ]
         )
-        return F.cross_entropy(self.model.patch_logits(patches), labels_all)
+        losses = F.cross_entropy(self.model.patch_logits(patches), torch.cat(labels), reduction="none")
+        return (losses * torch.cat(weights)).sum() / n
