@@ -131,35 +131,36 @@ class LesionVerifier(nn.Module):
 
     def _inspect_patches(self, images: torch.Tensor, regions: torch.Tensor | None) -> list[dict]:
         size, patch = images.shape[-1], self.config.patch_px
-        results = []
+        # each image's patch centres (pixel x, y): its region's centroid, or a half-overlapping grid on the breast
+        step = torch.arange(patch // 2, size - patch // 2 + 1, max(1, patch // 2), device=images.device)
+        grid = torch.cartesian_prod(step, step).flip(1).float()
+        centres = []
         for i in range(images.shape[0]):
             region = None if regions is None else regions[i]
             if region is not None and bool(region.any()) and not bool(region.all()):
                 ys, xs = torch.nonzero(region, as_tuple=True)
-                scale = size / region.shape[-1]
-                centres = torch.stack([xs.float().mean() + 0.5, ys.float().mean() + 0.5])[None] * scale
+                centroid = torch.stack([xs.float().mean(), ys.float().mean()]) + 0.5
+                centres.append(centroid[None] * (size / region.shape[-1]))
             else:
-                step = torch.arange(patch // 2, size - patch // 2 + 1, max(1, patch // 2), device=images.device)
-                grid = torch.cartesian_prod(step, step).flip(1).float()  # (x, y)
                 inside = images[i, 0, grid[:, 1].long().clamp(max=size - 1), grid[:, 0].long().clamp(max=size - 1)] > 0
-                centres = grid[inside] if bool(inside.any()) else grid
-            probs = self.patch_logits(crop_patches(images[i : i + 1].expand(len(centres), -1, -1, -1), centres, patch))
-            probs = probs.softmax(1)
-            best = int((1 - probs[:, 0]).argmax())
-            x, y = (float(v) / size for v in centres[best])
+                centres.append(grid[inside] if bool(inside.any()) else grid)
+        counts = [len(c) for c in centres]
+        owner = torch.repeat_interleave(
+            torch.arange(len(centres), device=images.device), torch.tensor(counts, device=images.device)
+        )
+        probs = self.patch_logits(crop_patches(images[owner], torch.cat(centres), patch)).softmax(1)  # one forward
+        results = []
+        for i, own in enumerate(probs.split(counts)):
+            best = int((1 - own[:, 0]).argmax())
+            x, y = (float(v) / size for v in centres[i][best])
             result = {
-                "lesion_probability": float(1 - probs[best, 0]),
-                "kind": KINDS[1 + int(probs[best, 1:].argmax())],
+                "lesion_probability": float(1 - own[best, 0]),
+                "kind": KINDS[1 + int(own[best, 1:].argmax())],
                 "peak": [x, y],
             }
             if regions is not None:
-                result["inside"] = bool(
-                    region[
-                        min(int(y * region.shape[0]), region.shape[0] - 1),
-                        min(int(x * region.shape[1]), region.shape[1] - 1),
-                    ]
-                    > 0
-                )
+                h, w = regions[i].shape
+                result["inside"] = bool(regions[i][min(int(y * h), h - 1), min(int(x * w), w - 1)] > 0)
             results.append(result)
         return results
 
