@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_evaluate import prepare_shared
@@ -32,15 +32,11 @@ from mammosynth.training.data import PreparedImages
 
 
 def wilson(k: int, n: int) -> list[float]:
-    """95 % Wilson interval of k successes in n."""
+    """95 % Wilson interval of k successes in n (scipy's)."""
     if n == 0:
         return [float("nan"), float("nan")]
-    p, z = k / n, 1.96
-    centre, half = (
-        (p + z * z / (2 * n)) / (1 + z * z / n),
-        z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
-    )
-    return [round(centre - half, 3), round(centre + half, 3)]
+    interval = stats.binomtest(int(k), n).proportion_ci(method="wilson")
+    return [round(interval.low, 3), round(interval.high, 3)]
 
 
 def held_out(prepared: Path, size: int) -> dict:
