@@ -59,11 +59,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--patches-per-normal", type=int, default=8)
     parser.add_argument("--retrain", action="store_true", help="train again when the run folder has a checkpoint")
+    parser.add_argument("--set", action="append", default=[], help="config overrides (model.patch_px=24, train.seed=1)")
+    parser.add_argument("--name", default="", help="a suffix of the run folder (a second, independent verifier)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     (prepared,) = prepare_shared(args.shared, args.work, args.size, names=("mias",))
-    run = args.work / f"verifier-{args.config}"
-    sets = [f"train.steps={args.steps}"] if args.steps else None
+    run = args.work / f"verifier-{args.config}{args.name}"
+    sets = [*args.set, *([f"train.steps={args.steps}"] if args.steps else [])] or None
     if args.retrain or not (run / "checkpoints").is_dir():
         api.train(prepared, run, model="verifier", config=args.config, set=sets, overwrite=True)
     checker = LesionChecker(str(run), device="cpu")
@@ -106,7 +108,7 @@ def main() -> None:
                     for t in (0.5, 0.7, 0.9, 0.95)
                 },
             }
-    result = {"config": args.config, "size": args.size, "held_out": "val + test women", "by_kind": {}}
+    result = {"config": args.config, "set": args.set, "size": args.size, "held_out": "val + test women", "by_kind": {}}
     for kind, verdicts in rows.items():
         found = sum(v["accepted"] for v in verdicts)
         result["by_kind"][kind] = {
@@ -130,7 +132,7 @@ def main() -> None:
         "films": clean_films,
         "ci95": wilson(clean_films, len(scans)),
     }
-    (args.work / f"verifier-{args.config}.json").write_text(json.dumps(result, indent=1))
+    (args.work / f"verifier-{args.config}{args.name}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 

@@ -125,7 +125,7 @@ def test_a_kill_9_of_one_rank_is_recovered_by_resume(data, tmp_path):
     assert same(losses(run), losses(tmp_path / "ref"))
 
 
-@pytest.mark.parametrize("family", ["gan", "ldm", "translation", "upscale"])
+@pytest.mark.parametrize("family", ["gan", "ldm", "translation", "upscale", "lesion"])
 def test_every_generator_family_trains_on_two_processes_as_on_one(data, tmp_path, family):
     """DiffAugment, condition dropout, the generator's batch norm (statistics over the global batch), the
     minibatch spread, R1 and the EMA: 8 images a step, 4 per rank."""

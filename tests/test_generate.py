@@ -262,7 +262,9 @@ def test_every_family_is_declared_once_and_every_pipeline_has_one_sample_signatu
     assert inspect.Parameter.VAR_KEYWORD not in kinds and inspect.Parameter.VAR_POSITIONAL not in kinds
     for name, spec in FAMILIES.items():
         assert task_class(name).family == name and model_config_class(name) is spec.config_class()
-    with pytest.raises(InputError, match="unknown model family 'vae'; known: ldm, gan, translation, upscale, verifier"):
+    with pytest.raises(
+        InputError, match="unknown model family 'vae'; known: ldm, gan, translation, upscale, lesion, verifier"
+    ):
         family("vae")
     with pytest.raises(InputError, match="does not generate images"):
         family("verifier").pipeline_class()
@@ -272,5 +274,5 @@ def test_every_family_is_declared_once_and_every_pipeline_has_one_sample_signatu
     for name in refiner_names():  # a refiner is a trained network of its family that is not a generator
         refiner = family(name).refiner_class()
         assert issubclass(refiner, Trained) and not issubclass(refiner, Pipeline) and refiner.family == name
-    with pytest.raises(InputError, match="does not refine images; refiners: upscale"):
+    with pytest.raises(InputError, match="does not refine images; refiners: upscale, lesion"):
         family("gan").refiner_class()

@@ -128,7 +128,9 @@ def test_bad_cascades_are_refused_in_one_line(data, gan_32, stage_64, tmp_path):
     api.train(data, small, model="upscale", config="tiny", set=["train.steps=2"])
     with pytest.raises(InputError, match="this stage enlarges 16 px images, the stage before it makes 32 px"):
         load_pipeline(str(gan_32), upscale=small)
-    with pytest.raises(InputError, match="needs a super-resolution checkpoint, this is a 'gan' one"):
+    with pytest.raises(
+        InputError, match=r"needs a refining checkpoint \(super-resolution or lesion painter\), this is a 'gan' one"
+    ):
         load_pipeline(str(gan_32), upscale=gan_32)
     with pytest.raises(InputError, match="cannot generate images"):
         load_pipeline(str(stage_64))

@@ -496,7 +496,7 @@ def generate(
 ) -> dict:
     """Generate ``n`` images (or one per row of a ``conditions`` CSV) into a dataset folder ``out`` with a
     trained generator (``model`` checks the checkpoint's family; default: whatever it is), followed by the
-    super-resolution stages in ``upscale`` when given."""
+    refining stages in ``upscale`` (super-resolution, lesion painter) when given."""
     from mammosynth.generate import generate_dataset
     from mammosynth.models.sampling import SAMPLERS
 

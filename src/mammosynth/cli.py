@@ -277,7 +277,10 @@ def train(
     data: Annotated[Path, typer.Argument(help="A prepared dataset folder (mammosynth prepare or phantom + prepare).")],
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, losses.jsonl, tensorboard/, samples/.")],
     model: Annotated[
-        str, typer.Option(help="Model family: ldm, gan, translation, upscale (super-resolution) or verifier.")
+        str,
+        typer.Option(
+            help="Model family: ldm, gan, translation, upscale (super-resolution), lesion (painter) or verifier."
+        ),
     ] = "ldm",
     config: Annotated[str, typer.Option(help="Preset (tiny, cpu-128, gpu-256, gpu-512) or a YAML file.")] = "tiny",
     set: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. train.steps=200 (repeatable).")] = None,
@@ -291,8 +294,8 @@ def train(
         int, typer.Option(help="Data-parallel processes on this machine (torchrun; train.batch_size is global).")
     ] = 1,
 ) -> None:
-    """Train a generator, a super-resolution stage or the lesion verifier (atomic checkpoints; --resume
-    continues exactly). Under torchrun (or --nproc N) every process takes its share of the global batch."""
+    """Train a generator, a super-resolution stage, the lesion painter or the lesion verifier (atomic checkpoints;
+    --resume continues exactly). Under torchrun (or --nproc N) every process takes its share of the global batch."""
     if nproc > 1:  # the same command under torchrun, one process per share
         import subprocess
 
@@ -354,7 +357,9 @@ def generate(
     max_attempts: Annotated[int, typer.Option(help="Samples per image at most with --verify.")] = 5,
     upscale: Annotated[
         list[Path] | None,
-        typer.Option(help="Super-resolution checkpoint to follow the generator with (repeatable: a cascade)."),
+        typer.Option(
+            help="Super-resolution or lesion-painter checkpoint to follow the generator with (repeatable: a cascade)."
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -566,7 +571,9 @@ def expand(
     max_attempts: Annotated[int, typer.Option(help="Samples per image at most before giving up on it.")] = 5,
     upscale: Annotated[
         list[Path] | None,
-        typer.Option(help="Super-resolution checkpoint to follow the generator with (repeatable: a cascade)."),
+        typer.Option(
+            help="Super-resolution or lesion-painter checkpoint to follow the generator with (repeatable: a cascade)."
+        ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
     evaluate: Annotated[

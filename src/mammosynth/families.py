@@ -104,6 +104,14 @@ FAMILIES: dict[str, Family] = {
             refiner="mammosynth.generate.pipeline:UpscaleStage",
         ),
         Family(
+            "lesion",
+            "lesion painter: paints a requested lesion at the requested place into any generator's images",
+            "mammosynth.models.lesion:LesionConfig",
+            "mammosynth.models.lesion:LesionPainter",
+            "mammosynth.training.lesion:LesionTask",
+            refiner="mammosynth.generate.pipeline:LesionStage",
+        ),
+        Family(
             "verifier",
             "lesion verifier: finds a requested lesion's kind and place (checks generators, not one)",
             "mammosynth.models.verifier:VerifierConfig",

@@ -139,7 +139,7 @@ def expand_dataset(
     """Plan, generate and write an expanded dataset (see the module docstring); returns the summary that is
     also written to ``out/expand.json``. ``dry_run`` returns the plan and writes nothing; ``evaluate`` runs
     the evaluation of the synthetic images against the dataset (``out/evaluation/``, summary in the card);
-    ``upscale`` follows the generator with super-resolution stages (their checkpoints, in order).
+    ``upscale`` follows the generator with refining stages (super-resolution, lesion painter; checkpoints in order).
     ``ray_address`` makes the batches as Ray tasks (``"local"``: a local cluster of ``ray_workers`` CPUs;
     otherwise a running cluster whose nodes see ``out``): the output is the same bit for bit as one process
     makes."""

@@ -37,7 +37,7 @@ def regenerate(
     upscale: str | Path | list[str | Path] | None = None,
 ) -> dict:
     """Remake image ``row`` (image id or manifest row number) of a generated or expanded dataset; returns
-    whether it is identical to the stored image. ``checkpoint`` and ``upscale`` (super-resolution stages)
+    whether it is identical to the stored image. ``checkpoint`` and ``upscale`` (refining stages)
     default to the ones the expansion recorded; ``out`` also writes the remade image as a PNG."""
     folder = Path(folder)
     records = load_dataset(folder).records

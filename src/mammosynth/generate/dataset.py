@@ -64,7 +64,8 @@ def generate_dataset(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Generate images for a conditioning spec into a new dataset folder ``out``; ``upscale`` (one or more
-    super-resolution checkpoints) follows the generator with them (a cascade: images at the last one's size).
+    refining checkpoints: super-resolution, lesion painter) follows the generator with them (a cascade: images
+    at the last one's size).
 
     Image ``i`` (counting from ``start``) uses seed ``attempt_seed(seed, i, attempt)``; with ``verify`` (a
     verifier checkpoint) a rejected image is resampled with the next attempt's seed, up to

@@ -1,7 +1,8 @@
 """Pipelines: load a generator's checkpoint and sample images for per-image conditions and seeds (one
 ``sample`` signature for every family); the latent diffusion one also inpaints (insert or remove a lesion)
 inside a mask while leaving every other pixel untouched. A :class:`Cascade` follows any generator with
-super-resolution stages (:class:`UpscaleStage`)."""
+refining stages: super-resolution (:class:`UpscaleStage`) and the lesion painter (:class:`LesionStage`), which
+paints each requested lesion at its requested place."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from mammosynth.errors import InputError
 from mammosynth.families import family as family_of
 from mammosynth.families import generator_names
 from mammosynth.models.conditioning import encode_conditions, spatial_from_masks
+from mammosynth.models.lesion import condition, disc_masks
 from mammosynth.models.sampling import SAMPLERS, denoise
 from mammosynth.models.translation import check_label_map, one_hot_labels
+from mammosynth.models.verifier import KINDS, crop_patches, kind_of
 from mammosynth.preprocess.segment import breast_mask
 from mammosynth.training.checkpoint import load_module, open_checkpoint
 from mammosynth.training.device import pick_device
@@ -283,7 +286,8 @@ class UpscaleStage(Trained):
         self.input_size = self.config.input_size
 
     @torch.no_grad()
-    def refine(self, images: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+    def refine(self, images: np.ndarray, seeds: Sequence[int], conditions: Sequence[dict] | None = None) -> np.ndarray:
+        """Images enlarged ``factor`` × with texture from each seed's noise; ``conditions`` are not used."""
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 3 or images.shape[1:] != (self.input_size, self.input_size) or len(images) != len(seeds):
             raise InputError(
@@ -296,20 +300,103 @@ class UpscaleStage(Trained):
         return self.model.generator(low, noise.to(self.device))[:, 0].float().clamp(0, 1).cpu().numpy()
 
 
-def stage_seed(seed: int) -> int:
-    """The seed of an image's super-resolution noise: a function of the image's seed alone, apart from the
-    stream its generator draws from."""
-    return int(np.random.SeedSequence([int(seed), 0x5AFE]).generate_state(1, dtype=np.uint32)[0])
+def stage_seed(seed: int, salt: int = 0x5AFE) -> int:
+    """The seed of an image's super-resolution (or, with another ``salt``, lesion) noise: a function of the
+    image's seed alone, apart from the stream its generator draws from."""
+    return int(np.random.SeedSequence([int(seed), salt]).generate_state(1, dtype=np.uint32)[0])
+
+
+class LesionStage(Trained):
+    """A trained lesion painter (its EMA generator): paints each image's requested lesion (``category`` other
+    than none) at ``lesion_x``, ``lesion_y`` with diameter ``lesion_size_mm``, and leaves images without a
+    lesion request bit-identical. A request without a place gets a breast pixel drawn from its seed; one without
+    a size the painter's ``radius_px``. Every pixel farther than the radius plus ``grow_px`` from the centre is
+    left as it was."""
+
+    family = "lesion"
+
+    def __init__(self, checkpoint: str, device: str = "auto") -> None:
+        super().__init__(checkpoint, device)
+        self.input_size = self.size
+
+    def place(self, image: np.ndarray, conditions: dict, seed: int) -> tuple[float, float, float] | None:
+        """(x, y, radius) in pixels of the disc the painter fills for one request, or None for no lesion."""
+        if conditions.get("category", "none") in ("none", "unknown"):
+            return None
+        size, config = self.size, self.config
+        rng = np.random.default_rng(stage_seed(seed, 0x1E51))
+        if "lesion_x" in conditions and "lesion_y" in conditions:
+            x, y = conditions["lesion_x"] * size, conditions["lesion_y"] * size
+        else:  # a breast pixel at least a radius inside the skin line, drawn from the seed
+            inner = ndi.binary_erosion(image > 0.05, iterations=max(1, round(config.radius_px)))
+            ys, xs = np.nonzero(inner if inner.any() else np.ones_like(image, bool))
+            k = int(rng.integers(len(xs)))
+            x, y = float(xs[k]), float(ys[k])
+        radius = config.radius_px
+        if conditions.get("lesion_size_mm") and self.spacing_mm:
+            radius = conditions["lesion_size_mm"] / 2 / self.spacing_mm
+        radius = float(np.clip(radius, config.min_radius_px, config.max_radius_px))
+        return x, y, radius + config.grow_px
+
+    @torch.no_grad()
+    def refine(self, images: np.ndarray, seeds: Sequence[int], conditions: Sequence[dict] | None = None) -> np.ndarray:
+        """The images with their requested lesions painted in (N, H, W) in [0, 1] (no requests: unchanged)."""
+        images = np.asarray(images, dtype=np.float32)
+        conditions = [{}] * len(images) if conditions is None else conditions
+        if (
+            images.ndim != 3
+            or images.shape[1:] != (self.size, self.size)
+            or not len(images) == len(seeds) == len(conditions)
+        ):
+            raise InputError(
+                self.checkpoint.folder,
+                f"this painter paints {len(seeds)} images of {self.size}×{self.size} (one request each), "
+                f"got {images.shape} and {len(conditions)} requests",
+            )
+        out = images.copy()
+        places = [self.place(image, c, s) for image, c, s in zip(images, conditions, seeds, strict=True)]
+        rows = [k for k, p in enumerate(places) if p is not None]
+        if not rows:
+            return out
+        p = self.config.patch_px
+        centres = torch.tensor([[round(places[k][0]), round(places[k][1])] for k in rows], dtype=torch.float32)
+        radii = torch.tensor([places[k][2] for k in rows], dtype=torch.float32)
+        kinds = torch.tensor(
+            [KINDS.index(kind_of(conditions[k].get("category"), conditions[k].get("pathology"))) for k in rows]
+        )
+        patches = crop_patches(torch.from_numpy(images[rows])[:, None], centres, p)
+        discs = disc_masks(torch.full((len(rows), 2), float(p // 2)), radii, p)
+        noise = torch.stack(
+            [torch.randn(1, p, p, generator=torch.Generator().manual_seed(stage_seed(seeds[k], 0x1E51))) for k in rows]
+        )
+        painted = self.model.generator(
+            condition(patches, discs, kinds).to(self.device),
+            noise.to(self.device),
+            patches.to(self.device),
+            discs.to(self.device),
+        )
+        painted = painted[:, 0].float().clamp(0, 1).cpu().numpy()
+        half = p // 2
+        for j, k in enumerate(rows):  # paste the disc back: pixels outside it stay the input's, bit for bit
+            x, y = int(centres[j, 0]), int(centres[j, 1])
+            for py, px in zip(*np.nonzero(discs[j, 0].numpy()), strict=True):
+                iy, ix = y - half + py, x - half + px
+                if 0 <= iy < self.size and 0 <= ix < self.size:
+                    out[k, iy, ix] = painted[j, py, px]
+        return out
 
 
 class Cascade(Pipeline):
-    """A generator followed by super-resolution stages, sampled as one pipeline at the last stage's size.
+    """A generator followed by refining stages (super-resolution, lesion painter), sampled as one pipeline at
+    the last stage's size.
 
     Label maps and spatial maps are given at the cascade's size and reduced to the generator's; every
     stage's noise is a function of the image's seed, so an image still depends on its seed alone.
     """
 
-    def __init__(self, base: Pipeline, stages: Sequence[UpscaleStage]) -> None:  # no checkpoint of its own
+    def __init__(
+        self, base: Pipeline, stages: Sequence[UpscaleStage | LesionStage]
+    ) -> None:  # no checkpoint of its own
         size = base.size
         for stage in stages:
             if stage.input_size != size:
@@ -347,7 +434,7 @@ class Cascade(Pipeline):
             )
         images = self.base._sample(conditions, seeds, replace(options, labels=labels, spatial=spatial))
         for stage in self.stages:
-            images = stage.refine(images, seeds)
+            images = stage.refine(images, seeds, conditions)
         return images
 
 
@@ -372,9 +459,13 @@ def load_pipeline(
     return Cascade(pipeline, [load_stage(path, device) for path in paths])
 
 
-def load_stage(checkpoint: str | Path, device: str = "auto") -> UpscaleStage:
-    """The refiner (super-resolution stage) of a checkpoint; one line naming it if it is not one."""
+def load_stage(checkpoint: str | Path, device: str = "auto") -> UpscaleStage | LesionStage:
+    """The refiner (super-resolution stage or lesion painter) of a checkpoint; one line naming it if it is not
+    one."""
     spec = family_of(open_checkpoint(str(checkpoint)).family)
     if not spec.refines:
-        raise InputError(checkpoint, f"--upscale needs a super-resolution checkpoint, this is a {spec.name!r} one")
+        raise InputError(
+            checkpoint,
+            f"--upscale needs a refining checkpoint (super-resolution or lesion painter), this is a {spec.name!r} one",
+        )
     return spec.refiner_class()(str(checkpoint), device)

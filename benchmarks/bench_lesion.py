@@ -1,0 +1,203 @@
+"""The lesion painter on held-out women: does the lesion verifier find the painted lesion where it was asked
+for, and can a classifier tell painted lesions from real held-out ones?
+
+Trains ``lesion/<config>`` on the train split of mini-MIAS (women kept whole, the data and the verifier of
+``bench_verifier.py``, which it builds first when absent) and then, for every held-out (val + test) normal film,
+paints a benign mass, a malignant mass and a calcification cluster, each at a breast pixel drawn from the
+request's seed with a size drawn from the training masses, and asks the verifier (the same :class:`LesionChecker`
+that judges generated images) "is a <kind> there?". The same question about the same places before painting is
+the verifier's false-alarm baseline. Lesion realism: a C2ST (split by patient) on 64 px patches centred on the
+painted masses against patches centred on the held-out women's real masses. With ``--generator RUN [--upscale
+UP]`` also the cascade's held-out twins (val + test records' conditions, lesions at their annotated places) with
+the painter as the last stage. Prints n and Wilson 95 % intervals.
+
+    .venv/bin/python benchmarks/bench_lesion.py --shared ../shared/data --budget 12m
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_evaluate import prepare_shared
+from bench_verifier import held_out, wilson
+
+from mammosynth import api
+from mammosynth.evaluate.c2st import two_sample_test
+from mammosynth.evaluate.lesions import lesion_patches
+from mammosynth.generate.conditions import region_from_conditions
+from mammosynth.generate.pipeline import LesionStage
+from mammosynth.generate.verify import LesionChecker
+from mammosynth.models.conditioning import conditions_from_record
+
+REQUESTS = (
+    {"category": "mass", "pathology": "benign"},
+    {"category": "mass", "pathology": "malignant"},
+    {"category": "calcification"},
+)
+
+
+def tally(rows: list[dict]) -> dict:
+    found = sum(r["accepted"] for r in rows)
+    return {
+        "n": len(rows),
+        "found_there": found,
+        "share": round(found / max(1, len(rows)), 3),
+        "ci95": wilson(found, len(rows)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/results/verifier"))
+    parser.add_argument("--config", default="cpu-128")
+    parser.add_argument("--budget", default="12m", help="the painter's training wall time")
+    parser.add_argument("--retrain", action="store_true", help="train again when the run folder has a checkpoint")
+    parser.add_argument("--generator", type=Path, help="a generator run trained on the same train women")
+    parser.add_argument("--upscale", type=Path, action="append", default=[], help="its super-resolution stages")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    (prepared,) = prepare_shared(args.shared, args.work, 128, names=("mias",))
+    verifier = args.work / "verifier-cpu-128"
+    if not (verifier / "checkpoints").is_dir():
+        subprocess.run(
+            [sys.executable, str(Path(__file__).parent / "bench_verifier.py"), "--shared", str(args.shared)], check=True
+        )
+    run = args.work / f"lesion-{args.config}"
+    if args.retrain or not (run / "checkpoints").is_dir():
+        api.train(prepared, run, model="lesion", config=args.config, time_budget=args.budget, overwrite=True)
+    stage = LesionStage(str(run), device="cpu")
+    checker = LesionChecker(str(verifier), device="cpu")
+    data = held_out(prepared, stage.size)
+    images, kinds, records = data["images"][:, 0].numpy(), data["kinds"], data["records"]
+    sizes = [
+        c["lesion_size_mm"]
+        for r in api_train_records(prepared)
+        if (c := conditions_from_record(r)).get("category") == "mass" and "lesion_size_mm" in c
+    ]
+    normal = [k for k, r in enumerate(records) if not r.findings]
+    rng = np.random.default_rng(0)
+    result: dict = {
+        "config": args.config,
+        "held_out": "val + test women",
+        "normal_films": len(normal),
+        "by_request": {},
+    }
+    painted_masses = []
+    for j, base in enumerate(REQUESTS):
+        requests, film_seeds = [], []
+        for k in normal:
+            seed = 1000 * j + k
+            requests.append({**base, "lesion_size_mm": float(rng.choice(sizes))})
+            film_seeds.append(seed)
+        films = images[normal]
+        places = [stage.place(f, r, s) for f, r, s in zip(films, requests, film_seeds, strict=True)]
+        located = [
+            {**r, "lesion_x": p[0] / stage.size, "lesion_y": p[1] / stage.size}
+            for r, p in zip(requests, places, strict=True)
+        ]
+        regions = [region_from_conditions(r, stage.size, stage.spacing_mm) for r in located]
+        painted = stage.refine(films, film_seeds, located)
+        after = checker.check(painted, located, regions)
+        result["by_request"]["-".join(base.values())] = {
+            "painted": tally(after),
+            "before_painting": tally(checker.check(films, located, regions)),
+            "lesion_probability_median": round(float(np.median([v["lesion_probability"] for v in after])), 3),
+            "kinds_called": dict(Counter(v["kind"] for v in after)),
+        }
+        if base["category"] == "mass":
+            painted_masses.append(lesion_patches(painted, [(r["lesion_x"], r["lesion_y"]) for r in located], 64))
+    real = [(k, conditions_from_record(r)) for k, r in enumerate(records)]
+    real = [(k, c) for k, c in real if c.get("category") == "mass" and "lesion_x" in c and bool((kinds[k] > 0).any())]
+    real_patches = lesion_patches(images[[k for k, _ in real]], [(c["lesion_x"], c["lesion_y"]) for _, c in real], 64)
+    synthetic = np.concatenate(painted_masses)[rng.permutation(sum(len(p) for p in painted_masses))]
+    result["mass_patch_c2st_64px"] = {
+        "real_held_out_masses": len(real_patches),
+        "painted_masses": len(synthetic),
+        **{
+            k: v
+            for k, v in two_sample_test(
+                real_patches, synthetic, [records[k].patient_key for k, _ in real], work_px=64
+            ).items()
+            if k in ("auc", "auc_ci95", "auc_repeats", "accuracy", "n_real", "n_synthetic")
+        },
+    }
+    result["copies_16px"] = nearest_train_lesion(prepared, real_patches, synthetic)
+    if args.generator:
+        result["twins"] = twins(prepared, args.generator, [*args.upscale, run], checker, args.work / "lesion-twins")
+    (args.work / f"lesion-{args.config}.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+def dihedral(patches: np.ndarray) -> np.ndarray:
+    """The 8 turns and mirrors of each patch (N, P, P) → (8N, P, P)."""
+    turns = [np.rot90(patches, k, axes=(1, 2)) for k in range(4)]
+    return np.concatenate([*turns, *(t[:, :, ::-1] for t in turns)])
+
+
+def nearest_train_lesion(prepared: Path, real: np.ndarray, painted: np.ndarray, crop_px: int = 16) -> dict:
+    """Does the painter copy its training masses? The mean absolute difference of each lesion's centre
+    ``crop_px`` square to the nearest training mass (any turn or mirror), for painted masses and, as the
+    yardstick, for the held-out women's real masses (which no one trained on)."""
+    from mammosynth.training.data import PreparedImages
+
+    train = PreparedImages(prepared, 128, split="train")
+    batch = train.batch(list(range(len(train))))
+    located = [(k, c) for k, c in enumerate(train.conditions) if c.get("category") == "mass" and "lesion_x" in c]
+    images = batch["image"][[k for k, _ in located], 0].numpy()
+    library = dihedral(lesion_patches(images, [(c["lesion_x"], c["lesion_y"]) for _, c in located], crop_px))
+    cut = slice(32 - crop_px // 2, 32 + crop_px // 2)  # the centre of the 64 px patches
+
+    def nearest(patches: np.ndarray) -> np.ndarray:
+        centres = patches[:, cut, cut]
+        return np.array([np.abs(library - c).mean((1, 2)).min() for c in centres])
+
+    held_out, synthetic = nearest(real), nearest(painted)
+    return {
+        "train_masses": len(located),
+        "held_out_real_median": round(float(np.median(held_out)), 4),
+        "held_out_real_min": round(float(held_out.min()), 4),
+        "painted_median": round(float(np.median(synthetic)), 4),
+        "painted_closer_than_every_held_out_real": int((synthetic < held_out.min()).sum()),
+        "painted": len(synthetic),
+    }
+
+
+def api_train_records(prepared: Path) -> list:
+    from mammosynth.datasets.schema import iter_manifest
+
+    return [r for r in iter_manifest(prepared) if r.split == "train"]
+
+
+def twins(prepared: Path, generator: Path, stages: list[Path], checker: LesionChecker, out: Path) -> dict:
+    """Held-out twins of the cascade with the painter last; the verifier asked at each requested place."""
+    from mammosynth.evaluate.suite import load_images
+    from mammosynth.evaluate.twins import held_out_twins
+    from mammosynth.io.images import read_mask
+
+    c2st = held_out_twins(prepared, generator, out, real_split="val,test", upscale=stages)
+    images, records = load_images(out / "images", synthetic_only=True)
+    rows: dict[str, list] = {"mass": [], "calcification": []}
+    for k, record in enumerate(records):
+        asked = record.extra["provenance"]["conditions"]
+        mask = next((f.mask_path for f in record.findings if f.mask_path), None)
+        if asked.get("category") not in rows or mask is None:
+            continue
+        (verdict,) = checker.check(images[k : k + 1], [asked], [read_mask(out / "images" / mask)])
+        rows[asked["category"]].append(verdict)
+    return {
+        "c2st": {k: c2st[k] for k in ("auc", "auc_ci95", "split", "repeat")},
+        **{kind: tally(v) for kind, v in rows.items()},
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Training recipe of the lesion painter: every image of a batch gives one ``patch_px`` patch — an image with
+a finding a patch around a random pixel of it (the disc: its finding mask grown by ``model.grow_px``, the kind
+there), an image without one a patch around a random breast pixel (the disc: a circle of a random lesion-like
+radius, kind none: fill with tissue). Each patch is turned by a random multiple of 90° and mirrored at random
+(a lesion has no orientation). The discriminator learns least-squares real/fake on (condition, patch) pairs;
+the generator minimises ``adv_weight`` × adversarial + ``feature_weight`` × feature matching + ``pixel_weight``
+× L1 inside the disc to the real patch (weak: a strong one paints the blurred mean of all lesions).
+
+One example per image, so the losses are means over the same number of examples on every torchrun rank and
+two processes train what one does."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from mammosynth.models.clamp import clamp_toward_range
+from mammosynth.models.lesion import LesionConfig, LesionPainter, condition, disc_masks
+from mammosynth.models.verifier import crop_patches
+from mammosynth.training import patch_losses
+from mammosynth.training.config import TrainConfig
+from mammosynth.training.loop import AdversarialTask, StepContext
+
+
+def random_pixels(masks: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """One pixel (x, y) per mask (N, H, W): where ``draws`` (N, H, W) uniform numbers peak inside it (any
+    pixel of the image for an empty mask)."""
+    size = masks.shape[-1]
+    flat = torch.where(masks, draws, draws - 2.0).flatten(1).argmax(1)
+    return torch.stack([flat % size, flat // size], 1).float()
+
+
+def turn(patches: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
+    """Each patch (N, C, P, P) turned by ``4 × spins[:, 0]`` quarter turns and mirrored where ``spins[:, 1]`` <
+    0.5."""
+    out = []
+    for patch, (quarter, mirror) in zip(patches, spins.tolist(), strict=True):
+        patch = torch.rot90(patch, int(4 * quarter), (1, 2))
+        out.append(patch.flip(2) if mirror < 0.5 else patch)
+    return torch.stack(out)
+
+
+def disc_weights(discs: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Per image, how much of each discriminator score's cell the disc covers, summing to 1 over the cells: the
+    scores are judged where the painter painted (the rest of a pair is the same real pixels, and scores there,
+    averaged in, kept the discriminator at "cannot tell", d_real = d_fake = 0.5, through 1,200 steps)."""
+    cover = F.adaptive_avg_pool2d(discs.float(), shape) + 1e-3
+    return cover / cover.sum((1, 2, 3), keepdim=True)
+
+
+def weighted(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The weighted sum over each image's cells, averaged over images (the same on every torchrun rank)."""
+    return (values * weights).sum((1, 2, 3)).mean()
+
+
+class LesionTask(AdversarialTask):
+    family = "lesion"
+    ema_modules: ClassVar[dict[str, tuple[str, ...]]] = {"lesion": ("generator",)}
+
+    def __init__(self, model_config: LesionConfig, train: TrainConfig, device: torch.device) -> None:
+        super().__init__(model_config, train, device)
+        self.model = LesionPainter(model_config).to(device)
+        self.modules = {"lesion": self.model}
+
+    def examples(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The step's real patches (N, 1, P, P), their discs and kinds (N,), drawn as the module says."""
+        config = self.model.config
+        images, kinds = batch["image"].to(self.device), batch["kinds"].to(self.device)
+        n, size, p = images.shape[0], images.shape[-1], config.patch_px
+        draws = ctx.rand(n, size, size).to(self.device)
+        radius_draw, spins = ctx.rand(n).to(self.device), ctx.rand(n, 2).to(self.device)
+        lesion = kinds > 0
+        has_lesion = lesion.flatten(1).any(1)
+        centres = random_pixels(torch.where(has_lesion[:, None, None], lesion, (images[:, 0] > 0) & ~lesion), draws)
+        # a lesion patch is centred halfway between that pixel and the centre of the image's findings (where a
+        # request puts it), so the disc stays near the middle the discriminator looks at
+        grid = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="xy"), -1).to(self.device)
+        weight = lesion.float()[..., None]
+        middle_of = (grid * weight).sum((1, 2)) / weight.sum((1, 2)).clamp(min=1)
+        halfway = ((centres + middle_of) / 2).round()
+        inside = lesion[torch.arange(n), halfway[:, 1].long(), halfway[:, 0].long()]
+        centres = torch.where((has_lesion & inside)[:, None], halfway, centres)
+        patches = crop_patches(images, centres, p)
+        found = crop_patches(kinds[:, None].float(), centres, p)
+        # each lesion's disc: its finding mask grown by a margin drawn from grow_min_px … grow_px (a wide margin
+        # hides the lesion's halo from the context, so the painter learns to paint the whole lesion)
+        low = config.grow_min_px if config.grow_min_px is not None else config.grow_px
+        margin = (low + ctx.rand(n).to(self.device) * (config.grow_px - low + 1)).long().clamp(max=config.grow_px)
+        found = (found > 0).float()
+        grown = torch.stack([F.max_pool2d(found, 2 * g + 1, stride=1, padding=g) for g in range(config.grow_px + 1)])
+        grown = grown[margin, torch.arange(n)]
+        middle = torch.full((n, 2), float(p // 2), device=self.device)
+        radii = config.min_radius_px + radius_draw * (2 * config.radius_px - config.min_radius_px)
+        tissue = disc_masks(middle, radii.clamp(max=config.max_radius_px) + config.grow_px, p)
+        discs = torch.where(has_lesion[:, None, None, None], grown, tissue)
+        picked = kinds.flatten(1).gather(1, (centres[:, 1] * size + centres[:, 0]).long()[:, None])[:, 0]
+        if config.gamma_jitter:  # the same random gamma on context and lesion: other films' grey levels
+            gamma = torch.exp((ctx.rand(n, 1, 1, 1).to(self.device) - 0.5) * 2 * config.gamma_jitter)
+            patches = patches.clamp(0, 1) ** gamma
+        both = turn(torch.cat([patches, discs], 1), spins)
+        return both[:, :1], both[:, 1:], torch.where(has_lesion, picked, torch.zeros_like(picked))
+
+    def _inputs(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        key = ("inputs", ctx.micro)
+        if key not in ctx.scratch:
+            patches, discs, kinds = self.examples(batch, ctx)
+            noise = ctx.randn(patches.shape[0], 1, *patches.shape[2:]).to(self.device)
+            ctx.scratch[key] = (patches, discs, condition(patches, discs, kinds), noise)
+        return ctx.scratch[key]
+
+    def _fake(self, batch: dict, ctx: StepContext, release: bool = False) -> torch.Tensor:
+        key = ("fake", ctx.micro)
+        if key not in ctx.scratch:
+            patches, discs, cond, noise = self._inputs(batch, ctx)
+            ctx.scratch[key] = self.model.generator(cond, noise, patches, discs)
+        return ctx.scratch.pop(key) if release else ctx.scratch[key]
+
+    def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        patches, discs, cond, _ = self._inputs(batch, ctx)
+        fake = clamp_toward_range(self._fake(batch, ctx)).detach()
+        real_score = self.model.discriminate(cond, patches)[-1].float()
+        fake_score = self.model.discriminate(cond, fake)[-1].float()
+        weight = disc_weights(discs, real_score.shape[-2:])
+        loss = 0.5 * (weighted((real_score - 1) ** 2, weight) + weighted(fake_score**2, weight))
+        return loss, {
+            "d_loss": loss.item(),
+            "d_real": weighted(real_score, weight).item(),
+            "d_fake": weighted(fake_score, weight).item(),
+        }
+
+    def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        patches, discs, cond, _ = self._inputs(batch, ctx)
+        raw = self._fake(batch, ctx, release=True)
+        fake_features = self.model.discriminate(cond, clamp_toward_range(raw))
+        score = fake_features[-1].float()
+        adversarial = weighted((score - 1) ** 2, disc_weights(discs, score.shape[-2:]))
+        loss, parts = self.train.adv_weight * adversarial, {"g_adv": adversarial.item()}
+        if self.train.feature_weight > 0:
+            with torch.no_grad():
+                real_features = self.model.discriminate(cond, patches)
+            matching = patch_losses.feature_matching(fake_features, real_features)
+            loss = loss + self.train.feature_weight * matching
+            parts["feature_matching"] = float(matching.detach())
+        if self.train.pixel_weight > 0:
+            # per patch, then the mean over patches: the same on every torchrun rank's share
+            error = ((raw.float() - patches).abs() * discs).sum((1, 2, 3)) / discs.sum((1, 2, 3)).clamp(min=1)
+            inside = error.mean()
+            loss = loss + self.train.pixel_weight * inside
+            parts["pixel_l1"] = inside.item()
+        return loss, parts
+
+    @torch.no_grad()
+    def samples(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        """Real patches, the condition's blanked patches and the painter's fill."""
+        ctx = StepContext(0, 0, self.device, generator)
+        patches, discs, kinds = self.examples(batch, ctx)
+        patches, discs, kinds = patches[:8], discs[:8], kinds[:8]
+        noise = torch.randn(len(patches), 1, *patches.shape[2:], generator=generator).to(self.device)
+        fake = self.model.generator(condition(patches, discs, kinds), noise, patches, discs).clamp(0, 1)
+        return torch.cat([patches, patches * (1 - discs), fake])
