@@ -55,7 +55,7 @@ def test_config_checks_patch_and_radii():
         LesionConfig(image_size=32, patch_px=48).check()
     with pytest.raises(InputError, match="radius_px must lie between"):
         LesionConfig(image_size=32, patch_px=16, radius_px=9.0).check()
-    with pytest.raises(InputError, match="grow_min_px must lie between 0 and model.grow_px"):
+    with pytest.raises(InputError, match=r"grow_min_px must lie between 0 and model\.grow_px"):
         LesionConfig(image_size=32, patch_px=16, radius_px=3.0, grow_px=2, grow_min_px=3).check()
     with pytest.raises(
         InputError, match=r"d_crop_px 20 must be 0 or up to patch_px.*\(20 px\) a multiple of 2\^d_layers"

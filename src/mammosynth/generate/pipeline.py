@@ -306,6 +306,9 @@ def stage_seed(seed: int, salt: int = 0x5AFE) -> int:
     return int(np.random.SeedSequence([int(seed), salt]).generate_state(1, dtype=np.uint32)[0])
 
 
+LESION_SALT = 0x1E51  # the stream of an image's seed that places and paints its lesion
+
+
 class LesionStage(Trained):
     """A trained lesion painter (its EMA generator): paints each image's requested lesion (``category`` other
     than none) at ``lesion_x``, ``lesion_y`` with diameter ``lesion_size_mm``, and leaves images without a
@@ -324,7 +327,7 @@ class LesionStage(Trained):
         if conditions.get("category", "none") in ("none", "unknown"):
             return None
         size, config = self.size, self.config
-        rng = np.random.default_rng(stage_seed(seed, 0x1E51))
+        rng = np.random.default_rng(stage_seed(seed, LESION_SALT))
         if "lesion_x" in conditions and "lesion_y" in conditions:
             x, y = conditions["lesion_x"] * size, conditions["lesion_y"] * size
         else:  # a breast pixel at least a radius inside the skin line, drawn from the seed
@@ -367,7 +370,10 @@ class LesionStage(Trained):
         patches = crop_patches(torch.from_numpy(images[rows])[:, None], centres, p)
         discs = disc_masks(torch.full((len(rows), 2), float(p // 2)), radii, p)
         noise = torch.stack(
-            [torch.randn(1, p, p, generator=torch.Generator().manual_seed(stage_seed(seeds[k], 0x1E51))) for k in rows]
+            [
+                torch.randn(1, p, p, generator=torch.Generator().manual_seed(stage_seed(seeds[k], LESION_SALT)))
+                for k in rows
+            ]
         )
         painted = self.model.generator(
             condition(patches, discs, kinds).to(self.device),
@@ -378,11 +384,10 @@ class LesionStage(Trained):
         painted = painted[:, 0].float().clamp(0, 1).cpu().numpy()
         half = p // 2
         for j, k in enumerate(rows):  # paste the disc back: pixels outside it stay the input's, bit for bit
-            x, y = int(centres[j, 0]), int(centres[j, 1])
-            for py, px in zip(*np.nonzero(discs[j, 0].numpy()), strict=True):
-                iy, ix = y - half + py, x - half + px
-                if 0 <= iy < self.size and 0 <= ix < self.size:
-                    out[k, iy, ix] = painted[j, py, px]
+            ys, xs = np.nonzero(discs[j, 0].numpy())
+            iy, ix = ys + int(centres[j, 1]) - half, xs + int(centres[j, 0]) - half
+            keep = (iy >= 0) & (iy < self.size) & (ix >= 0) & (ix < self.size)
+            out[k, iy[keep], ix[keep]] = painted[j, ys[keep], xs[keep]]
         return out
 
 
