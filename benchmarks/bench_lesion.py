@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_evaluate import prepare_shared
@@ -39,7 +40,7 @@ from mammosynth import api
 from mammosynth.evaluate.c2st import two_sample_test
 from mammosynth.evaluate.lesions import lesion_patches
 from mammosynth.generate.conditions import region_from_conditions
-from mammosynth.generate.pipeline import LesionStage
+from mammosynth.generate.pipeline import LESION_SALT, LesionStage, stage_seed
 from mammosynth.generate.verify import LesionChecker
 from mammosynth.models.conditioning import conditions_from_record
 
@@ -115,10 +116,10 @@ def main() -> None:
             requests.append({**base, "lesion_size_mm": float(rng.choice(sizes))})
             film_seeds.append(seed)
         films = images[normal]
-        places = [stage.place(f, r, s) for f, r, s in zip(films, requests, film_seeds, strict=True)]
+        places = [breast_place(f, s, stage.config.radius_px) for f, s in zip(films, film_seeds, strict=True)]
         located = [
-            {**r, "lesion_x": p[0] / stage.size, "lesion_y": p[1] / stage.size}
-            for r, p in zip(requests, places, strict=True)
+            {**r, "lesion_x": x / stage.size, "lesion_y": y / stage.size}
+            for r, (x, y) in zip(requests, places, strict=True)
         ]
         regions = [region_from_conditions(r, stage.size, stage.spacing_mm) for r in located]
         painted = stage.refine(films, film_seeds, located)
@@ -158,6 +159,14 @@ def main() -> None:
         )
     (args.work / f"lesion-{args.config}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
+
+
+def breast_place(image: np.ndarray, seed: int, inset_px: float) -> tuple[float, float]:
+    """A breast pixel of a real film at least ``inset_px`` inside its skin line, drawn from ``seed``."""
+    inner = ndi.binary_erosion(image > 0.05, iterations=max(1, round(inset_px)))
+    ys, xs = np.nonzero(inner if inner.any() else np.ones_like(image, bool))
+    k = int(np.random.default_rng(stage_seed(seed, LESION_SALT)).integers(len(xs)))
+    return float(xs[k]), float(ys[k])
 
 
 def dihedral(patches: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from mammosynth import api
+from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
-from mammosynth.generate.pipeline import Cascade, LesionStage, load_pipeline
+from mammosynth.generate.pipeline import PLACE_X, PLACE_Y, Cascade, LesionStage, load_pipeline
 from mammosynth.io.images import read_image
 from mammosynth.models.lesion import LesionConfig, LesionPainter, condition, disc_masks
 from mammosynth.models.verifier import KINDS
@@ -133,16 +134,16 @@ def test_only_the_disc_at_the_requested_place_changes_and_each_image_depends_on_
     assert np.abs(both[1] - stage.refine(images[1:2], [6], asks[1:2])[0]).max() < 1e-5  # not on its batch-mates
     assert not np.array_equal(stage.refine(images[:1], [5], asks[:1]), stage.refine(images[:1], [9], asks[:1]))
     yy, xx = np.mgrid[:32, :32]
-    x, y, radius = stage.place(images[0], asks[0], 5)
+    x, y, radius = stage.place(asks[0], 5)
     assert (x, y) == (8.0, 24.0)
     outside = (xx - x) ** 2 + (yy - y) ** 2 > radius**2
     changed = both != images
     assert not changed[:, outside].any() and changed[:, ~outside].mean() > 0.5
-    # a request without a place: a breast pixel drawn from the seed, the same for the same seed
-    breast = np.zeros((32, 32), np.float32)
-    breast[:, :12] = 0.4
-    drawn = stage.place(breast, {"category": "calcification"}, 3)
-    assert drawn == stage.place(breast, {"category": "calcification"}, 3) and drawn[0] < 12
+    # a request without a place gets one drawn from its seed, known before the image is made
+    placed = stage.locate({"category": "calcification"}, 3)
+    assert placed == stage.locate({"category": "calcification"}, 3) != stage.locate({"category": "calcification"}, 4)
+    assert PLACE_X[0] <= placed["lesion_x"] <= PLACE_X[1] and PLACE_Y[0] <= placed["lesion_y"] <= PLACE_Y[1]
+    assert stage.locate({"category": "none"}, 3) == {"category": "none"}
     with pytest.raises(InputError, match="one request each"):
         stage.refine(images, [5, 6, 7], asks[:2])
 
@@ -162,6 +163,14 @@ def test_generate_with_a_painter_after_the_generator(data, painter_32, tmp_path)
     )
     assert result["model"]["refined_by"][0]["family"] == "lesion"
     assert {read_image(p).pixels.shape for p in (tmp_path / "out/images").glob("*.png")} == {(32, 32)}
+    # without a place: the painter's drawn place is the record's, with the lesion mask around it
+    api.generate(gan, tmp_path / "free", n=2, lesion="benign-mass", upscale=painter_32)
+    for record in load_dataset(tmp_path / "free").records:
+        asked = record.extra["provenance"]["conditions"]
+        assert PLACE_X[0] <= asked["lesion_x"] <= PLACE_X[1] and record.findings[0].mask_path
+        mask = read_image(tmp_path / "free" / record.findings[0].mask_path).pixels > 0.5
+        x, y = round(asked["lesion_x"] * 32), round(asked["lesion_y"] * 32)
+        assert mask[y, x]  # the recorded region holds the painted place
 
 
 def test_the_painter_is_a_refiner_of_its_own_family(painter_32):

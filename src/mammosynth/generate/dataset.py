@@ -240,7 +240,7 @@ def make_batch(
     size = pipeline.size
     seeds = [attempt_seed(seed, i + start, attempt[i]) for i in pending]
     spatial, labels, params, regions = None, None, [], []
-    conditions = [rows[i]["conditions"] for i in pending]
+    conditions = pipeline.locate([rows[i]["conditions"] for i in pending], seeds)
     if layout == "phantom":
         maps, label_maps = [], []
         for k, i in enumerate(pending):

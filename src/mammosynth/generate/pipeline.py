@@ -114,6 +114,12 @@ class Pipeline(Trained):
     def _sample(self, conditions: list[dict], seeds: list[int], options: SampleOptions) -> np.ndarray:
         raise NotImplementedError
 
+    def locate(self, conditions: list[dict], seeds: list[int]) -> list[dict]:
+        """The requests as the images will fulfil them: a stage that places lesions (a cascade's lesion painter)
+        fills in the place of a lesion request that has none, so a dataset can record it before sampling; other
+        pipelines return them unchanged."""
+        return conditions
+
 
 class DiffusionPipeline(Pipeline):
     """A trained latent diffusion model ready to sample.
@@ -307,13 +313,14 @@ def stage_seed(seed: int, salt: int = 0x5AFE) -> int:
 
 
 LESION_SALT = 0x1E51  # the stream of an image's seed that places and paints its lesion
+PLACE_X, PLACE_Y = (0.2, 0.55), (0.35, 0.7)  # where a lesion without a requested place goes (fractions)
 
 
 class LesionStage(Trained):
     """A trained lesion painter (its EMA generator): paints each image's requested lesion (``category`` other
     than none) at ``lesion_x``, ``lesion_y`` with diameter ``lesion_size_mm``, and leaves images without a
-    lesion request bit-identical. A request without a place gets a breast pixel drawn from its seed; one without
-    a size the painter's ``radius_px``. Every pixel farther than the radius plus ``grow_px`` from the centre is
+    lesion request bit-identical. A request without a place gets one drawn from its seed (:meth:`locate`); one
+    without a size the painter's ``radius_px``. Every pixel farther than the radius plus ``grow_px`` from the centre is
     left as it was."""
 
     family = "lesion"
@@ -322,19 +329,23 @@ class LesionStage(Trained):
         super().__init__(checkpoint, device)
         self.input_size = self.size
 
-    def place(self, image: np.ndarray, conditions: dict, seed: int) -> tuple[float, float, float] | None:
-        """(x, y, radius) in pixels of the disc the painter fills for one request, or None for no lesion."""
-        if conditions.get("category", "none") in ("none", "unknown"):
-            return None
-        size, config = self.size, self.config
+    def locate(self, conditions: dict, seed: int) -> dict:
+        """The request with its place filled in: a lesion request without ``lesion_x``/``lesion_y`` gets a place
+        drawn from its seed in the part of the prepared frame (chest wall left) that holds breast tissue in
+        nearly every prepared film (``PLACE_X``, ``PLACE_Y``), so the place is known before the image is made and
+        the record can name it. Other requests are returned as they are."""
+        if conditions.get("category", "none") == "none" or ("lesion_x" in conditions and "lesion_y" in conditions):
+            return conditions
         rng = np.random.default_rng(stage_seed(seed, LESION_SALT))
-        if "lesion_x" in conditions and "lesion_y" in conditions:
-            x, y = conditions["lesion_x"] * size, conditions["lesion_y"] * size
-        else:  # a breast pixel at least a radius inside the skin line, drawn from the seed
-            inner = ndi.binary_erosion(image > 0.05, iterations=max(1, round(config.radius_px)))
-            ys, xs = np.nonzero(inner if inner.any() else np.ones_like(image, bool))
-            k = int(rng.integers(len(xs)))
-            x, y = float(xs[k]), float(ys[k])
+        x, y = rng.uniform(*PLACE_X), rng.uniform(*PLACE_Y)
+        return {**conditions, "lesion_x": round(float(x), 4), "lesion_y": round(float(y), 4)}
+
+    def place(self, conditions: dict, seed: int) -> tuple[float, float, float] | None:
+        """(x, y, radius) in pixels of the disc the painter fills for one request, or None for no lesion."""
+        if conditions.get("category", "none") == "none":
+            return None
+        conditions, config = self.locate(conditions, seed), self.config
+        x, y = conditions["lesion_x"] * self.size, conditions["lesion_y"] * self.size
         radius = config.radius_px
         if conditions.get("lesion_size_mm") and self.spacing_mm:
             radius = conditions["lesion_size_mm"] / 2 / self.spacing_mm
@@ -357,7 +368,7 @@ class LesionStage(Trained):
                 f"got {images.shape} and {len(conditions)} requests",
             )
         out = images.copy()
-        places = [self.place(image, c, s) for image, c, s in zip(images, conditions, seeds, strict=True)]
+        places = [self.place(c, s) for c, s in zip(conditions, seeds, strict=True)]
         rows = [k for k, p in enumerate(places) if p is not None]
         if not rows:
             return out
@@ -416,6 +427,12 @@ class Cascade(Pipeline):
         self.spacing_mm = base.spacing_mm * base.size / size if base.spacing_mm else None
         chain = "+".join([base.model_id, *(s.model_id for s in self.stages)])
         self.model_id = hashlib.sha256(chain.encode()).hexdigest()[: len(base.model_id)]
+
+    def locate(self, conditions: list[dict], seeds: list[int]) -> list[dict]:
+        for stage in self.stages:
+            if isinstance(stage, LesionStage):
+                conditions = [stage.locate(c, s) for c, s in zip(conditions, seeds, strict=True)]
+        return conditions
 
     def describe(self) -> dict:
         generator = self.base.describe()
