@@ -182,3 +182,21 @@ def crop_patches(images: torch.Tensor, centres: torch.Tensor, patch_px: int) -> 
     rows = (y0[:, None] + offsets)[:, :, None]
     cols = (x0[:, None] + offsets)[:, None, :]
     return padded[torch.arange(n, device=images.device)[:, None, None], 0, rows, cols][:, None]
+
+
+def random_pixels(masks: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """One pixel (x, y) per mask (N, H, W): where ``draws`` (N, H, W) uniform numbers peak inside it (any
+    pixel of the image for an empty mask)."""
+    size = masks.shape[-1]
+    flat = torch.where(masks, draws, draws - 2.0).flatten(1).argmax(1)
+    return torch.stack([flat % size, flat // size], 1).float()
+
+
+def turn_patches(patches: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
+    """Each patch (N, C, P, P) turned by ``4 × spins[:, 0]`` quarter turns and mirrored where ``spins[:, 1]`` <
+    0.5."""
+    out = []
+    for patch, (quarter, mirror) in zip(patches, spins.tolist(), strict=True):
+        patch = torch.rot90(patch, int(4 * quarter), (1, 2))
+        out.append(patch.flip(2) if mirror < 0.5 else patch)
+    return torch.stack(out)

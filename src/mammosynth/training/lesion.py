@@ -18,28 +18,10 @@ import torch.nn.functional as F
 
 from mammosynth.models.clamp import clamp_toward_range
 from mammosynth.models.lesion import LesionConfig, LesionPainter, condition, disc_masks
-from mammosynth.models.verifier import crop_patches
+from mammosynth.models.verifier import crop_patches, random_pixels, turn_patches
 from mammosynth.training import patch_losses
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import AdversarialTask, StepContext
-
-
-def random_pixels(masks: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
-    """One pixel (x, y) per mask (N, H, W): where ``draws`` (N, H, W) uniform numbers peak inside it (any
-    pixel of the image for an empty mask)."""
-    size = masks.shape[-1]
-    flat = torch.where(masks, draws, draws - 2.0).flatten(1).argmax(1)
-    return torch.stack([flat % size, flat // size], 1).float()
-
-
-def turn(patches: torch.Tensor, spins: torch.Tensor) -> torch.Tensor:
-    """Each patch (N, C, P, P) turned by ``4 × spins[:, 0]`` quarter turns and mirrored where ``spins[:, 1]`` <
-    0.5."""
-    out = []
-    for patch, (quarter, mirror) in zip(patches, spins.tolist(), strict=True):
-        patch = torch.rot90(patch, int(4 * quarter), (1, 2))
-        out.append(patch.flip(2) if mirror < 0.5 else patch)
-    return torch.stack(out)
 
 
 def disc_weights(discs: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -99,7 +81,7 @@ class LesionTask(AdversarialTask):
         if config.gamma_jitter:  # the same random gamma on context and lesion: other films' grey levels
             gamma = torch.exp((ctx.rand(n, 1, 1, 1).to(self.device) - 0.5) * 2 * config.gamma_jitter)
             patches = patches.clamp(0, 1) ** gamma
-        both = turn(torch.cat([patches, discs], 1), spins)
+        both = turn_patches(torch.cat([patches, discs], 1), spins)
         return both[:, :1], both[:, 1:], torch.where(has_lesion, picked, torch.zeros_like(picked))
 
     def _inputs(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mammosynth.models.verifier import LesionVerifier, VerifierConfig, crop_patches
+from mammosynth.models.verifier import LesionVerifier, VerifierConfig, crop_patches, random_pixels, turn_patches
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import Phase, StepContext, Task
 
@@ -57,21 +57,17 @@ class VerifierTask(Task):
         spin = ctx.rand(n, 2, 2).to(self.device)
         rows, centres, labels, weights, spins = [], [], [], [], []
         for k, mask in enumerate((lesion, tissue)):
-            flat = torch.where(mask, pick[:, k], -1.0).flatten(1).argmax(1)
+            pixels = random_pixels(mask, pick[:, k])
             idx = torch.nonzero(mask.flatten(1).any(1)).flatten()
             rows.append(idx)
-            centres.append(torch.stack([flat[idx] % size, flat[idx] // size], 1).float())
+            centres.append(pixels[idx])
+            flat = (pixels[:, 1] * size + pixels[:, 0]).long()
             labels.append(kinds.flatten(1)[idx, flat[idx]] if k == 0 else torch.zeros_like(idx))
             weights.append(
                 torch.full((len(idx),), self.model.config.lesion_weight if k == 0 else 1.0, device=self.device)
             )
             spins.append(spin[idx, k])
         patches = crop_patches(images[torch.cat(rows)], torch.cat(centres), self.model.config.patch_px)
-        patches = torch.stack(
-            [
-                torch.rot90(p, int(4 * turn), (1, 2)).flip(2) if mirror < 0.5 else torch.rot90(p, int(4 * turn), (1, 2))
-                for p, (turn, mirror) in zip(patches, torch.cat(spins).tolist(), strict=True)
-            ]
-        )
+        patches = turn_patches(patches, torch.cat(spins))
         losses = F.cross_entropy(self.model.patch_logits(patches), torch.cat(labels), reduction="none")
         return (losses * torch.cat(weights)).sum() / n
