@@ -43,6 +43,7 @@ from mammosynth.generate.conditions import region_from_conditions
 from mammosynth.generate.pipeline import LESION_SALT, LesionStage, stage_seed
 from mammosynth.generate.verify import LesionChecker
 from mammosynth.models.conditioning import conditions_from_record
+from mammosynth.training.data import PreparedImages
 
 REQUESTS = (
     {"category": "mass", "pathology": "benign"},
@@ -97,8 +98,8 @@ def main() -> None:
     images, kinds, records = data["images"][:, 0].numpy(), data["kinds"], data["records"]
     sizes = [
         c["lesion_size_mm"]
-        for r in api_train_records(prepared)
-        if (c := conditions_from_record(r)).get("category") == "mass" and "lesion_size_mm" in c
+        for c in PreparedImages(prepared, 128, split="train").conditions
+        if c.get("category") == "mass" and "lesion_size_mm" in c
     ]
     normal = [k for k, r in enumerate(records) if not r.findings]
     rng = np.random.default_rng(0)
@@ -179,8 +180,6 @@ def nearest_train_lesion(prepared: Path, real: np.ndarray, painted: np.ndarray, 
     """Does the painter copy its training masses? The mean absolute difference of each lesion's centre
     ``crop_px`` square to the nearest training mass (any turn or mirror), for painted masses and, as the
     yardstick, for the held-out women's real masses (which no one trained on)."""
-    from mammosynth.training.data import PreparedImages
-
     train = PreparedImages(prepared, 128, split="train")
     batch = train.batch(list(range(len(train))))
     located = [(k, c) for k, c in enumerate(train.conditions) if c.get("category") == "mass" and "lesion_x" in c]
@@ -201,12 +200,6 @@ def nearest_train_lesion(prepared: Path, real: np.ndarray, painted: np.ndarray, 
         "painted_closer_than_every_held_out_real": int((synthetic < held_out.min()).sum()),
         "painted": len(synthetic),
     }
-
-
-def api_train_records(prepared: Path) -> list:
-    from mammosynth.datasets.schema import iter_manifest
-
-    return [r for r in iter_manifest(prepared) if r.split == "train"]
 
 
 def twins(
