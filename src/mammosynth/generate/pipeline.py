@@ -281,7 +281,22 @@ class TranslationPipeline(Pipeline):
         return images
 
 
-class UpscaleStage(Trained):
+class RefiningStage(Trained):
+    """A trained stage that runs after a generator in a :class:`Cascade`: :meth:`refine` takes the images made
+    so far (N, ``input_size``, ``input_size``), their seeds and their requests and returns (N, ``size``,
+    ``size``); :meth:`locate` fills in what the stage decides before sampling (a lesion's place)."""
+
+    input_size: int
+
+    def locate(self, conditions: dict, seed: int) -> dict:
+        """The request as this stage will fulfil it; a stage that decides nothing returns it unchanged."""
+        return conditions
+
+    def refine(self, images: np.ndarray, seeds: Sequence[int], conditions: Sequence[dict] | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+
+class UpscaleStage(RefiningStage):
     """A trained super-resolution stage (its EMA generator): images (N, h, h) → (N, h·f, h·f), one noise
     image per seed, drawn from a stream of that seed that no generator uses."""
 
@@ -316,7 +331,7 @@ LESION_SALT = 0x1E51  # the stream of an image's seed that places and paints its
 PLACE_X, PLACE_Y = (0.2, 0.55), (0.35, 0.7)  # where a lesion without a requested place goes (fractions)
 
 
-class LesionStage(Trained):
+class LesionStage(RefiningStage):
     """A trained lesion painter (its EMA generator): paints each image's requested lesion (``category`` other
     than none) at ``lesion_x``, ``lesion_y`` with diameter ``lesion_size_mm``, and leaves images without a
     lesion request bit-identical. A request without a place gets one drawn from its seed (:meth:`locate`); one
@@ -410,9 +425,7 @@ class Cascade(Pipeline):
     stage's noise is a function of the image's seed, so an image still depends on its seed alone.
     """
 
-    def __init__(
-        self, base: Pipeline, stages: Sequence[UpscaleStage | LesionStage]
-    ) -> None:  # no checkpoint of its own
+    def __init__(self, base: Pipeline, stages: Sequence[RefiningStage]) -> None:  # no checkpoint of its own
         size = base.size
         for stage in stages:
             if stage.input_size != size:
@@ -430,8 +443,7 @@ class Cascade(Pipeline):
 
     def locate(self, conditions: list[dict], seeds: list[int]) -> list[dict]:
         for stage in self.stages:
-            if isinstance(stage, LesionStage):
-                conditions = [stage.locate(c, s) for c, s in zip(conditions, seeds, strict=True)]
+            conditions = [stage.locate(c, s) for c, s in zip(conditions, seeds, strict=True)]
         return conditions
 
     def describe(self) -> dict:
@@ -481,7 +493,7 @@ def load_pipeline(
     return Cascade(pipeline, [load_stage(path, device) for path in paths])
 
 
-def load_stage(checkpoint: str | Path, device: str = "auto") -> UpscaleStage | LesionStage:
+def load_stage(checkpoint: str | Path, device: str = "auto") -> RefiningStage:
     """The refiner (super-resolution stage or lesion painter) of a checkpoint; one line naming it if it is not
     one."""
     spec = family_of(open_checkpoint(str(checkpoint)).family)
