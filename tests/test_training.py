@@ -162,6 +162,39 @@ def test_under_a_time_budget_the_autoencoder_stage_yields_its_share(phantom_prep
     assert more["steps"] == len(rows) > switch and all("diffusion_loss" in r for r in rows[switch:])
 
 
+def test_the_learning_rate_decays_linearly_over_the_last_share_of_the_steps(phantom_prepared, tmp_path):
+    common = ["train.steps=8", "train.lr_decay_share=0.5", "train.checkpoint_every=1", "train.keep_checkpoints=20"]
+    run = tmp_path / "d"
+    result = api.train(phantom_prepared, run, model="gan", config="tiny", set=common)
+    assert result["steps"] == 8 and result["stopped_by"] == "steps"
+    base = {
+        name: open_checkpoint(run).state["train"]["lr" if name == "generator" else "lr_discriminator"]
+        for name in ("generator", "discriminator")
+    }
+
+    def lr_of_step(step: int) -> dict:  # the rate a step trained at: saved by the checkpoint after it
+        state = json.loads((run / "checkpoints" / f"step-{step + 1:08d}" / "state.json").read_text())
+        return {name: optimizer["param_groups"][0]["lr"] for name, optimizer in state["optimizers"].items()}
+
+    for step, factor in ((0, 1), (3, 1), (4, 1), (5, 0.75), (6, 0.5), (7, 0.25)):  # 8 × 0.5 = 4 decaying steps
+        assert lr_of_step(step) == pytest.approx({k: v * factor for k, v in base.items()}), step
+
+
+def test_under_a_time_budget_the_decay_is_planned_once_and_ends_the_run(phantom_prepared, tmp_path):
+    common = ["train.steps=100000", "train.lr_decay_share=0.5", "train.checkpoint_every=100000"]
+    common += ["train.sample_every=100000", "train.warmup_steps=1"]
+    run = tmp_path / "b"
+    first = api.train(phantom_prepared, run, model="gan", config="tiny", set=common, time_budget=3)
+    plan = open_checkpoint(run).state["plan"]
+    start, length = plan["decay_start"], plan["decay_steps"]
+    assert 0 < start < first["steps"] <= start + length  # ended by the budget or by the decay's last step
+    assert (run / "checkpoints" / f"step-{start:08d}").is_dir()  # a checkpoint where the decay was planned
+    assert length == max(1, round(start * 0.5 / 0.5))  # the rest of the budget at the speed so far
+    state = open_checkpoint(run).state
+    lr = state["optimizers"]["generator"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(state["train"]["lr"] * (start + length - (first["steps"] - 1)) / length)
+
+
 def test_run_folder_rules(phantom_prepared, tmp_path):
     api.train(phantom_prepared, tmp_path / "r", config="tiny", set=["train.steps=2", "train.ae_steps=1"])
     with pytest.raises(InputError, match="--resume"):

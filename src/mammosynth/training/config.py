@@ -37,6 +37,9 @@ class TrainConfig(Config):
     betas: tuple[float, ...] = (0.9, 0.999)
     weight_decay: float = 0.01
     warmup_steps: int = 100
+    # the last share of the run decays every learning rate linearly to zero (0 = constant): of train.steps, or
+    # under a time budget of the budget (the decay's steps planned from the speed so far, saved for a resume)
+    lr_decay_share: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     precision: str = "auto"
@@ -62,6 +65,10 @@ class TrainConfig(Config):
     augment_colour: float = 0.0
     l1_weight: float = 100.0  # translation: L1 to the real image
     feature_weight: float = 10.0  # translation: discriminator feature matching
+    # lesion painter: a trained patch verifier (checkpoint path) that judges each fill in training, and the weight
+    # of its cross-entropy toward the requested kind (an auxiliary classifier, as in AC-GAN; 0 = none)
+    guide: str = ""
+    guide_weight: float = 0.0
     pixel_weight: float = 0.0  # upscale: L1 to the real crop at full resolution (weak: what the input predicts)
     spectrum_weight: float = 0.0  # upscale: L1 between output's and real crop's ring-averaged log power spectra
     prefetch: bool = True  # with workers 0: the next step's batch is read on a thread while this one trains
@@ -98,6 +105,8 @@ TRAIN_BOUNDS = {
     "lr_discriminator": (0.0, 10.0, False),
     "weight_decay": (0.0, 10.0, False),
     "warmup_steps": (0, 10**9, False),
+    "lr_decay_share": (0.0, 0.99, False),
+    "guide_weight": (0.0, 1e6, False),
     "grad_clip": (0.0, 1e6, False),
     "ema_decay": (0.0, 0.999999, False),
     "checkpoint_every": (1, 10**9, False),

@@ -344,6 +344,42 @@ class Trainer:
         setattr(self.cfg, field, self.step)
         return True
 
+    def _plan_decay(self) -> bool:
+        """Under a time budget, start the learning-rate decay once ``1 − train.lr_decay_share`` of the budget
+        is spent, over as many steps as the rest of the budget buys at the speed so far (steps taken × share /
+        (1 − share)). Recorded in the plan and checkpointed, so a resume replays the same schedule; rank 0's
+        clock decides for every rank. Returns whether it decided now."""
+        share = self.cfg.lr_decay_share
+        if share <= 0 or self.cfg.time_budget_s <= 0 or "decay_start" in self.plan:
+            return False
+        if not distributed.agree(self.elapsed_s() >= (1 - share) * self.cfg.time_budget_s, self.device):
+            return False
+        self.plan["decay_start"] = self.step
+        self.plan["decay_steps"] = max(1, round(self.step * share / (1 - share)))
+        return True
+
+    def _decay_window(self) -> tuple[int, int] | None:
+        """(first step, number of steps) of the learning-rate decay, or None while there is none."""
+        share = self.cfg.lr_decay_share
+        if share <= 0:
+            return None
+        if self.cfg.time_budget_s > 0:
+            return (self.plan["decay_start"], self.plan["decay_steps"]) if "decay_start" in self.plan else None
+        length = max(1, round(self.cfg.steps * share))
+        return self.cfg.steps - length, length
+
+    def decay_factor(self, step: int) -> float:
+        """The learning rates' multiplier at ``step``: 1 before the decay, then falling linearly, 1/length at
+        its last step."""
+        window = self._decay_window()
+        if window is None or step < window[0]:
+            return 1.0
+        return max(0.0, (window[0] + window[1] - step) / window[1])
+
+    def decay_done(self) -> bool:
+        window = self._decay_window()
+        return window is not None and self.step >= window[0] + window[1]
+
     def elapsed_s(self) -> float:
         """Wall time this run has trained, over every session (what ``train.time_budget_s`` limits)."""
         now = 0.0 if self.session_started is None else time.perf_counter() - self.session_started
@@ -392,6 +428,7 @@ class Trainer:
 
     def _set_lr(self, step: int) -> None:
         warm = min(1.0, (step - self.task.stage_start(step) + 1) / max(1, self.cfg.warmup_steps))
+        warm *= self.decay_factor(step)
         for name, optimizer in self.optimizers.items():
             for group in optimizer.param_groups:
                 group["lr"] = self.base_lr[name] * warm
@@ -461,7 +498,9 @@ class Trainer:
                 # the budget is read once per step (``last``): a second read could find it spent just after a step
                 # that was not saved as the last one, and the run would end without its final checkpoint; rank
                 # 0's reading decides for every rank (one that stopped alone would leave the others waiting)
-                last = distributed.agree(self.step >= self.cfg.steps or self.budget_spent(), self.device)
+                last = distributed.agree(
+                    self.step >= self.cfg.steps or self.budget_spent() or self.decay_done(), self.device
+                )
                 while not last:
                     step = self.step
                     batches = next(stream)
@@ -476,8 +515,10 @@ class Trainer:
                     log_file.write(json.dumps({"step": step, **{k: round(v, 8) for k, v in logs.items()}}) + "\n")
                     elapsed = time.perf_counter() - started
                     speed = (self.step - start_step) * images_per_step / max(elapsed, 1e-9)
-                    switched = self._plan_stages()
-                    last = distributed.agree(self.step == self.cfg.steps or self.budget_spent(), self.device)
+                    switched = self._plan_stages() | self._plan_decay()  # both decide each step
+                    last = distributed.agree(
+                        self.step == self.cfg.steps or self.budget_spent() or self.decay_done(), self.device
+                    )
                     if self.step % self.cfg.log_every == 0 or last:
                         log_file.flush()
                         self._log_scalars(logs, speed)
