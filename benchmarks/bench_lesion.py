@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_evaluate import prepare_shared
@@ -69,6 +70,10 @@ def main() -> None:
     parser.add_argument("--config", default="cpu-128")
     parser.add_argument("--budget", default="12m", help="the painter's training wall time")
     parser.add_argument("--retrain", action="store_true", help="train again when the run folder has a checkpoint")
+    parser.add_argument(
+        "--set", action="append", default=[], help="painter config overrides (train.guide=RUN, train.guide_weight=1)"
+    )
+    parser.add_argument("--name", default="", help="a suffix of the painter's run folder and result file")
     parser.add_argument("--generator", type=Path, help="a generator run trained on the same train women")
     parser.add_argument("--upscale", type=Path, action="append", default=[], help="its super-resolution stages")
     parser.add_argument(
@@ -89,9 +94,10 @@ def main() -> None:
         subprocess.run(
             [sys.executable, str(Path(__file__).parent / "bench_verifier.py"), "--shared", str(args.shared)], check=True
         )
-    run = args.work / f"lesion-{args.config}"
+    run = args.work / f"lesion-{args.config}{args.name}"
     if args.retrain or not (run / "checkpoints").is_dir():
-        api.train(prepared, run, model="lesion", config=args.config, time_budget=args.budget, overwrite=True)
+        sets = args.set or None
+        api.train(prepared, run, model="lesion", config=args.config, set=sets, time_budget=args.budget, overwrite=True)
     stage = LesionStage(str(run), device="cpu")
     judges = {name: LesionChecker(str(args.work / name), device="cpu") for name in args.judge or [verifier.name]}
     data = held_out(prepared, stage.size)
@@ -105,6 +111,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     result: dict = {
         "config": args.config,
+        "set": args.set,
         "held_out": "val + test women",
         "normal_films": len(normal),
         "by_request": {},
@@ -151,14 +158,28 @@ def main() -> None:
             if k in ("auc", "auc_ci95", "auc_repeats", "accuracy", "n_real", "n_synthetic")
         },
     }
-    result["copies_16px"] = nearest_train_lesion(prepared, real_patches, synthetic)
+    library, library_patients = train_masses(prepared)
+    result["copies_16px"] = nearest_train_lesion(library, real_patches, synthetic)
+    # the painted masses beside the training masses the painter learned from: a test that can only flatter the
+    # painter (it saw them), with 31 real where the held-out women have 8
+    result["mass_patch_c2st_vs_train_masses_64px"] = {
+        k: v
+        for k, v in two_sample_test(library, synthetic, library_patients, work_px=64).items()
+        if k in ("auc", "auc_ci95", "auc_repeats", "n_real", "n_synthetic")
+    }
+    contrast = {"held_out_real": conspicuity(real_patches), "train_real": conspicuity(library)}
+    contrast["painted"] = conspicuity(synthetic)
+    result["conspicuity_quartiles"] = {k: quartiles(v) for k, v in contrast.items()}
+    result["conspicuity_painted_vs_train_p"] = round(
+        float(stats.mannwhitneyu(contrast["painted"], contrast["train_real"]).pvalue), 4
+    )
     if args.generator:
         verify = args.work / next(iter(judges)) if args.verify else None
         stages = [*args.upscale, run]
         result["twins"] = twins(
             prepared, args.generator, stages, judges, args.work / "lesion-twins", args.repeat, verify
         )
-    (args.work / f"lesion-{args.config}.json").write_text(json.dumps(result, indent=1))
+    (args.work / f"lesion-{args.config}{args.name}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
 
@@ -176,16 +197,22 @@ def dihedral(patches: np.ndarray) -> np.ndarray:
     return np.concatenate([*turns, *(t[:, :, ::-1] for t in turns)])
 
 
-def nearest_train_lesion(prepared: Path, real: np.ndarray, painted: np.ndarray, crop_px: int = 16) -> dict:
-    """Does the painter copy its training masses? The mean absolute difference of each lesion's centre
-    ``crop_px`` square to the nearest training mass (any turn or mirror), for painted masses and, as the
-    yardstick, for the held-out women's real masses (which no one trained on)."""
+def train_masses(prepared: Path, patch_px: int = 64) -> tuple[np.ndarray, list[str]]:
+    """``patch_px`` patches centred on the train women's located masses, and their patients."""
     train = PreparedImages(prepared, 128, split="train")
     batch = train.batch(list(range(len(train))))
     located = [(k, c) for k, c in enumerate(train.conditions) if c.get("category") == "mass" and "lesion_x" in c]
     images = batch["image"][[k for k, _ in located], 0].numpy()
-    library = dihedral(lesion_patches(images, [(c["lesion_x"], c["lesion_y"]) for _, c in located], crop_px))
+    patches = lesion_patches(images, [(c["lesion_x"], c["lesion_y"]) for _, c in located], patch_px)
+    return patches, [train.records[k].patient_key for k, _ in located]
+
+
+def nearest_train_lesion(library: np.ndarray, real: np.ndarray, painted: np.ndarray, crop_px: int = 16) -> dict:
+    """Does the painter copy its training masses (``library``, 64 px patches)? The mean absolute difference of
+    each lesion's centre ``crop_px`` square to the nearest training mass (any turn or mirror), for painted masses
+    and, as the yardstick, for the held-out women's real masses (which no one trained on)."""
     cut = slice(32 - crop_px // 2, 32 + crop_px // 2)  # the centre of the 64 px patches
+    library = dihedral(library[:, cut, cut])
 
     def nearest(patches: np.ndarray) -> np.ndarray:
         centres = patches[:, cut, cut]
@@ -193,13 +220,25 @@ def nearest_train_lesion(prepared: Path, real: np.ndarray, painted: np.ndarray, 
 
     held_out, synthetic = nearest(real), nearest(painted)
     return {
-        "train_masses": len(located),
+        "train_masses": len(library) // 8,
         "held_out_real_median": round(float(np.median(held_out)), 4),
         "held_out_real_min": round(float(held_out.min()), 4),
         "painted_median": round(float(np.median(synthetic)), 4),
         "painted_closer_than_every_held_out_real": int((synthetic < held_out.min()).sum()),
         "painted": len(synthetic),
     }
+
+
+def conspicuity(patches: np.ndarray, inner_px: float = 4.0, ring_px: tuple[float, float] = (10.0, 16.0)) -> np.ndarray:
+    """How much brighter each 64 px patch's centre (a disc of ``inner_px``) is than the ring around it."""
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 32)
+    inner, ring = r <= inner_px, (r >= ring_px[0]) & (r <= ring_px[1])
+    return patches[:, inner].mean(1) - patches[:, ring].mean(1)
+
+
+def quartiles(values: np.ndarray) -> list[float]:
+    return [round(float(q), 3) for q in np.percentile(values, [25, 50, 75])]
 
 
 def twins(

@@ -4,7 +4,10 @@ there), an image without one a patch around a random breast pixel (the disc: a c
 radius, kind none: fill with tissue). Each patch is turned by a random multiple of 90° and mirrored at random
 (a lesion has no orientation). The discriminator learns least-squares real/fake on (condition, patch) pairs;
 the generator minimises ``adv_weight`` × adversarial + ``feature_weight`` × feature matching + ``pixel_weight``
-× L1 inside the disc to the real patch (weak: a strong one paints the blurred mean of all lesions).
+× L1 inside the disc to the real patch (weak: a strong one paints the blurred mean of all lesions), and with
+``train.guide`` (a trained patch verifier, frozen) ``guide_weight`` × its cross-entropy toward the requested kind
+on the painted patch's centre, an auxiliary classifier that asks the fill to be the kind requested (AC-GAN,
+Odena et al. 2017). Judge a guided painter with verifiers other than its guide.
 
 One example per image, so the losses are means over the same number of examples on every torchrun rank and
 two processes train what one does."""
@@ -16,10 +19,12 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from mammosynth.errors import InputError
 from mammosynth.models.clamp import clamp_toward_range
 from mammosynth.models.lesion import LesionConfig, LesionPainter, condition, disc_masks
-from mammosynth.models.verifier import crop_patches, random_pixels, turn_patches
+from mammosynth.models.verifier import LesionVerifier, VerifierConfig, crop_patches, random_pixels, turn_patches
 from mammosynth.training import patch_losses
+from mammosynth.training.checkpoint import load_module, open_checkpoint
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import AdversarialTask, StepContext
 
@@ -37,6 +42,21 @@ def weighted(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum((1, 2, 3)).mean()
 
 
+def load_guide(path: str, config: LesionConfig, device: torch.device) -> LesionVerifier:
+    """The frozen patch verifier of ``train.guide``; one line naming it when it cannot guide this painter."""
+    checkpoint = open_checkpoint(path, family="verifier")
+    guide_config = VerifierConfig.from_dict(checkpoint.state["model"], str(checkpoint.folder))
+    if not guide_config.patch_px or guide_config.patch_px > config.patch_px:
+        raise InputError(path, f"train.guide needs a patch verifier with patches of at most {config.patch_px} px")
+    if guide_config.image_size != config.image_size:
+        raise InputError(
+            path, f"train.guide judges {guide_config.image_size} px images, the painter paints {config.image_size} px"
+        )
+    guide = LesionVerifier(guide_config)
+    load_module(checkpoint, "verifier", guide)
+    return guide.eval().requires_grad_(False).to(device)
+
+
 class LesionTask(AdversarialTask):
     family = "lesion"
     ema_modules: ClassVar[dict[str, tuple[str, ...]]] = {"lesion": ("generator",)}
@@ -45,6 +65,7 @@ class LesionTask(AdversarialTask):
         super().__init__(model_config, train, device)
         self.model = LesionPainter(model_config).to(device)
         self.modules = {"lesion": self.model}
+        self.guide = load_guide(train.guide, model_config, device) if train.guide else None
 
     def examples(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The step's real patches (N, 1, P, P), their discs and kinds (N,), drawn as the module says."""
@@ -89,18 +110,18 @@ class LesionTask(AdversarialTask):
         if key not in ctx.scratch:
             patches, discs, kinds = self.examples(batch, ctx)
             noise = ctx.randn(patches.shape[0], 1, *patches.shape[2:]).to(self.device)
-            ctx.scratch[key] = (patches, discs, condition(patches, discs, kinds), noise)
+            ctx.scratch[key] = (patches, discs, condition(patches, discs, kinds), noise, kinds)
         return ctx.scratch[key]
 
     def _fake(self, batch: dict, ctx: StepContext, release: bool = False) -> torch.Tensor:
         key = ("fake", ctx.micro)
         if key not in ctx.scratch:
-            patches, discs, cond, noise = self._inputs(batch, ctx)
+            patches, discs, cond, noise, _ = self._inputs(batch, ctx)
             ctx.scratch[key] = self.model.generator(cond, noise, patches, discs)
         return ctx.scratch.pop(key) if release else ctx.scratch[key]
 
     def discriminator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
-        patches, discs, cond, _ = self._inputs(batch, ctx)
+        patches, discs, cond, _, _ = self._inputs(batch, ctx)
         fake = clamp_toward_range(self._fake(batch, ctx)).detach()
         real_score = self.model.discriminate(cond, patches)[-1].float()
         fake_score = self.model.discriminate(cond, fake)[-1].float()
@@ -113,7 +134,7 @@ class LesionTask(AdversarialTask):
         }
 
     def generator_loss(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
-        patches, discs, cond, _ = self._inputs(batch, ctx)
+        patches, discs, cond, _, kinds = self._inputs(batch, ctx)
         raw = self._fake(batch, ctx, release=True)
         fake_features = self.model.discriminate(cond, clamp_toward_range(raw))
         score = fake_features[-1].float()
@@ -131,6 +152,13 @@ class LesionTask(AdversarialTask):
             inside = error.mean()
             loss = loss + self.train.pixel_weight * inside
             parts["pixel_l1"] = inside.item()
+        if self.guide is not None and self.train.guide_weight > 0:
+            q, p = self.guide.config.patch_px, raw.shape[-1]
+            centre = clamp_toward_range(raw)[..., (p - q) // 2 : (p - q) // 2 + q, (p - q) // 2 : (p - q) // 2 + q]
+            with torch.autocast(self.device.type, enabled=False):
+                guided = F.cross_entropy(self.guide.patch_logits(centre.float()), kinds)  # a mean per example
+            loss = loss + self.train.guide_weight * guided
+            parts["guide_ce"] = guided.item()
         return loss, parts
 
     @torch.no_grad()
