@@ -13,7 +13,7 @@ from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
 from mammosynth.generate.pipeline import PLACE_X, PLACE_Y, Cascade, LesionStage, load_pipeline
 from mammosynth.io.images import read_image
-from mammosynth.models.lesion import LesionConfig, LesionPainter, condition, disc_masks
+from mammosynth.models.lesion import LesionConfig, LesionPainter, condition, disc_masks, feather
 from mammosynth.models.verifier import KINDS, LesionVerifier, VerifierConfig
 from mammosynth.training.config import TrainConfig, load_config
 from mammosynth.training.lesion import LesionTask, load_guide
@@ -73,6 +73,25 @@ def test_a_local_discriminator_sees_the_central_window_only():
     assert torch.equal(model.discriminate(cond, patch)[-1], model.discriminate(cond, edited)[-1])
     edited[..., 16, 16] = 1 - edited[..., 16, 16]  # inside it
     assert not torch.equal(model.discriminate(cond, patch)[-1], model.discriminate(cond, edited)[-1])
+
+
+def test_a_feathered_fill_blends_into_the_tissue_at_the_disc_edge():
+    with pytest.raises(InputError, match="feather_px must be ≥ 0"):
+        LesionConfig(image_size=32, patch_px=16, radius_px=3.0, feather_px=-1).check()
+    config = LesionConfig(image_size=32, patch_px=16, width=8, dilations=(1,), d_channels=8, d_layers=2, feather_px=2)
+    generator = LesionPainter(config).generator.eval()
+    patch = 0.3 + 0.1 * torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    disc = disc_masks(torch.tensor([[8.0, 8.0]]), torch.tensor([6.0]), 16)
+    inputs = (condition(patch, disc, torch.tensor([MASS])), torch.zeros_like(patch), patch, disc)
+    with torch.no_grad():
+        soft = generator(*inputs)
+        generator.feather_px = 0
+        hard = generator(*inputs)
+    weight = feather(disc, 2)
+    assert torch.equal(soft[disc == 0], patch[disc == 0])  # outside the disc: the input, bit for bit
+    assert torch.allclose(soft[weight == 1], hard[weight == 1], atol=1e-6)  # deep inside: the fill
+    rim = (disc > 0) & (weight < 1)
+    assert rim.sum() > 0 and torch.allclose(soft[rim], (patch + weight * (hard - patch))[rim])
 
 
 def test_a_step_paints_findings_in_lesion_images_and_tissue_elsewhere():

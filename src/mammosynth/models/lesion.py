@@ -55,6 +55,8 @@ class LesionConfig(Config):
     radius_px: float = 5.0  # lesion radius when a request gives no size (mini-MIAS masses' median at 128 px)
     min_radius_px: float = 2.0  # the smallest and largest disc it paints (fractions of the patch beyond lose context)
     max_radius_fraction: float = 0.4
+    # > 0: the fill blends into the tissue over the disc's outer feather_px (a linear ramp), no seam at its edge
+    feather_px: int = 0
 
     @property
     def max_radius_px(self) -> float:
@@ -72,6 +74,8 @@ class LesionConfig(Config):
             )
         if self.grow_px < 0 or not 0 <= (self.grow_min_px or 0) <= self.grow_px:
             raise InputError(where, "model.grow_min_px must lie between 0 and model.grow_px (≥ 0)")
+        if self.feather_px < 0:
+            raise InputError(where, f"model.feather_px must be ≥ 0, got {self.feather_px}")
         if not self.dilations or min(self.dilations) < 1 or self.width < 1:
             raise InputError(where, "model.dilations needs at least one entry, all ≥ 1, and model.width ≥ 1")
         if not 0 < self.min_radius_px <= self.radius_px <= self.max_radius_px:
@@ -110,13 +114,30 @@ class LesionGenerator(nn.Module):
         self.blocks = nn.ModuleList(nn.Conv2d(width, width, 3, padding=d, dilation=d) for d in config.dilations)
         self.noise_strength = nn.Parameter(torch.full((len(config.dilations), 1, width, 1, 1), 0.1))
         self.out = nn.Conv2d(width, 1, 3, padding=1)
+        self.feather_px = config.feather_px
 
     def forward(self, cond: torch.Tensor, noise: torch.Tensor, patch: torch.Tensor, disc: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.head(cond), 0.2)
         for block, strength in zip(self.blocks, self.noise_strength, strict=True):
             h = h + F.leaky_relu(block(h) + strength * noise, 0.2) * 0.5
         filled = (self.out(h) + 1) / 2
+        if self.feather_px:
+            filled = patch + feather(disc, self.feather_px) * (filled - patch)
         return torch.where(disc > 0, filled, patch)
+
+
+def feather(disc: torch.Tensor, feather_px: int) -> torch.Tensor:
+    """A weight (N, 1, P, P) that is 1 deeper than ``feather_px`` inside the disc, falls linearly toward its edge
+    (0.2, 0.6, 1 across a straight edge at 2 px) and is 0 outside it.
+
+    Example:
+        >>> disc = torch.zeros(1, 1, 7, 7).index_fill_(3, torch.arange(3, 7), 1.0)  # right of column 3
+        >>> [round(v, 2) for v in feather(disc, 2)[0, 0, 3].tolist()]
+        [0.0, 0.0, 0.0, 0.2, 0.6, 1.0, 1.0]
+    """
+    size = 2 * feather_px + 1
+    share = F.avg_pool2d(disc, size, stride=1, padding=feather_px, count_include_pad=False)
+    return disc * ((share - 0.5) * 2).clamp(0, 1)
 
 
 class LesionPainter(nn.Module):
