@@ -7,9 +7,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mammosynth.models.verifier import KINDS, LesionVerifier, VerifierConfig, kind_of
-from mammosynth.training.checkpoint import load_module, open_checkpoint
+from mammosynth.models.verifier import KINDS, kind_of
 from mammosynth.training.device import pick_device
+from mammosynth.training.verifier import load_verifier
 
 
 def _category(kind: str) -> str:
@@ -20,12 +20,9 @@ class LesionChecker:
     """Loads a ``verifier`` checkpoint; :meth:`check` judges a batch of images against their requests."""
 
     def __init__(self, checkpoint: str, threshold: float = 0.5, device: str = "auto") -> None:
-        self.checkpoint = open_checkpoint(checkpoint, family="verifier")
-        self.config = VerifierConfig.from_dict(self.checkpoint.state["model"], str(self.checkpoint.folder))
         self.device = pick_device(device)
-        self.model = LesionVerifier(self.config)
-        load_module(self.checkpoint, "verifier", self.model)
-        self.model.eval().to(self.device)
+        self.checkpoint, self.model = load_verifier(checkpoint, self.device)
+        self.config = self.model.config
         self.threshold = threshold
         self.model_id = self.checkpoint.hash()
 

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from mammosynth.errors import InputError
 from mammosynth.models.clamp import clamp_toward_range
 from mammosynth.models.lesion import LesionConfig, LesionPainter, condition, disc_masks
-from mammosynth.models.verifier import LesionVerifier, VerifierConfig, crop_patches, random_pixels, turn_patches
+from mammosynth.models.verifier import LesionVerifier, crop_patches, random_pixels, turn_patches
 from mammosynth.training import patch_losses
-from mammosynth.training.checkpoint import load_module, open_checkpoint
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import AdversarialTask, StepContext
+from mammosynth.training.verifier import load_verifier
 
 
 def disc_weights(discs: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -44,17 +44,15 @@ def weighted(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def load_guide(path: str, config: LesionConfig, device: torch.device) -> LesionVerifier:
     """The frozen patch verifier of ``train.guide``; one line naming it when it cannot guide this painter."""
-    checkpoint = open_checkpoint(path, family="verifier")
-    guide_config = VerifierConfig.from_dict(checkpoint.state["model"], str(checkpoint.folder))
+    _, guide = load_verifier(path, device)
+    guide_config = guide.config
     if not guide_config.patch_px or guide_config.patch_px > config.patch_px:
         raise InputError(path, f"train.guide needs a patch verifier with patches of at most {config.patch_px} px")
     if guide_config.image_size != config.image_size:
         raise InputError(
             path, f"train.guide judges {guide_config.image_size} px images, the painter paints {config.image_size} px"
         )
-    guide = LesionVerifier(guide_config)
-    load_module(checkpoint, "verifier", guide)
-    return guide.eval().requires_grad_(False).to(device)
+    return guide.requires_grad_(False)
 
 
 class LesionTask(AdversarialTask):

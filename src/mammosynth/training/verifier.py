@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from mammosynth.models.verifier import LesionVerifier, VerifierConfig, crop_patches, random_pixels, turn_patches
+from mammosynth.training.checkpoint import Checkpoint, load_module, open_checkpoint
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import Phase, StepContext, Task
 
@@ -71,3 +72,12 @@ class VerifierTask(Task):
         patches = turn_patches(patches, torch.cat(spins))
         losses = F.cross_entropy(self.model.patch_logits(patches), torch.cat(labels), reduction="none")
         return (losses * torch.cat(weights)).sum() / n
+
+
+def load_verifier(path: str, device: torch.device) -> tuple[Checkpoint, LesionVerifier]:
+    """A trained verifier checkpoint and its network (EMA weights) in eval mode on ``device``; one line naming
+    the checkpoint when it is not a verifier's. Used by the generation checker and as a painter's guide."""
+    checkpoint = open_checkpoint(path, family="verifier")
+    model = LesionVerifier(VerifierConfig.from_dict(checkpoint.state["model"], str(checkpoint.folder)))
+    load_module(checkpoint, "verifier", model)
+    return checkpoint, model.eval().to(device)
