@@ -102,11 +102,8 @@ def main() -> None:
     judges = {name: LesionChecker(str(args.work / name), device="cpu") for name in args.judge or [verifier.name]}
     data = held_out(prepared, stage.size)
     images, kinds, records = data["images"][:, 0].numpy(), data["kinds"], data["records"]
-    sizes = [
-        c["lesion_size_mm"]
-        for c in PreparedImages(prepared, 128, split="train").conditions
-        if c.get("category") == "mass" and "lesion_size_mm" in c
-    ]
+    train = PreparedImages(prepared, 128, split="train")
+    sizes = [c["lesion_size_mm"] for c in train.conditions if c.get("category") == "mass" and "lesion_size_mm" in c]
     normal = [k for k, r in enumerate(records) if not r.findings]
     rng = np.random.default_rng(0)
     result: dict = {
@@ -158,7 +155,7 @@ def main() -> None:
             if k in ("auc", "auc_ci95", "auc_repeats", "accuracy", "n_real", "n_synthetic")
         },
     }
-    library, library_patients = train_masses(prepared)
+    library, library_patients = train_masses(train)
     result["copies_16px"] = nearest_train_lesion(library, real_patches, synthetic)
     # the painted masses beside the training masses the painter learned from: a test that can only flatter the
     # painter (it saw them), with 31 real where the held-out women have 8
@@ -197,9 +194,8 @@ def dihedral(patches: np.ndarray) -> np.ndarray:
     return np.concatenate([*turns, *(t[:, :, ::-1] for t in turns)])
 
 
-def train_masses(prepared: Path, patch_px: int = 64) -> tuple[np.ndarray, list[str]]:
+def train_masses(train: PreparedImages, patch_px: int = 64) -> tuple[np.ndarray, list[str]]:
     """``patch_px`` patches centred on the train women's located masses, and their patients."""
-    train = PreparedImages(prepared, 128, split="train")
     batch = train.batch(list(range(len(train))))
     located = [(k, c) for k, c in enumerate(train.conditions) if c.get("category") == "mass" and "lesion_x" in c]
     images = batch["image"][[k for k, _ in located], 0].numpy()
@@ -254,17 +250,19 @@ def twins(
 
     def judged(folder: Path) -> dict:
         images, records = load_images(folder, synthetic_only=True)
+        picked: dict[str, list] = {"mass": [], "calcification": []}  # (image, request, mask) per kind, read once
+        for k, record in enumerate(records):
+            asked = record.extra["provenance"]["conditions"]
+            mask = next((f.mask_path for f in record.findings if f.mask_path), None)
+            if asked.get("category") in picked and mask is not None:
+                picked[asked["category"]].append((k, asked, read_mask(folder / mask)))
         verdicts = {}
         for name, checker in judges.items():
-            rows: dict[str, list] = {"mass": [], "calcification": []}
-            for k, record in enumerate(records):
-                asked = record.extra["provenance"]["conditions"]
-                mask = next((f.mask_path for f in record.findings if f.mask_path), None)
-                if asked.get("category") not in rows or mask is None:
-                    continue
-                (verdict,) = checker.check(images[k : k + 1], [asked], [read_mask(folder / mask)])
-                rows[asked["category"]].append(verdict)
-            verdicts[name] = {kind: tally(v) for kind, v in rows.items()}
+            verdicts[name] = {}
+            for kind, rows in picked.items():
+                asked = [a for _, a, _ in rows]
+                found = checker.check(images[[k for k, _, _ in rows]], asked, [m for _, _, m in rows]) if rows else []
+                verdicts[name][kind] = tally(found)
         return verdicts
 
     result["first_attempt"] = judged(out / "images")
