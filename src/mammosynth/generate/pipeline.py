@@ -288,8 +288,9 @@ class RefiningStage(Trained):
 
     input_size: int
 
-    def locate(self, conditions: dict, seed: int) -> dict:
-        """The request as this stage will fulfil it; a stage that decides nothing returns it unchanged."""
+    def locate(self, conditions: list[dict], seeds: list[int]) -> list[dict]:
+        """The requests as this stage will fulfil them (one seed each, as :meth:`Pipeline.locate`); a stage that
+        decides nothing returns them unchanged."""
         return conditions
 
     def refine(self, images: np.ndarray, seeds: Sequence[int], conditions: Sequence[dict] | None = None) -> np.ndarray:
@@ -344,8 +345,12 @@ class LesionStage(RefiningStage):
         super().__init__(checkpoint, device)
         self.input_size = self.size
 
-    def locate(self, conditions: dict, seed: int) -> dict:
-        """The request with its place filled in: a lesion request without ``lesion_x``/``lesion_y`` gets a place
+    def locate(self, conditions: list[dict], seeds: list[int]) -> list[dict]:
+        """Each request with its place filled in (:meth:`located`)."""
+        return [self.located(c, s) for c, s in zip(conditions, seeds, strict=True)]
+
+    def located(self, conditions: dict, seed: int) -> dict:
+        """One request with its place filled in: a lesion request without ``lesion_x``/``lesion_y`` gets a place
         drawn from its seed in the part of the prepared frame (chest wall left) that holds breast tissue in
         nearly every prepared film (``PLACE_X``, ``PLACE_Y``), so the place is known before the image is made and
         the record can name it. Other requests are returned as they are."""
@@ -359,7 +364,7 @@ class LesionStage(RefiningStage):
         """(x, y, radius) in pixels of the disc the painter fills for one request, or None for no lesion."""
         if conditions.get("category", "none") == "none":
             return None
-        conditions, config = self.locate(conditions, seed), self.config
+        conditions, config = self.located(conditions, seed), self.config
         x, y = conditions["lesion_x"] * self.size, conditions["lesion_y"] * self.size
         radius = config.radius_px
         if conditions.get("lesion_size_mm") and self.spacing_mm:
@@ -443,7 +448,7 @@ class Cascade(Pipeline):
 
     def locate(self, conditions: list[dict], seeds: list[int]) -> list[dict]:
         for stage in self.stages:
-            conditions = [stage.locate(c, s) for c, s in zip(conditions, seeds, strict=True)]
+            conditions = stage.locate(conditions, seeds)
         return conditions
 
     def describe(self) -> dict:
