@@ -304,6 +304,10 @@ def final_evaluation(
     return {
         "c2st": {k: evaluation["realism_c2st"][k] for k in ("auc", "auc_ci95", "real_images", "real_patients")},
         "moments_ks_p": {k: v["ks_pvalue"] for k, v in fidelity["moments"].items() if isinstance(v, dict)},
+        # the same tests with the training images in the synthetic set's place: the floor on this split
+        "training_reference_fail_share": {
+            k: v["fail_share"] for k, v in fidelity.get("moments_training_reference", {}).items() if isinstance(v, dict)
+        },
         "spectrum_beta": fidelity["spectrum_beta"],
         "copies": evaluation["memorisation"].get("copies"),
         "kid": [fidelity["features"]["kernel_distance"], fidelity["features"]["kernel_distance_std"]],

@@ -11,7 +11,14 @@ from scipy import ndimage as ndi
 
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
-from mammosynth.evaluate import MOMENTS, compare_moments, histogram_distance, intensity_moments, paired_metrics
+from mammosynth.evaluate import (
+    MOMENTS,
+    compare_moments,
+    histogram_distance,
+    intensity_moments,
+    paired_metrics,
+    training_reference,
+)
 from mammosynth.io.images import read_image
 from mammosynth.phantom import make_phantom_dataset
 
@@ -48,6 +55,29 @@ def test_a_set_against_itself_passes_and_a_shifted_copy_fails(phantoms):
     assert result["mean"]["ks_pvalue"] < 0.01 and result["mean"]["median_gap_iqr"] > 1
     assert histogram_distance(phantoms, phantoms) == 0
     assert histogram_distance(phantoms, np.clip(phantoms + 0.15, 0, 1)) > 0.3
+
+
+def test_the_training_reference_tells_a_split_that_differs_from_one_that_does_not():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(60, 5))
+    same = training_reference(real, rng.normal(size=(120, 5)), ["x"] * 120, ["x"] * 60, seed=0)
+    shifted = rng.normal(size=(120, 5)) + np.array([0, 1.0, 0, 0, 0])  # one column ("std") one unit higher
+    apart = training_reference(real, shifted, ["x"] * 120, ["x"] * 60, seed=0)
+    assert same["std"]["fail_share"] < 0.1 and apart["std"]["fail_share"] > 0.9
+    assert apart["std"]["whole_set_ks_pvalue"] < 1e-6 and apart["mean"]["fail_share"] < 0.1
+    assert same["std"]["draws"] == 200 and same["std"]["draw_images"] == 60 and same["std"]["matched_share"] == 1
+    # each synthetic image gets a training image of its own stratum: of a training set half like the held-out
+    # images ("a") and half shifted ("b"), draws for "a" requests pass, draws for "b" requests fail
+    mixed = np.concatenate([rng.normal(size=(60, 5)), rng.normal(size=(60, 5)) + 3])
+    strata = ["a"] * 60 + ["b"] * 60
+    as_a = training_reference(real, mixed, strata, ["a"] * 60, seed=0)
+    as_b = training_reference(real, mixed, strata, ["b"] * 60, seed=0)
+    assert as_a["mean"]["fail_share"] < 0.1 and as_b["mean"]["fail_share"] > 0.9
+    assert as_a["mean"]["whole_set_ks_pvalue"] < 0.01  # the unmatched whole set is a mixture
+    unknown = training_reference(real, mixed, strata, ["c"] * 60, seed=0)
+    assert unknown["mean"]["matched_share"] == 0 and unknown["mean"]["fail_share"] > 0.1  # a random mixture
+    with pytest.raises(InputError, match="training strata"):
+        training_reference(real, real, ["x"] * 10, ["x"] * 10)
 
 
 def test_paired_metrics_have_known_values_and_check_the_data_range(phantoms):
@@ -278,6 +308,12 @@ def test_evaluate_compares_with_held_out_patients_and_states_n(evaluated, tmp_pa
     assert utility["split"] == "trained on train, tested on test"
     lesion = report["conditional"]["fields"]["lesion"]
     assert lesion["real_test_images"] == 12 and lesion["real_train_images"] == 20
+    reference = report["fidelity"]["moments_training_reference"]
+    assert (reference["split"], reference["train_images"]) == ("train vs test", 20)
+    assert {k for k, v in reference.items() if isinstance(v, dict)} == set(MOMENTS)
+    assert reference["std"]["draw_images"] == 16 and reference["std"]["draws"] == 200
+    assert reference["std"]["matched_share"] > 0  # the synthetic phantoms' views and densities occur in training
+    assert "draws with p &lt; 0.01" in (evaluated / "ev" / "report.html").read_text()
 
 
 def test_evaluate_refuses_shared_patients_unknown_splits_and_bad_sets(evaluated, tmp_path):

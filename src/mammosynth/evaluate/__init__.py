@@ -12,7 +12,14 @@ from mammosynth.evaluate.distances import frechet_distance, kernel_distance
 from mammosynth.evaluate.extractors import load_extractor, save_encoder
 from mammosynth.evaluate.features import FeatureExtractor, ImageEncoder, train_encoder
 from mammosynth.evaluate.memorisation import feature_copies, memorisation, nearest_neighbours
-from mammosynth.evaluate.moments import MOMENTS, compare_columns, compare_moments, histogram_distance, intensity_moments
+from mammosynth.evaluate.moments import (
+    MOMENTS,
+    compare_columns,
+    compare_moments,
+    histogram_distance,
+    intensity_moments,
+    training_reference,
+)
 from mammosynth.evaluate.paired import paired_metrics
 from mammosynth.evaluate.reidentify import reidentification
 from mammosynth.evaluate.shape import compare_shapes, outline_parameters
@@ -49,6 +56,7 @@ __all__ = [
     "save_encoder",
     "spectrum_exponent",
     "train_encoder",
+    "training_reference",
     "two_sample_test",
     "utility",
     "verifier_agreement",

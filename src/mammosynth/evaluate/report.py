@@ -319,6 +319,27 @@ def render_report(
             ],
         )
     )
+    reference = fidelity.get("moments_training_reference")
+    if reference:
+        first = reference[MOMENTS[0]]
+        parts.append(
+            f"<p class=note>The floor of these tests on this split: the generator's own training images "
+            f"({html.escape(reference['split'])}, {reference['train_images']} images) in the synthetic set's "
+            f"place, in {first['draws']} draws of one training image of the same view and density for each "
+            f"synthetic image ({_number(100 * first['matched_share'])} % found one). A moment that such draws "
+            "often fail is failed by real images on this split; the whole training set's p (unmatched) shows "
+            "how far the split's mix alone moves it.</p>"
+        )
+        parts.append(
+            _table(
+                ["moment", "training median", "whole training set KS p", "draws: median KS p", "draws with p < 0.01"],
+                [
+                    [name, m["train_median"], m["whole_set_ks_pvalue"], m["median_ks_pvalue"], m["fail_share"]]
+                    for name, m in reference.items()
+                    if isinstance(m, dict)
+                ],
+            )
+        )
     if "real_moments" in plots:
         parts.append(_img(_moment_plot(plots["real_moments"], plots["synthetic_moments"]), "moment box plots"))
     beta = fidelity["spectrum_beta"]

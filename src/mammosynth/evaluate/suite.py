@@ -28,7 +28,13 @@ from mammosynth.evaluate.features import train_encoder
 from mammosynth.evaluate.lesions import asked_conditions, lesion_two_sample_test
 from mammosynth.evaluate.memorisation import feature_copies, memorisation
 from mammosynth.evaluate.mix import match_mix
-from mammosynth.evaluate.moments import breast_histogram, compare_moments, counts_distance, intensity_moments
+from mammosynth.evaluate.moments import (
+    breast_histogram,
+    compare_moments,
+    counts_distance,
+    intensity_moments,
+    training_reference,
+)
 from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics_distance
 from mammosynth.evaluate.reidentify import reidentification
 from mammosynth.evaluate.report import write_report
@@ -289,6 +295,20 @@ def evaluate_sets(
             "synthetic_images": len(synthetic_beta),
         },
     }
+    if train_images is not None:
+        # the floor of the moment tests on this split: the generator's own training images in its place, one of
+        # the same view and density for each synthetic image
+        fidelity["moments_training_reference"] = {
+            "split": f"{train_label} vs {real_label}",
+            "train_images": len(train_images),
+            **training_reference(
+                real_moments,
+                np.stack([intensity_moments(im, _breast(im)) for im in train_images]),
+                [(r.view, r.density) for r in train_chosen],
+                [(r.view, r.density) for r in synthetic_records],
+                seed=seed,
+            ),
+        }
     tick()
     fidelity["shape"] = compare_shapes(
         real_images,
