@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
+
 from mammosynth import validate as check
 from mammosynth.contact_sheet import contact_sheet
 from mammosynth.datasets import count_dataset, load_dataset
@@ -659,6 +661,79 @@ def evaluate(
         progress=progress,
         device=device,
     )
+
+
+def calibrate(
+    checkpoint: str | Path,
+    prepared: str | Path,
+    out: str | Path,
+    upscale: str | Path | list[str | Path] | None = None,
+    split: str = "train",
+    seed: int = 0,
+    steps: int = 30,
+    batch_size: int = 16,
+    overwrite: bool = False,
+    device: str = "auto",
+    progress: Progress = None,
+) -> dict:
+    """Fit an intensity map (:mod:`mammosynth.generate.calibration`) for a generator (with its ``upscale``
+    stages): one image for each ``split`` image of ``prepared`` (the generator's training split), its pooled
+    breast intensities mapped onto theirs; writes ``out`` (JSON), used as ``generate … --upscale out``.
+    Returns the path, the largest gap of the pooled breast quantiles from the training images' before and
+    after the map, and the per-image standard deviation's median (generated, mapped, training)."""
+    from mammosynth.evaluate.moments import intensity_moments
+    from mammosynth.evaluate.suite import load_images, select_split
+    from mammosynth.generate.calibration import LEVEL, calibrate_pipeline
+    from mammosynth.generate.pipeline import load_pipeline
+    from mammosynth.models.conditioning import conditions_from_record
+
+    out = Path(out)
+    if out.suffix.lower() != ".json":
+        raise InputError(out, "the intensity map is a .json file (it is passed back as --upscale FILE.json)")
+    if out.exists() and not overwrite:
+        raise InputError(out, "exists; pass --overwrite to replace it")
+    check.flag(steps, "--steps", lo=1, hi=1000)
+    check.flag(batch_size, "--batch-size", lo=1, hi=4096)
+    records, dataset, label = select_split(prepared, split, "training", "--split")
+    pipeline = load_pipeline(str(checkpoint), device, upscale=upscale)
+    real, records = load_images(prepared, records=records, root=dataset.root)
+    if real.shape[-1] != pipeline.size:
+        raise InputError(prepared, f"images are {real.shape[-1]} px, the generator makes {pipeline.size} px")
+    conditions = [conditions_from_record(r) for r in records]
+    fitted_on = {"split": label, "images": len(records), "patients": len({r.patient_key for r in records})}
+    mapping, made = calibrate_pipeline(
+        pipeline,
+        conditions,
+        real,
+        seed=seed,
+        batch_size=batch_size,
+        steps=steps,
+        fitted_on=fitted_on,
+        progress=progress,
+    )
+
+    def median_std(images) -> float | None:  # over images with a breast (an untrained generator's may have none)
+        found = [intensity_moments(im, im > 0.02)[1] for im in images if (im > 0.02).sum() >= 2]
+        return round(float(np.median(found)), 4) if found else None
+
+    inside = made > LEVEL  # the generated breast pixels, before and after the map
+
+    def gap(values) -> float:  # the largest difference of their quantiles from the training images'
+        quantiles = np.quantile(values, np.linspace(0, 1, len(mapping.target)))
+        return round(float(np.abs(quantiles - mapping.target).max()), 4)
+
+    summary = {
+        "intensity_map": str(out),
+        **fitted_on,
+        "quantile_gap": {"generated": gap(made[inside]), "mapped": gap(mapping.apply(made)[inside])},
+        "std_median": {
+            "generated": median_std(made),
+            "mapped": median_std(mapping.apply(made)),
+            "training": median_std(real),
+        },
+    }
+    mapping.save(out)
+    return summary
 
 
 def expand(

@@ -358,7 +358,8 @@ def generate(
     upscale: Annotated[
         list[Path] | None,
         typer.Option(
-            help="Super-resolution or lesion-painter checkpoint to follow the generator with (repeatable: a cascade)."
+            help="Super-resolution or lesion-painter checkpoint, or an intensity map (.json from calibrate), to follow "
+            "the generator with (repeatable: a cascade)."
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
@@ -572,7 +573,8 @@ def expand(
     upscale: Annotated[
         list[Path] | None,
         typer.Option(
-            help="Super-resolution or lesion-painter checkpoint to follow the generator with (repeatable: a cascade)."
+            help="Super-resolution or lesion-painter checkpoint, or an intensity map (.json from calibrate), to follow "
+            "the generator with (repeatable: a cascade)."
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
@@ -634,6 +636,40 @@ def expand(
             )
         }
     )
+
+
+@app.command()
+def calibrate(
+    model: Annotated[Path, typer.Argument(help="Checkpoint or run folder of a trained generator.")],
+    dataset: Annotated[Path, typer.Argument(help="Its prepared training dataset (at the generator's output size).")],
+    out: Annotated[Path, typer.Option(help="The intensity map to write (.json; pass it back as --upscale).")],
+    upscale: Annotated[
+        list[Path] | None,
+        typer.Option(help="The refining stages the map follows, as generate will run them (repeatable)."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="The generator's training split (never a held-out one).")] = "train",
+    seed: int = 0,
+    steps: Annotated[int, typer.Option(help="Sampling steps (diffusion models).")] = 30,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 16,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Fit an intensity map that gives the generator's images its training images' breast intensities."""
+    with progress_bar("calibrate") as update:
+        result = api.calibrate(
+            model,
+            dataset,
+            out,
+            upscale=upscale,
+            split=split,
+            seed=seed,
+            steps=steps,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            device=device,
+            progress=update,
+        )
+    _print(result)
 
 
 def _plan_table(plan: dict) -> None:

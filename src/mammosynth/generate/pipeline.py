@@ -7,6 +7,7 @@ paints each requested lesion at its requested place."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -288,6 +289,11 @@ class RefiningStage(Trained):
 
     input_size: int
 
+    @property
+    def where(self) -> Path:
+        """What this stage was loaded from (named in its error lines)."""
+        return self.checkpoint.folder
+
     def locate(self, conditions: list[dict], seeds: list[int]) -> list[dict]:
         """The requests as this stage will fulfil them (one seed each, as :meth:`Pipeline.locate`); a stage that
         decides nothing returns them unchanged."""
@@ -320,6 +326,35 @@ class UpscaleStage(RefiningStage):
         noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(stage_seed(s))) for s in seeds])
         low = torch.from_numpy(images)[:, None].to(self.device)
         return self.model.generator(low, noise.to(self.device))[:, 0].float().clamp(0, 1).cpu().numpy()
+
+
+class CalibrationStage(RefiningStage):
+    """An intensity map (:mod:`mammosynth.generate.calibration`) as the last stage of a cascade: no network,
+    no noise; images keep their size and get the training images' intensity distribution."""
+
+    family = "calibration"
+
+    def __init__(self, path: str | Path, device: str = "auto") -> None:  # no checkpoint: not Trained.__init__
+        from mammosynth.generate.calibration import IntensityMap
+
+        self.path = Path(path)
+        self.mapping = IntensityMap.load(self.path)
+        self.input_size = self.size = self.mapping.image_size
+        self.device = pick_device(device)
+        self.model_id = hashlib.sha256(json.dumps(self.mapping.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def where(self) -> Path:
+        return self.path
+
+    def describe(self) -> dict:
+        return {"family": self.family, "model_id": self.model_id, "image_size": self.size, **self.mapping.fitted_on}
+
+    def refine(self, images: np.ndarray, seeds: Sequence[int], conditions: Sequence[dict] | None = None) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 3 or images.shape[1:] != (self.size, self.size):
+            raise InputError(self.path, f"this map calibrates {self.size}×{self.size} images, got {images.shape}")
+        return self.mapping.apply(images)
 
 
 def stage_seed(seed: int, salt: int = 0x5AFE) -> int:
@@ -435,8 +470,9 @@ class Cascade(Pipeline):
         for stage in stages:
             if stage.input_size != size:
                 raise InputError(
-                    stage.checkpoint.folder,
-                    f"this stage enlarges {stage.input_size} px images, the stage before it makes {size} px",
+                    stage.where,
+                    f"this stage {'enlarges' if stage.size != stage.input_size else 'takes'} {stage.input_size} px "
+                    f"images, the stage before it makes {size} px",
                 )
             size = stage.size
         self.base, self.stages = base, list(stages)
@@ -499,8 +535,10 @@ def load_pipeline(
 
 
 def load_stage(checkpoint: str | Path, device: str = "auto") -> RefiningStage:
-    """The refiner (super-resolution stage or lesion painter) of a checkpoint; one line naming it if it is not
-    one."""
+    """The refiner (super-resolution stage or lesion painter) of a checkpoint, or the intensity map of a
+    ``.json`` file (``mammosynth calibrate``); one line naming it if it is neither."""
+    if Path(checkpoint).suffix.lower() == ".json":
+        return CalibrationStage(checkpoint, device)
     spec = family_of(open_checkpoint(str(checkpoint)).family)
     if not spec.refines:
         raise InputError(
