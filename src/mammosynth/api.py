@@ -713,9 +713,10 @@ def calibrate(
     )
 
     def median_std(images) -> float | None:  # over images with a breast (an untrained generator's may have none)
-        found = [intensity_moments(im, im > 0.02)[1] for im in images if (im > 0.02).sum() >= 2]
+        found = [intensity_moments(im, im > LEVEL)[1] for im in images if (im > LEVEL).sum() >= 2]
         return round(float(np.median(found)), 4) if found else None
 
+    mapped = mapping.apply(made)
     inside = made > LEVEL  # the generated breast pixels, before and after the map
 
     def gap(values) -> float:  # the largest difference of their quantiles from the training images'
@@ -725,10 +726,10 @@ def calibrate(
     summary = {
         "intensity_map": str(out),
         **fitted_on,
-        "quantile_gap": {"generated": gap(made[inside]), "mapped": gap(mapping.apply(made)[inside])},
+        "quantile_gap": {"generated": gap(made[inside]), "mapped": gap(mapped[inside])},
         "std_median": {
             "generated": median_std(made),
-            "mapped": median_std(mapping.apply(made)),
+            "mapped": median_std(mapped),
             "training": median_std(real),
         },
     }
