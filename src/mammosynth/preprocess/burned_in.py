@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import measure, morphology
+from skimage import measure
 
+from mammosynth.preprocess.morphology import close_disk, dilate_disk, open_disk
 from mammosynth.preprocess.resize import resize_image, resize_mask
 
 WORK_SIZE = 256
@@ -99,24 +100,27 @@ def _labels(small: np.ndarray, mask: np.ndarray) -> np.ndarray:
     labels = _overhangs(mask, air) | _skin_patches(mask, near_air, level)
     bright = mask & (level >= BRIGHT)
     # a label's dark text splits its paper into blocks: joined again (padded so the border does not erode)
-    bright = ndi.binary_closing(np.pad(bright, CLOSE_PX, mode="edge"), morphology.disk(CLOSE_PX))
+    bright = close_disk(np.pad(bright, CLOSE_PX, mode="edge"), CLOSE_PX)
     bright = bright[CLOSE_PX:-CLOSE_PX, CLOSE_PX:-CLOSE_PX] & mask
     near_background = near_air & mask
     border = np.zeros_like(mask)
     border[:CONTACT_PX], border[-CONTACT_PX:], border[:, :CONTACT_PX], border[:, -CONTACT_PX:] = True, True, True, True
     radius = max(2, round(0.02 * max(mask.shape)))
-    thick = ndi.binary_opening(bright, morphology.disk(radius))
+    thick = open_disk(bright, radius)
     for pieces in (thick, bright & ~thick):
         components = measure.label(pieces, connectivity=2)
         for region in measure.regionprops(components):
             if not MIN_PX <= region.area <= MAX_AREA * mask.sum():
                 continue  # a speck (noise, a calcification) or too large to be a label
-            piece = ndi.binary_fill_holes(components == region.label)  # a paper label's dark text
-            if _label_like(piece, region, near_background, border):
-                labels |= piece
+            # in its box and a 1 px ring (nothing of the piece lies beyond it): the same holes, edge and depth
+            top, left, bottom, right = region.bbox
+            box = slice(max(0, top - 1), bottom + 1), slice(max(0, left - 1), right + 1)
+            piece = ndi.binary_fill_holes(components[box] == region.label)  # a paper label's dark text
+            if _label_like(piece, region, near_background[box], border[box], max(mask.shape)):
+                labels[box] |= piece
     if not labels.any():
         return labels
-    labels = ndi.binary_dilation(ndi.binary_fill_holes(labels), morphology.disk(MARGIN_PX)) & mask
+    labels = dilate_disk(ndi.binary_fill_holes(labels), MARGIN_PX) & mask
     kept = measure.label(mask & ~labels, connectivity=1)
     if kept.max() == 0:
         return np.zeros_like(mask)  # nothing would be left: not a label on a breast
@@ -125,10 +129,12 @@ def _labels(small: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return mask & (kept != int(np.argmax(areas)))
 
 
-def _label_like(piece: np.ndarray, region, near_background: np.ndarray, border: np.ndarray) -> bool:
+def _label_like(piece: np.ndarray, region, near_background: np.ndarray, border: np.ndarray, size: int) -> bool:
     """A bright piece is a label when it faces the background over much of its edge and is either a block
     (paper: thicker than the skin and convex) or a compact mark (a letter, not a line). A processed digital
-    image's bright skin rim is a thin curved line along the outline that faces the background on one side."""
+    image's bright skin rim is a thin curved line along the outline that faces the background on one side.
+    ``piece``, ``near_background`` and ``border`` are cut to the piece's box with a ring of 1 px; ``size`` is
+    the working image's longer side."""
     edge = piece & ~ndi.binary_erosion(piece, border_value=1) & ~border
     if not edge.any():
         return False
@@ -138,7 +144,7 @@ def _label_like(piece: np.ndarray, region, near_background: np.ndarray, border: 
         filled = measure.regionprops(piece.astype(np.uint8))[0]
         return contact >= MIN_CONTACT and filled.solidity >= BLOCK_SOLIDITY
     height, width = region.bbox[2] - region.bbox[0], region.bbox[3] - region.bbox[1]
-    compact = region.eccentricity < MARK_ECCENTRICITY and max(height, width) <= MARK_SHARE * max(piece.shape)
+    compact = region.eccentricity < MARK_ECCENTRICITY and max(height, width) <= MARK_SHARE * size
     return compact and contact >= MARK_CONTACT
 
 
@@ -151,13 +157,12 @@ def _air(mask: np.ndarray, level: np.ndarray) -> np.ndarray:
     wall = int(np.percentile(mask.argmax(axis=1)[rows], WALL_PERCENTILE)) if rows.any() else 0
     air = ~mask | (level < AIR_LEVEL)
     air[:, :wall] = False
-    return ndi.binary_opening(air, morphology.disk(AIR_PX))
+    return open_disk(air, AIR_PX)
 
 
 def _near(air: np.ndarray) -> np.ndarray:
     """Pixels within ``CONTACT_PX`` of ``air`` (the image's border is not air)."""
-    padded = np.pad(air, CONTACT_PX, mode="constant", constant_values=False)
-    return ndi.binary_dilation(padded, morphology.disk(CONTACT_PX))[CONTACT_PX:-CONTACT_PX, CONTACT_PX:-CONTACT_PX]
+    return dilate_disk(air, CONTACT_PX)
 
 
 def _overhangs(mask: np.ndarray, air: np.ndarray) -> np.ndarray:
@@ -188,7 +193,7 @@ def _skin_patches(mask: np.ndarray, near_air: np.ndarray, level: np.ndarray) -> 
     and are ``PATCH_MARKS`` bright marks."""
     radius = max(3, round(PATCH_SHARE * max(mask.shape)))
     padded = np.pad(mask, radius, mode="edge")
-    smooth = ndi.binary_opening(padded, morphology.disk(radius))[radius:-radius, radius:-radius]
+    smooth = open_disk(padded, radius)[radius:-radius, radius:-radius]
     pieces = measure.label(mask & ~smooth, connectivity=1)
     found = np.zeros_like(mask)
     height, width = mask.shape
@@ -210,7 +215,7 @@ def _skin_patches(mask: np.ndarray, near_air: np.ndarray, level: np.ndarray) -> 
 def _marks_near(piece: np.ndarray, bright: np.ndarray, radius: int) -> np.ndarray:
     """The bright marks (the other digits of a label: each no longer than ``MARK_SHARE``) within ``radius`` of
     a skin-line patch, where the patch overlaps the breast and the opening left them in the mask."""
-    near = ndi.binary_dilation(piece, morphology.disk(radius))
+    near = dilate_disk(piece, radius)
     marks = measure.label(bright, connectivity=2)
     out = np.zeros_like(piece)
     limit = MARK_SHARE * max(piece.shape)

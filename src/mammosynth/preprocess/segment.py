@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters, measure, morphology
+from skimage import filters, measure
 
 from mammosynth.preprocess.adaptive import binarize_adaptive, equalize_64, near, quadrant_hull
+from mammosynth.preprocess.morphology import close_disk, dilate_disk, open_disk
 from mammosynth.preprocess.resize import resize_image, resize_mask
 
 WORK_SIZE = 256
@@ -54,10 +55,9 @@ def breast_mask(pixels: np.ndarray, work_size: int = WORK_SIZE) -> np.ndarray | 
     threshold = background + 0.35 * max(otsu - background, 0.02)
     binary = small > threshold
     radius = max(1, round(0.015 * work_size))
-    disk = morphology.disk(radius)
     pad = 2 * radius  # replicate the border so morphology does not erode the chest wall edge
     padded = np.pad(binary, pad, mode="edge")
-    opened = ndi.binary_opening(padded, disk)[pad:-pad, pad:-pad]
+    opened = open_disk(padded, radius)[pad:-pad, pad:-pad]
     labels = measure.label(opened, connectivity=1)
     if labels.max() == 0:
         return None
@@ -70,11 +70,11 @@ def breast_mask(pixels: np.ndarray, work_size: int = WORK_SIZE) -> np.ndarray | 
     if best == 0 or best_area < 0.03 * small.size:
         return None
     mask = np.pad(labels == best, pad, mode="edge")
-    mask = ndi.binary_dilation(mask, disk) & np.pad(binary, pad, mode="edge")  # undo the opening's erosion
-    mask = ndi.binary_closing(mask, disk)[pad:-pad, pad:-pad]
+    mask = dilate_disk(mask, radius) & np.pad(binary, pad, mode="edge")  # undo the opening's erosion
+    mask = close_disk(mask, radius)[pad:-pad, pad:-pad]
     mask = _fill_against_chest_wall(_largest(ndi.binary_fill_holes(mask)))
     mask = _fill_dark_fat(_fill_against_top_and_bottom(mask, small), small)
-    mask = _drop_border_bridged(mask, disk, pad)
+    mask = _drop_border_bridged(mask, radius, pad)
     if _separation(small, mask) < MIN_SEPARATION:
         return None
     return resize_mask(mask, width, height)
@@ -97,14 +97,14 @@ def _separation(small: np.ndarray, mask: np.ndarray) -> float:
 BRIDGED_MAX = 0.1  # a piece bridged to the breast along the border: at most this share of the breast
 
 
-def _drop_border_bridged(mask: np.ndarray, disk: np.ndarray, pad: int) -> np.ndarray:
+def _drop_border_bridged(mask: np.ndarray, radius: int, pad: int) -> np.ndarray:
     """``mask`` without the labels and markers that only a line along the top or bottom border joins to the
     breast (a film's bright edge). The opening above replicates the borders (so it does not erode the chest
     wall or a breast that runs off the image), which turns such a line into a bar it cannot cut (mini-MIAS:
     5 of 242 films kept a label so). Opened again with the top and bottom unreplicated, the label stands
     apart as a small piece; it goes with the line that joined it, the breast keeps everything else."""
     padded = np.pad(np.pad(mask, ((0, 0), (pad, pad)), mode="edge"), ((pad, pad), (0, 0)))
-    pieces = measure.label(ndi.binary_opening(padded, disk)[pad:-pad, pad:-pad], connectivity=1)
+    pieces = measure.label(open_disk(padded, radius)[pad:-pad, pad:-pad], connectivity=1)
     if pieces.max() <= 1:
         return mask
     areas = np.bincount(pieces.ravel())
@@ -114,7 +114,7 @@ def _drop_border_bridged(mask: np.ndarray, disk: np.ndarray, pad: int) -> np.nda
     small[main] = False
     if not small.any():
         return mask
-    rest = measure.label(mask & ~(ndi.binary_dilation(pieces == main, disk) & mask), connectivity=2)
+    rest = measure.label(mask & ~(dilate_disk(pieces == main, radius) & mask), connectivity=2)
     drop = np.zeros_like(mask)
     for piece in np.unique(rest[small[pieces] & (rest > 0)]):
         drop |= rest == piece
