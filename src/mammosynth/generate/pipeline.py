@@ -282,17 +282,23 @@ class TranslationPipeline(Pipeline):
         return images
 
 
-class RefiningStage(Trained):
-    """A trained stage that runs after a generator in a :class:`Cascade`: :meth:`refine` takes the images made
-    so far (N, ``input_size``, ``input_size``), their seeds and their requests and returns (N, ``size``,
-    ``size``); :meth:`locate` fills in what the stage decides before sampling (a lesion's place)."""
+class RefiningStage:
+    """A stage that runs after a generator in a :class:`Cascade`: :meth:`refine` takes the images made so far
+    (N, ``input_size``, ``input_size``), their seeds and their requests and returns (N, ``size``, ``size``);
+    :meth:`locate` fills in what the stage decides before sampling (a lesion's place); :meth:`describe` and
+    ``model_id`` name it in provenance. Trained stages are :class:`TrainedStage`; the intensity map is not."""
 
     input_size: int
+    size: int
+    model_id: str
 
     @property
     def where(self) -> Path:
         """What this stage was loaded from (named in its error lines)."""
-        return self.checkpoint.folder
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        raise NotImplementedError
 
     def locate(self, conditions: list[dict], seeds: list[int]) -> list[dict]:
         """The requests as this stage will fulfil them (one seed each, as :meth:`Pipeline.locate`); a stage that
@@ -303,7 +309,15 @@ class RefiningStage(Trained):
         raise NotImplementedError
 
 
-class UpscaleStage(RefiningStage):
+class TrainedStage(Trained, RefiningStage):
+    """A refining stage with a checkpoint: its network built and loaded as every trained network is."""
+
+    @property
+    def where(self) -> Path:
+        return self.checkpoint.folder
+
+
+class UpscaleStage(TrainedStage):
     """A trained super-resolution stage (its EMA generator): images (N, h, h) → (N, h·f, h·f), one noise
     image per seed, drawn from a stream of that seed that no generator uses."""
 
@@ -334,7 +348,7 @@ class CalibrationStage(RefiningStage):
 
     family = "calibration"
 
-    def __init__(self, path: str | Path, device: str = "auto") -> None:  # no checkpoint: not Trained.__init__
+    def __init__(self, path: str | Path, device: str = "auto") -> None:
         from mammosynth.generate.calibration import IntensityMap
 
         self.path = Path(path)
@@ -367,7 +381,7 @@ LESION_SALT = 0x1E51  # the stream of an image's seed that places and paints its
 PLACE_X, PLACE_Y = (0.2, 0.55), (0.35, 0.7)  # where a lesion without a requested place goes (fractions)
 
 
-class LesionStage(RefiningStage):
+class LesionStage(TrainedStage):
     """A trained lesion painter (its EMA generator): paints each image's requested lesion (``category`` other
     than none) at ``lesion_x``, ``lesion_y`` with diameter ``lesion_size_mm``, and leaves images without a
     lesion request bit-identical. A request without a place gets one drawn from its seed (:meth:`locate`); one
