@@ -30,9 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from mammosynth.errors import InputError
+from mammosynth.generate.dataset import attempt_seed
 from mammosynth.io.atomic import atomic_write
 
 FORMAT = "mammosynth-intensity-map/1"
+CALIBRATION_ATTEMPT = 0xCA1  # the seed stream of the images a map is fitted on
 LEVEL = 0.02  # pixels at or below it are background: never fitted, mapped along the line to the first quantile
 
 
@@ -146,7 +148,8 @@ def calibrate_pipeline(
         raise InputError(None, f"calibration needs one request per training image, got {len(conditions)} / {len(real)}")
     if real.shape[1:] != (pipeline.size, pipeline.size):
         raise InputError(None, f"the training images are {real.shape[-1]} px, the generator makes {pipeline.size} px")
-    seeds = [int(np.random.SeedSequence([int(seed), i, 0xCA1]).generate_state(1)[0]) for i in range(len(real))]
+    # image i's seed as a resampling attempt no generation reaches: none of these images is one `generate` makes
+    seeds = [attempt_seed(seed, i, CALIBRATION_ATTEMPT) for i in range(len(real))]
     made = []
     for start in range(0, len(conditions), batch_size):
         chunk = slice(start, start + batch_size)
