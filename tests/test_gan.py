@@ -14,7 +14,7 @@ from mammosynth.errors import InputError
 from mammosynth.generate.pipeline import GANPipeline, load_pipeline
 from mammosynth.io.images import read_image
 from mammosynth.models.conditioning import CONTINUOUS, FIELDS
-from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment, minibatch_std
+from mammosynth.models.gan import ConditionalGAN, FiLMBlock, GANConfig, diff_augment, minibatch_std
 from test_generate import toy_views
 
 
@@ -126,6 +126,26 @@ def test_minibatch_std_sees_a_collapsed_batch():
     assert minibatch_std(same).abs().max() < 1e-3
     assert minibatch_std(spread).min() > 0.1 and minibatch_std(spread).shape == (4, 1, 4, 4)
     assert minibatch_std(torch.randn(1, 3, 4, 4)).abs().max() == 0  # a batch of one has no spread
+
+
+def test_minibatch_std_is_the_groups_population_spread():
+    features = torch.randn(8, 3, 2, 2)
+    expected = features.reshape(2, 4, 3, 2, 2).var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=(1, 2, 3))
+    assert torch.allclose(minibatch_std(features)[:, 0, 0, 0], expected.repeat_interleave(4), atol=1e-6)
+
+
+def test_film_block_with_noise_stays_in_the_autocast_dtype_and_channels_last():
+    # an fp32 noise term promoted the block to fp32 and NCHW beside channels-last convolutions (strided copies)
+    block = FiLMBlock(8, 4, 6, noise=True).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        block.noise_strength.fill_(0.5)
+    x = torch.randn(2, 8, 4, 4).contiguous(memory_format=torch.channels_last)
+    noise = torch.randn(2, 1, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(x, torch.randn(2, 6), noise)
+        quiet = block(x, torch.randn(2, 6), None)
+    assert out.dtype == torch.bfloat16 and out.is_contiguous(memory_format=torch.channels_last)
+    assert out.shape == (2, 4, 8, 8) and not torch.equal(out, quiet)
 
 
 def test_alpha_generator_paints_tissue_times_its_coverage():
