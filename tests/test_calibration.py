@@ -11,9 +11,10 @@ import pytest
 from mammosynth import api
 from mammosynth.datasets import iter_manifest, load_dataset, write_manifest
 from mammosynth.errors import InputError
-from mammosynth.generate.calibration import IntensityMap, breast_quantiles, fit_intensity_map
+from mammosynth.generate.calibration import IntensityMap, breast_quantiles, fit_intensity_map, median_beta
 from mammosynth.generate.pipeline import CalibrationStage, load_pipeline
 from mammosynth.io.images import read_image
+from mammosynth.preprocess.spectrum import tilt_spectrum
 from test_generate import cli, toy_views
 
 
@@ -39,13 +40,44 @@ def test_a_map_gives_a_set_the_training_sets_intensities_and_keeps_black_white_a
     assert np.abs(same.apply(real) - real).max() < 1e-3
 
 
+def textured(seed: int, beta: float, n: int = 10, size: int = 64) -> np.ndarray:
+    """``n`` discs on black whose tissue is power-law noise of exponent ``beta`` about 0.5."""
+    rng = np.random.default_rng(seed)
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij"))
+    noise = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(n, size, size))) * np.maximum(f, 0.01) ** (-beta / 2)))
+    noise /= noise.std(axis=(1, 2), keepdims=True)
+    yy, xx = np.mgrid[:size, :size]
+    disc = (xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (0.45 * size) ** 2
+    return (np.clip(0.5 + 0.08 * noise, 0.05, 1) * disc).astype(np.float32)
+
+
+def test_a_spectral_map_gives_a_smoother_set_the_training_sets_beta_and_keeps_the_background():
+    real, smooth = textured(0, 2.0), textured(1, 3.0)
+    assert median_beta(smooth) - median_beta(real) > 0.7  # it has something to do
+    plain = fit_intensity_map(smooth, real, image_size=64)
+    assert plain.spectral_tilt == 0 and abs(median_beta(plain.apply(smooth)) - median_beta(smooth)) < 0.2
+    mapping = fit_intensity_map(smooth, real, image_size=64, spectrum=True)
+    mapped = mapping.apply(smooth)
+    assert 0.6 < mapping.spectral_tilt < 1.6
+    assert abs(median_beta(mapped) - median_beta(real)) < 0.15
+    assert np.abs(breast_quantiles(mapped) - breast_quantiles(real)).max() < 0.03
+    assert np.all(mapped[smooth == 0] == 0) and np.all(mapped[smooth > 0] > 0.02)
+    same = tilt_spectrum(real, 0.0)  # no tilt: the images as they were (float32 rounding only)
+    assert np.abs(same - real).max() < 1e-6
+
+
 def test_the_map_file_round_trips_and_bad_files_are_refused_naming_them(tmp_path):
     mapping = fit_intensity_map(breasts(1, 1.4), breasts(0), 32, points=33, fitted_on={"split": "train", "images": 12})
     path = mapping.save(tmp_path / "map.json")
     again = IntensityMap.load(path)
     assert np.allclose(again.source, mapping.source, atol=1e-6) and again.fitted_on["images"] == 12
     data = json.loads(path.read_text())
+    assert "spectral_tilt" not in data  # a map without a tilt keeps the file (and model id) it always had
+    tilted = IntensityMap(mapping.source, mapping.target, 32, spectral_tilt=0.4).save(tmp_path / "tilted.json")
+    assert IntensityMap.load(tilted).spectral_tilt == pytest.approx(0.4)
     for name, text in (
+        ("steep.json", json.dumps({**data, "spectral_tilt": 5})),
+        ("word.json", json.dumps({**data, "spectral_tilt": "flat"})),
         ("text.json", "not json"),
         ("other.json", json.dumps({"format": "something else"})),
         ("falls.json", json.dumps({**data, "target": data["target"][::-1]})),

@@ -672,18 +672,20 @@ def calibrate(
     seed: int = 0,
     steps: int = 30,
     batch_size: int = 16,
+    spectrum: bool = False,
     overwrite: bool = False,
     device: str = "auto",
     progress: Progress = None,
 ) -> dict:
     """Fit an intensity map (:mod:`mammosynth.generate.calibration`) for a generator (with its ``upscale``
     stages): one image for each ``split`` image of ``prepared`` (the generator's training split), its pooled
-    breast intensities mapped onto theirs; writes ``out`` (JSON), used as ``generate … --upscale out``.
-    Returns the path, the largest gap of the pooled breast quantiles from the training images' before and
-    after the map, and the per-image standard deviation's median (generated, mapped, training)."""
+    breast intensities mapped onto theirs (with ``spectrum``, after a tilt of the breast's power spectrum to
+    their median β); writes ``out`` (JSON), used as ``generate … --upscale out``. Returns the path, the
+    largest gap of the pooled breast quantiles from the training images' before and after the map, the
+    per-image standard deviation's median and the median β (generated, mapped, training)."""
     from mammosynth.evaluate.moments import intensity_moments
     from mammosynth.evaluate.suite import load_images, select_split
-    from mammosynth.generate.calibration import LEVEL, calibrate_pipeline
+    from mammosynth.generate.calibration import LEVEL, calibrate_pipeline, median_beta
     from mammosynth.generate.pipeline import load_pipeline
     from mammosynth.models.conditioning import conditions_from_record
 
@@ -710,6 +712,7 @@ def calibrate(
         steps=steps,
         fitted_on=fitted_on,
         progress=progress,
+        spectrum=spectrum,
     )
 
     def median_std(images) -> float | None:  # over images with a breast (an untrained generator's may have none)
@@ -731,6 +734,15 @@ def calibrate(
             "generated": median_std(made),
             "mapped": median_std(mapped),
             "training": median_std(real),
+        },
+        "spectral_tilt": mapping.spectral_tilt,
+        "beta_median": {
+            name: None if beta is None else round(beta, 3)
+            for name, beta in (
+                ("generated", median_beta(made)),
+                ("mapped", median_beta(mapped)),
+                ("training", median_beta(real)),
+            )
         },
     }
     mapping.save(out)

@@ -651,6 +651,9 @@ def calibrate(
     seed: int = 0,
     steps: Annotated[int, typer.Option(help="Sampling steps (diffusion models).")] = 30,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 16,
+    spectrum: Annotated[
+        bool, typer.Option(help="Also tilt the breast's power spectrum to the training images' median β.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
@@ -665,6 +668,7 @@ def calibrate(
             seed=seed,
             steps=steps,
             batch_size=batch_size,
+            spectrum=spectrum,
             overwrite=overwrite,
             device=device,
             progress=update,

@@ -23,8 +23,8 @@ from mammosynth.evaluate.moments import (
 from mammosynth.evaluate.paired import paired_metrics
 from mammosynth.evaluate.reidentify import reidentification
 from mammosynth.evaluate.shape import compare_shapes, outline_parameters
-from mammosynth.evaluate.spectrum import spectrum_exponent
 from mammosynth.evaluate.utility import utility
+from mammosynth.preprocess.spectrum import spectrum_exponent
 
 __all__ = [
     "MOMENTS",

@@ -39,11 +39,11 @@ from mammosynth.evaluate.radiomics import INSTALL_HINT, frd_available, radiomics
 from mammosynth.evaluate.reidentify import reidentification
 from mammosynth.evaluate.report import write_report
 from mammosynth.evaluate.shape import breast_mask, compare_shapes
-from mammosynth.evaluate.spectrum import spectrum_exponent
 from mammosynth.evaluate.stack import work_stack
 from mammosynth.evaluate.utility import utility
 from mammosynth.io.atomic import atomic_output_dir, check_output_dir
 from mammosynth.io.images import read_image
+from mammosynth.preprocess.spectrum import spectrum_exponent
 from mammosynth.training.device import pick_device
 
 
