@@ -75,6 +75,8 @@ def test_the_map_file_round_trips_and_bad_files_are_refused_naming_them(tmp_path
     assert "spectral_tilt" not in data  # a map without a tilt keeps the file (and model id) it always had
     tilted = IntensityMap(mapping.source, mapping.target, 32, spectral_tilt=0.4).save(tmp_path / "tilted.json")
     assert IntensityMap.load(tilted).spectral_tilt == pytest.approx(0.4)
+    assert CalibrationStage(tilted).describe()["spectral_tilt"] == pytest.approx(0.4)  # said in generate.json
+    assert "spectral_tilt" not in CalibrationStage(path).describe()
     for name, text in (
         ("steep.json", json.dumps({**data, "spectral_tilt": 5})),
         ("word.json", json.dumps({**data, "spectral_tilt": "flat"})),

@@ -362,7 +362,14 @@ class CalibrationStage(RefiningStage):
         return self.path
 
     def describe(self) -> dict:
-        return {"family": self.family, "model_id": self.model_id, "image_size": self.size, **self.mapping.fitted_on}
+        tilt = {"spectral_tilt": self.mapping.spectral_tilt} if self.mapping.spectral_tilt else {}
+        return {
+            "family": self.family,
+            "model_id": self.model_id,
+            "image_size": self.size,
+            **tilt,
+            **self.mapping.fitted_on,
+        }
 
     def refine(self, images: np.ndarray, seeds: Sequence[int], conditions: Sequence[dict] | None = None) -> np.ndarray:
         images = np.asarray(images, dtype=np.float32)
