@@ -43,7 +43,7 @@ from mammosynth.evaluate.stack import work_stack
 from mammosynth.evaluate.utility import utility
 from mammosynth.io.atomic import atomic_output_dir, check_output_dir
 from mammosynth.io.images import read_image
-from mammosynth.preprocess.spectrum import spectrum_exponent
+from mammosynth.preprocess.spectrum import spectrum_exponents, spectrum_patch_px
 from mammosynth.training.device import pick_device
 
 
@@ -108,13 +108,7 @@ def _breast(image: np.ndarray) -> np.ndarray:
 
 
 def _spectra(images: np.ndarray, patch_px: int) -> list[float]:
-    out = []
-    for image in images:
-        try:
-            out.append(spectrum_exponent(image, _breast(image), patch_px=patch_px))
-        except InputError:
-            continue  # no patch wholly inside this breast
-    return out
+    return spectrum_exponents(images, [_breast(image) for image in images], patch_px)
 
 
 def _counts(records: list) -> dict:
@@ -281,7 +275,7 @@ def evaluate_sets(
     sizes = {"split": real_label, "real_images": n_real, "synthetic_images": n_synthetic}
     real_moments = np.stack([intensity_moments(im, _breast(im)) for im in real_images])
     synthetic_moments = np.stack([intensity_moments(im, _breast(im)) for im in synthetic_images])
-    patch = max(16, real_images.shape[1] // 8)
+    patch = spectrum_patch_px(real_images.shape[1])
     real_beta, synthetic_beta = _spectra(real_images, patch), _spectra(synthetic_images, patch)
     fidelity: dict = {
         **sizes,

@@ -38,7 +38,7 @@ import numpy as np
 from mammosynth.errors import InputError
 from mammosynth.generate.dataset import attempt_seed
 from mammosynth.io.atomic import atomic_write
-from mammosynth.preprocess.spectrum import spectrum_exponent, tilt_spectrum
+from mammosynth.preprocess.spectrum import spectrum_exponents, spectrum_patch_px, tilt_spectrum
 
 FORMAT = "mammosynth-intensity-map/1"
 CALIBRATION_ATTEMPT = 0xCA1  # the seed stream of the images a map is fitted on
@@ -141,13 +141,7 @@ def median_beta(images: np.ndarray) -> float | None:
     """The median power-spectrum β (:func:`~mammosynth.preprocess.spectrum.spectrum_exponent`, on patches of
     an eighth of the width and at least 16 px, as the evaluation measures it) of the images with a patch wholly
     inside their breast; ``None`` when none has one."""
-    patch = max(16, images.shape[-1] // 8)
-    found = []
-    for image in images:
-        try:
-            found.append(spectrum_exponent(image, image > LEVEL, patch_px=patch))
-        except InputError:
-            continue  # no patch wholly inside this breast
+    found = spectrum_exponents(images, images > LEVEL, spectrum_patch_px(images.shape[-1]))
     return float(np.median(found)) if found else None
 
 

@@ -51,6 +51,23 @@ def spectrum_exponent(
     return float(-slope)
 
 
+def spectrum_patch_px(size_px: int) -> int:
+    """The patch the evaluation measures β on for images of ``size_px``: an eighth of the width, at least 16 px."""
+    return max(16, size_px // 8)
+
+
+def spectrum_exponents(images: np.ndarray, regions, patch_px: int) -> list[float]:
+    """:func:`spectrum_exponent` of each image within its region (an (N, H, W) mask stack or a sequence of
+    masks), leaving out the images with no patch wholly inside theirs."""
+    found = []
+    for image, region in zip(images, regions, strict=True):
+        try:
+            found.append(spectrum_exponent(image, region, patch_px=patch_px))
+        except InputError:
+            continue  # no patch wholly inside this breast
+    return found
+
+
 def tilt_spectrum(
     images: np.ndarray,
     tilt: float,
