@@ -36,6 +36,12 @@ def test_demo_runs_end_to_end(tmp_path):
     # so realism is measured on twins: two generated images per held-out record, with that record's conditions
     twins = load_dataset(tmp_path / "demo" / "held-out-twins" / "images").records
     assert len(twins) == 2 * len(held_out)
+    # the demo's GAN follows layouts: the twins' silhouettes are drawn by the parametric model for their requests
+    assert summary["generator"]["config"] == "gan/cpu-64-layout"
+    assert (
+        json.loads((tmp_path / "demo" / "held-out-twins" / "images" / "generate.json").read_text())["layout"]
+        == "phantom"
+    )
     asked = sorted((t.extra["provenance"]["conditions"].get("view"), t.view) for t in twins)
     assert asked == sorted((r.view, r.view) for r in held_out for _ in range(2))
     assert (

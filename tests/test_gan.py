@@ -8,13 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from factories import prepared_phantoms
 from mammosynth import api
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
+from mammosynth.generate.layout import phantom_layout
 from mammosynth.generate.pipeline import GANPipeline, load_pipeline
 from mammosynth.io.images import read_image
 from mammosynth.models.conditioning import CONTINUOUS, FIELDS
 from mammosynth.models.gan import ConditionalGAN, FiLMBlock, GANConfig, diff_augment, minibatch_std
+from mammosynth.phantom.labelmap import prepared_label_map
+from mammosynth.phantom.sampling import sample_params
 from test_generate import toy_views
 
 
@@ -174,3 +178,61 @@ def _last_features(generator, z, categorical, continuous):
     generator(z, categorical, continuous)
     handle.remove()
     return features["x"]
+
+
+def test_a_spatial_generator_paints_inside_the_given_breast_and_reads_the_layout():
+    config = GANConfig(
+        image_size=16, z_dim=4, cond_dim=4, g_channels=(8, 8), d_channels=(8, 8), alpha=True, spatial=True
+    )
+    generator = ConditionalGAN(config).generator.eval()
+    z = torch.randn(2, 4)
+    categorical = torch.zeros(2, len(FIELDS), dtype=torch.long)
+    continuous = torch.zeros(2, len(CONTINUOUS), 2)
+    layout = torch.zeros(2, 3, 16, 16)
+    layout[:, 0, :, :10] = 1  # the breast: the left 10 columns
+    muscle = layout.clone()
+    muscle[:, 1, :6, :6] = 1  # the same breast with a pectoral muscle
+    with torch.no_grad():
+        out = generator(z, categorical, continuous, None, layout)
+        moved = generator(z, categorical, continuous, None, muscle)
+    assert generator.out.out_channels == 1  # the given breast is the coverage: no coverage channel
+    assert out[..., 10:].abs().max() == 0 and out[..., :10].abs().mean() > 1e-3
+    assert not torch.allclose(out, moved)  # the pectoral channel reaches the blocks
+    with pytest.raises(InputError, match="needs spatial maps"):
+        generator(z, categorical, continuous)
+
+
+def test_a_spatial_gan_trains_on_the_prepared_masks_and_generates_from_phantom_layouts(tmp_path):
+    data = prepared_phantoms(tmp_path / "phantoms", ("none", "malignant-mass"), n=4, size=64, seed=4)
+    run = tmp_path / "run"
+    shape = ["model.image_size=64", "model.g_channels=[32,16,16,8]", "model.d_channels=[8,16,16,32]"]
+    api.train(
+        data, run, model="gan", config="tiny", set=["train.steps=4", "model.spatial=true", "model.alpha=true", *shape]
+    )
+    pipeline = load_pipeline(str(run))
+    assert pipeline.needs_layout and pipeline.follows_layout and not pipeline.uses_labels
+    _, spatial, _ = phantom_layout(7, 64, {"view": "MLO"})
+    image = pipeline.sample([{"view": "MLO"}], [7], spatial=spatial[None])[0]
+    assert image[spatial[0] == 0].max() == 0 and image[spatial[0] > 0].mean() > 1e-3
+    with pytest.raises(InputError, match="--layout phantom"):
+        pipeline.sample([{"view": "MLO"}], [7])
+    result = api.generate(run, tmp_path / "out", n=2, seed=3, lesion="malignant-mass")
+    assert result["layout"] == "phantom" and result["images"] == 2  # drawn for it, as for a translator
+    # the calibration draws a layout for each training request too (it refused layout-bound models before)
+    summary = api.calibrate(run, data, tmp_path / "map.json")
+    assert summary["images"] >= 4 and summary["quantile_gap"]["mapped"] < summary["quantile_gap"]["generated"]
+    # and the web app's designer previews a designed breast through it (it follows the layout it is given)
+    server = pytest.importorskip("mammosynth.app.server", reason="the app extra (FastAPI) is not installed")
+    server.create_app(tmp_path / "app", translator=run)
+    params = sample_params(5, view="MLO", lesion="benign-mass")
+    framed, _ = prepared_label_map(params, 64)
+    preview = server.realistic(pipeline, params)
+    assert preview.shape == (64, 64) and preview[framed == 0].max() == 0 and preview[framed > 0].mean() > 1e-3
+
+
+def test_the_noise_starts_at_its_configured_strength():
+    config = GANConfig(image_size=16, z_dim=4, cond_dim=4, g_channels=(8, 8), d_channels=(8, 8), noise_init=0.2)
+    blocks = ConditionalGAN(config).generator.blocks
+    assert all(torch.equal(b.noise_strength, torch.full((2, 8, 1, 1), 0.2)) for b in blocks)
+    quiet = ConditionalGAN(GANConfig(image_size=16, z_dim=4, cond_dim=4, g_channels=(8, 8), d_channels=(8, 8)))
+    assert all(b.noise_strength.abs().max() == 0 for b in quiet.generator.blocks)  # StyleGAN's start by default

@@ -237,7 +237,8 @@ def fit(image: str | Path, frame_px: tuple[int, int] | None = None) -> dict:
     }
 
 
-DEMO_SIZE = 64  # the demo generator's (gan/cpu-64) image size
+DEMO_SIZE = 64  # the demo generator's image size
+DEMO_CONFIG = "cpu-64-layout"  # the demo's GAN: follows the parametric model's layouts (configs/gan/)
 DEMO_TRAIN_BUDGET_S = 180.0  # the demo's training wall time on any machine (the whole demo stays within 5 min)
 DEMO_SHAPE_FITS = 6  # outline fits per set in the demo's evaluation (each about 0.7 s of Nelder–Mead)
 DEMO_CLASSIFIER_STEPS = 150  # the demo's conditional-agreement and utility classifiers (real and synthetic alike)
@@ -254,11 +255,12 @@ def demo(
     progress: Progress = None,
 ) -> dict:
     """The main job on the embedded default, end to end with no data and no download: an imbalanced
-    phantom dataset (60 % normal) → prepare → train a small conditional GAN (``gan/cpu-64`` for
-    ``train_budget`` of wall time, 3 min by default, ``None`` for none; ``train_steps`` caps its steps) →
-    expand to a lesion-balanced set (copy filter on) → evaluate against the held-out phantom patients, the
-    expansion and held-out twins (:func:`~mammosynth.evaluate.twins.held_out_twins`, realism in the held-out
-    mix) → HTML report, dataset card and contact sheets. Writes ``summary.json`` with the time of every stage."""
+    phantom dataset (60 % normal) → prepare → train a small conditional GAN that follows the parametric
+    model's layouts (``gan/cpu-64-layout`` for ``train_budget`` of wall time, 3 min by default, ``None`` for
+    none; ``train_steps`` caps its steps) → expand to a lesion-balanced set (copy filter on) → evaluate
+    against the held-out phantom patients, the expansion and held-out twins
+    (:func:`~mammosynth.evaluate.twins.held_out_twins`, realism in the held-out mix) → HTML report, dataset
+    card and contact sheets. Writes ``summary.json`` with the time of every stage."""
     out = check_output_dir(out, overwrite)
     if out.exists():
         import shutil
@@ -294,7 +296,7 @@ def demo(
         out / "prepared",
         out / "run",
         model="gan",
-        config="cpu-64",
+        config=DEMO_CONFIG,
         set=[f"train.steps={train_steps}"] if train_steps else None,
         time_budget=train_budget,
     )
@@ -334,7 +336,7 @@ def demo(
             "steps": trained["steps"],
             "stopped_by": trained["stopped_by"],
             "train_budget_s": trained["train_budget_s"],
-            "config": "gan/cpu-64",
+            "config": f"gan/{DEMO_CONFIG}",
             "images_per_second": trained["images_per_second"],
         },
         "expanded": str(out / "expanded"),

@@ -29,7 +29,6 @@ from mammosynth import validate as check
 from mammosynth.app.jobs import MAX_IMAGES, Jobs
 from mammosynth.app.study import StudyStore
 from mammosynth.errors import InputError
-from mammosynth.families import family
 from mammosynth.io.images import encode_png
 from mammosynth.phantom.labelmap import draw_label_map, prepared_label_map, to_colour
 from mammosynth.phantom.params import MASS_KINDS, MASS_SHAPES, PhantomParams
@@ -203,11 +202,11 @@ def create_app(folder: str | Path, translator: str | Path | None = None, device:
         from mammosynth.generate.pipeline import load_pipeline
 
         pipeline = load_pipeline(str(translator), device)
-        if not family(pipeline.family).follows_layout:
+        if not pipeline.follows_layout:
             raise InputError(
                 translator,
-                "the designer previews through a translation or latent diffusion model "
-                f"(they follow a layout); this is a {pipeline.family!r} checkpoint",
+                "the designer previews through a model that can follow a layout (translation, latent diffusion, "
+                f"a GAN with model.spatial); this is a {pipeline.family!r} checkpoint that does not",
             )
     app = FastAPI(title="mammosynth", docs_url=None, redoc_url=None)
     pages = resources.files("mammosynth.app").joinpath("pages")

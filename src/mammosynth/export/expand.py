@@ -165,7 +165,7 @@ def expand_dataset(
     if dry_run:
         return summary
     pipeline = load_pipeline(str(checkpoint), device, upscale=upscale)
-    if pipeline.uses_labels and layout == "none":
+    if pipeline.needs_layout and layout == "none":
         layout = "phantom"
     real_size = image_size(source.image_path(source.records[0]))
     if real_size != (pipeline.size, pipeline.size):

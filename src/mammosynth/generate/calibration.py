@@ -37,6 +37,7 @@ import numpy as np
 
 from mammosynth.errors import InputError
 from mammosynth.generate.dataset import attempt_seed
+from mammosynth.generate.layout import phantom_layout
 from mammosynth.io.atomic import atomic_write
 from mammosynth.preprocess.spectrum import spectrum_exponents, spectrum_patch_px, tilt_spectrum
 
@@ -192,18 +193,29 @@ def calibrate_pipeline(
     ``i``'s seed a function of ``seed`` and ``i``) with ``pipeline`` and fit the map onto ``real``, the
     training images those requests came from (N, S, S) at the pipeline's size; ``spectrum`` fits the spectral
     tilt too (:func:`fit_intensity_map`). Returns the map and the generated images (before it)."""
-    if pipeline.uses_labels:
-        raise InputError(None, "calibrating a label-map translator (it needs layouts) is not supported")
     if len(conditions) != len(real) or len(real) < 2:
         raise InputError(None, f"calibration needs one request per training image, got {len(conditions)} / {len(real)}")
     if real.shape[1:] != (pipeline.size, pipeline.size):
         raise InputError(None, f"the training images are {real.shape[-1]} px, the generator makes {pipeline.size} px")
     # image i's seed as a resampling attempt no generation reaches: none of these images is one `generate` makes
     seeds = [attempt_seed(seed, i, CALIBRATION_ATTEMPT) for i in range(len(real))]
+    spatial = labels = None
+    if pipeline.needs_layout:  # a layout for each request, drawn by the parametric model from the image's seed
+        drawn = [phantom_layout(s, pipeline.size, c) for s, c in zip(seeds, conditions, strict=True)]
+        spatial = np.stack([d[1] for d in drawn])
+        labels = np.stack([d[0] for d in drawn]) if pipeline.uses_labels else None
     made = []
     for start in range(0, len(conditions), batch_size):
         chunk = slice(start, start + batch_size)
-        made.append(pipeline.sample(conditions[chunk], seeds[chunk], steps=steps))
+        made.append(
+            pipeline.sample(
+                conditions[chunk],
+                seeds[chunk],
+                steps=steps,
+                spatial=None if spatial is None else spatial[chunk],
+                labels=None if labels is None else labels[chunk],
+            )
+        )
         if progress:
             progress(min(start + batch_size, len(conditions)), len(conditions))
     made = np.concatenate(made)

@@ -83,7 +83,7 @@ def generate_dataset(
             raise InputError(None, f"cannot guide {name!r}; guidable fields: {', '.join(guidable)}")
     rows = condition_rows(n, conditions, table)
     pipeline = load_pipeline(str(checkpoint), device, family=model, upscale=upscale)
-    if pipeline.uses_labels and layout == "none":
+    if pipeline.needs_layout and layout == "none":
         layout = "phantom"  # a translator generates from label maps: draw them with the parametric model
     size, spacing = pipeline.size, pipeline.spacing_mm
     check_batch_memory(min(batch_size, len(rows)), size, pipeline.device, "--batch-size", SAMPLE_BYTES_PER_PIXEL)

@@ -87,7 +87,11 @@ class Pipeline(Trained):
 
     def __init__(self, checkpoint: str, device: str = "auto") -> None:
         super().__init__(checkpoint, device)
-        self.uses_labels = family_of(self.family).needs_layout
+        spec = family_of(self.family)
+        self.uses_labels = spec.needs_layout
+        # generates from a drawn layout only (``generate`` then draws phantom layouts unless told otherwise)
+        self.needs_layout = spec.needs_layout
+        self.follows_layout = spec.follows_layout  # follows a drawn layout (label map or spatial channels)
 
     def sample(
         self,
@@ -236,10 +240,14 @@ class GANPipeline(Pipeline):
 
     family = "gan"
 
+    def __init__(self, checkpoint: str, device: str = "auto") -> None:
+        super().__init__(checkpoint, device)
+        self.needs_layout = self.follows_layout = bool(self.config.spatial)
+
     @torch.no_grad()
     def _sample(self, conditions: list[dict], seeds: list[int], options: SampleOptions) -> np.ndarray:
-        """One forward pass; sampler, steps, guidance, spatial maps and label maps do not apply to a GAN (it
-        is conditioned on the attributes only)."""
+        """One forward pass; sampler, steps, guidance and label maps do not apply to a GAN; spatial maps are
+        followed by a GAN built with ``model.spatial`` (and required by it), ignored by one without."""
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         z = torch.stack([torch.randn(self.config.z_dim, generator=g) for g in generators]).to(self.device)
         noise = None
@@ -248,7 +256,12 @@ class GANPipeline(Pipeline):
             noise = noise.to(self.device)
         encoded = encode_conditions(conditions)
         categorical, continuous = encoded["categorical"].to(self.device), encoded["continuous"].to(self.device)
-        images = self.model.generator(z, categorical, continuous, noise)
+        spatial = None
+        if self.config.spatial:
+            if options.spatial is None:
+                raise InputError(None, "this GAN follows a layout: generate it with --layout phantom")
+            spatial = torch.from_numpy(np.asarray(options.spatial, dtype=np.float32)).to(self.device)
+        images = self.model.generator(z, categorical, continuous, noise, spatial)
         if options.progress:
             options.progress(1, 1)
         return images[:, 0].float().clamp(0, 1).cpu().numpy()
@@ -498,6 +511,7 @@ class Cascade(Pipeline):
             size = stage.size
         self.base, self.stages = base, list(stages)
         self.family, self.uses_sampler, self.uses_labels = base.family, base.uses_sampler, base.uses_labels
+        self.needs_layout, self.follows_layout = base.needs_layout, base.follows_layout
         self.device, self.size = base.device, size
         self.spacing_mm = base.spacing_mm * base.size / size if base.spacing_mm else None
         chain = "+".join([base.model_id, *(s.model_id for s in self.stages)])

@@ -25,7 +25,7 @@ from torch import nn
 from mammosynth.errors import InputError
 from mammosynth.models.base import Config
 from mammosynth.models.batchnorm import BatchNorm2d
-from mammosynth.models.conditioning import ConditionEncoder
+from mammosynth.models.conditioning import SPATIAL_CHANNELS, ConditionEncoder
 
 
 @dataclasses.dataclass
@@ -36,12 +36,17 @@ class GANConfig(Config):
     g_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     d_channels: tuple[int, ...] = (16, 32, 64, 128, 256)
     noise: bool = True  # StyleGAN-style per-pixel noise in every generator block (stochastic texture)
+    noise_init: float = 0.0  # the noise's starting strength (StyleGAN: 0, learned from there)
     minibatch_std: bool = True  # the discriminator sees the spread of its batch (against mode collapse)
     d_head: str = "spatial"  # "spatial": conv + dense over the last 4×4 map; "mean": average-pooled features
     # the last layer paints tissue × sigmoid(4 × coverage): a crisp silhouette on exact black is one channel's sign,
     # not a balance of every pixel's value. On the demo's phantoms (held-out twins C2ST at 1,200 steps, three seeds
     # against two) 0.78 / 0.73 / 0.69 against 0.88 / 0.70; the silhouette alone 0.57 against 0.71
     alpha: bool = False
+    # the generator follows a layout: the spatial channels (breast, pectoral, lesion) enter every block, and with
+    # ``alpha`` the given breast mask is the coverage (the silhouette exact, drawn by the parametric model at
+    # generation: ``generate`` draws phantom layouts for it as for a translator)
+    spatial: bool = False
 
     def check(self, where: str = "config") -> GANConfig:
         for name, channels in (("g_channels", self.g_channels), ("d_channels", self.d_channels)):
@@ -69,20 +74,30 @@ class FiLMBlock(nn.Module):
     """Upsample ×2, conv, batch-norm modulated by the condition vector (scale and shift), per-pixel noise
     scaled per channel (StyleGAN; its strength starts at 0 and is learned), activation."""
 
-    def __init__(self, c_in: int, c_out: int, cond: int, noise: bool = False) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, cond: int, noise: bool = False, spatial: int = 0, noise_init: float = 0.0
+    ) -> None:
         super().__init__()
-        self.noise_strength = nn.Parameter(torch.zeros(2, c_out, 1, 1)) if noise else None
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.noise_strength = nn.Parameter(torch.full((2, c_out, 1, 1), noise_init)) if noise else None
+        self.conv1 = nn.Conv2d(c_in + spatial, c_out, 3, padding=1)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         self.norm1 = BatchNorm2d(c_out, affine=False)
         self.norm2 = BatchNorm2d(c_out, affine=False)
         self.film = nn.Linear(cond, 4 * c_out)
         self.skip = nn.Conv2d(c_in, c_out, 1)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        spatial: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``spatial``: the layout's channels at the block's output size (only for a block built with them)."""
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         g1, b1, g2, b2 = self.film(cond)[:, :, None, None].chunk(4, dim=1)
-        h = F.leaky_relu(self._modulate(self.norm1(self.conv1(x)), g1, b1, noise, 0), 0.2)
+        h = self.conv1(x if spatial is None else torch.cat([x, spatial.to(x.dtype)], dim=1))
+        h = F.leaky_relu(self._modulate(self.norm1(h), g1, b1, noise, 0), 0.2)
         h = F.leaky_relu(self._modulate(self.norm2(self.conv2(h)), g2, b2, noise, 1), 0.2)
         return h + self.skip(x)
 
@@ -107,11 +122,12 @@ class ConditionalGenerator(nn.Module):
         c0 = config.g_channels[0]
         self.conditions = ConditionEncoder(config.cond_dim, config.cond_dim)
         self.input = nn.Linear(config.z_dim + config.cond_dim, 4 * 4 * c0)
+        extra = len(SPATIAL_CHANNELS) if config.spatial else 0
         self.blocks = nn.ModuleList(
-            FiLMBlock(a, b, config.z_dim + config.cond_dim, noise=config.noise)
+            FiLMBlock(a, b, config.z_dim + config.cond_dim, config.noise, extra, config.noise_init)
             for a, b in zip((c0, *config.g_channels[:-1]), config.g_channels, strict=True)
         )
-        self.out = nn.Conv2d(config.g_channels[-1], 2 if config.alpha else 1, 3, padding=1)
+        self.out = nn.Conv2d(config.g_channels[-1], 2 if config.alpha and not config.spatial else 1, 3, padding=1)
 
     def forward(
         self,
@@ -119,15 +135,30 @@ class ConditionalGenerator(nn.Module):
         categorical: torch.Tensor,
         continuous: torch.Tensor,
         noise: torch.Tensor | None = None,
+        spatial: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``noise``: (N, 1, S, S) standard normal, one map per image (drawn from the image's seed by the
-        pipeline, from the run's generator in training); ``None`` switches the noise inputs off."""
+        pipeline, from the run's generator in training); ``None`` switches the noise inputs off. ``spatial``:
+        (N, 3, S, S) breast / pectoral / lesion maps, required by a generator built with ``spatial``."""
+        if self.config.spatial and spatial is None:
+            raise InputError(None, "this GAN follows a layout: it needs spatial maps (generate --layout phantom)")
         cond = torch.cat([z, self.conditions(categorical, continuous)[1]], dim=1)
         x = self.input(cond).view(z.shape[0], -1, 4, 4)
         for block in self.blocks:
-            x = block(x, cond, noise_at(noise, 2 * x.shape[-1]))
+            size = 2 * x.shape[-1]
+            x = block(x, cond, noise_at(noise, size), _spatial_at(spatial, size) if self.config.spatial else None)
         out = self.out(x)
-        return out[:, :1] * torch.sigmoid(4 * out[:, 1:]) if self.config.alpha else out
+        if not self.config.alpha:
+            return out
+        if self.config.spatial:
+            return out[:, :1] * spatial[:, :1].to(out.dtype)
+        return out[:, :1] * torch.sigmoid(4 * out[:, 1:])
+
+
+def _spatial_at(spatial: torch.Tensor, size: int) -> torch.Tensor:
+    """The layout's channels averaged down to ``size`` (a fraction of coverage per pixel)."""
+    factor = spatial.shape[-1] // size
+    return F.avg_pool2d(spatial, factor) if factor > 1 else spatial
 
 
 class ProjectionDiscriminator(nn.Module):

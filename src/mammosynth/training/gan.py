@@ -37,6 +37,8 @@ class GANTask(AdversarialTask):
             images = batch["image"].to(self.device).contiguous(memory_format=CHANNELS_LAST)
             z = ctx.randn(images.shape[0], self.model.config.z_dim)
             noise = ctx.randn(images.shape[0], 1, *images.shape[-2:]) if self.model.config.noise else None
+            if self.model.config.spatial:  # the layout is never dropped: it is the silhouette itself
+                conditions["spatial"] = batch["spatial"].to(self.device).contiguous(memory_format=CHANNELS_LAST)
             ctx.scratch[key] = (images, conditions, z, noise)
         return ctx.scratch[key]
 
@@ -47,7 +49,7 @@ class GANTask(AdversarialTask):
         key = ("fake", ctx.micro)
         if key not in ctx.scratch:
             _, cond, z, noise = self._inputs(batch, ctx)
-            fake = self.model.generator(z, cond["categorical"], cond["continuous"], noise)
+            fake = self.model.generator(z, cond["categorical"], cond["continuous"], noise, cond.get("spatial"))
             # the discriminator judges what the pipeline returns (clamped to [0, 1]): a background of small
             # positive values, invisible to it before, is now told from the real images' exact black; the
             # gradient passes the clamp near [0, 1] and back toward it, so the generator learns where it is
@@ -91,5 +93,6 @@ class GANTask(AdversarialTask):
         size = self.model.config.image_size
         noise = torch.randn(n, 1, size, size, generator=generator).to(self.device) if self.model.config.noise else None
         categorical, continuous = batch["categorical"][:n].to(self.device), batch["continuous"][:n].to(self.device)
-        fake = self.model.generator(z, categorical, continuous, noise)
+        spatial = batch["spatial"][:n].to(self.device) if self.model.config.spatial else None
+        fake = self.model.generator(z, categorical, continuous, noise, spatial)
         return torch.cat([batch["image"][:n].to(self.device), fake.float().clamp(0, 1)])
