@@ -37,7 +37,7 @@ import numpy as np
 
 from mammosynth.errors import InputError
 from mammosynth.generate.dataset import attempt_seed
-from mammosynth.generate.layout import phantom_layout
+from mammosynth.generate.layout import phantom_layouts
 from mammosynth.io.atomic import atomic_write
 from mammosynth.preprocess.spectrum import spectrum_exponents, spectrum_patch_px, tilt_spectrum
 
@@ -201,9 +201,8 @@ def calibrate_pipeline(
     seeds = [attempt_seed(seed, i, CALIBRATION_ATTEMPT) for i in range(len(real))]
     spatial = labels = None
     if pipeline.needs_layout:  # a layout for each request, drawn by the parametric model from the image's seed
-        drawn = [phantom_layout(s, pipeline.size, c) for s, c in zip(seeds, conditions, strict=True)]
-        spatial = np.stack([d[1] for d in drawn])
-        labels = np.stack([d[0] for d in drawn]) if pipeline.uses_labels else None
+        labels, spatial, _ = phantom_layouts(seeds, pipeline.size, conditions)
+        labels = labels if pipeline.uses_labels else None
     made = []
     for start in range(0, len(conditions), batch_size):
         chunk = slice(start, start + batch_size)

@@ -38,3 +38,12 @@ def phantom_layout(seed: int, size: int, conditions: dict) -> tuple[np.ndarray, 
     )
     labels, _ = prepared_label_map(params, size)
     return labels, spatial_from_labels(labels), params
+
+
+def phantom_layouts(
+    seeds: list[int], size: int, conditions: list[dict]
+) -> tuple[np.ndarray, np.ndarray, list[PhantomParams]]:
+    """:func:`phantom_layout` for each (seed, conditions): label maps (N, size, size), spatial channels
+    (N, 3, size, size) and parameters."""
+    drawn = [phantom_layout(seed, size, c) for seed, c in zip(seeds, conditions, strict=True)]
+    return np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]), [d[2] for d in drawn]

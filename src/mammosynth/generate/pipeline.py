@@ -256,10 +256,8 @@ class GANPipeline(Pipeline):
             noise = noise.to(self.device)
         encoded = encode_conditions(conditions)
         categorical, continuous = encoded["categorical"].to(self.device), encoded["continuous"].to(self.device)
-        spatial = None
-        if self.config.spatial:
-            if options.spatial is None:
-                raise InputError(None, "this GAN follows a layout: generate it with --layout phantom")
+        spatial = None  # a GAN built with model.spatial refuses to sample without maps (models/gan.py)
+        if self.config.spatial and options.spatial is not None:
             spatial = torch.from_numpy(np.asarray(options.spatial, dtype=np.float32)).to(self.device)
         images = self.model.generator(z, categorical, continuous, noise, spatial)
         if options.progress:

@@ -67,7 +67,13 @@ def noise_at(noise: torch.Tensor | None, size: int) -> torch.Tensor | None:
     if noise is None:
         return None
     factor = noise.shape[-1] // size
-    return F.avg_pool2d(noise, factor) * factor if factor > 1 else noise
+    return _average_to(noise, size) * factor if factor > 1 else noise
+
+
+def _average_to(maps: torch.Tensor, size: int) -> torch.Tensor:
+    """Full-resolution maps (N, C, S, S) averaged down to ``size`` (a layout: the fraction covered per pixel)."""
+    factor = maps.shape[-1] // size
+    return F.avg_pool2d(maps, factor) if factor > 1 else maps
 
 
 class FiLMBlock(nn.Module):
@@ -146,19 +152,13 @@ class ConditionalGenerator(nn.Module):
         x = self.input(cond).view(z.shape[0], -1, 4, 4)
         for block in self.blocks:
             size = 2 * x.shape[-1]
-            x = block(x, cond, noise_at(noise, size), _spatial_at(spatial, size) if self.config.spatial else None)
+            x = block(x, cond, noise_at(noise, size), _average_to(spatial, size) if self.config.spatial else None)
         out = self.out(x)
         if not self.config.alpha:
             return out
         if self.config.spatial:
             return out[:, :1] * spatial[:, :1].to(out.dtype)
         return out[:, :1] * torch.sigmoid(4 * out[:, 1:])
-
-
-def _spatial_at(spatial: torch.Tensor, size: int) -> torch.Tensor:
-    """The layout's channels averaged down to ``size`` (a fraction of coverage per pixel)."""
-    factor = spatial.shape[-1] // size
-    return F.avg_pool2d(spatial, factor) if factor > 1 else spatial
 
 
 class ProjectionDiscriminator(nn.Module):
