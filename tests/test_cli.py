@@ -36,8 +36,8 @@ def test_demo_runs_end_to_end(tmp_path):
     # so realism is measured on twins: two generated images per held-out record, with that record's conditions
     twins = load_dataset(tmp_path / "demo" / "held-out-twins" / "images").records
     assert len(twins) == 2 * len(held_out)
-    # the demo's GAN follows layouts: the twins' silhouettes are drawn by the parametric model for their requests
-    assert summary["generator"]["config"] == "gan/cpu-64-layout"
+    # the demo's GAN renders label maps: the twins' layouts are drawn by the parametric model for their requests
+    assert summary["generator"]["config"] == "gan/cpu-64-labels"
     assert (
         json.loads((tmp_path / "demo" / "held-out-twins" / "images" / "generate.json").read_text())["layout"]
         == "phantom"

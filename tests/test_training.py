@@ -52,7 +52,8 @@ def test_config_with_unknown_key_is_refused(tmp_path):
     with pytest.raises(InputError, match="must be int"):
         load_config("ldm", "tiny", ["train.steps=ten"])
     with pytest.raises(
-        InputError, match=r"no such config; presets for gan: cpu-128, cpu-32, cpu-64, cpu-64-layout, gpu-256"
+        InputError,
+        match=r"no such config; presets for gan: cpu-128, cpu-32, cpu-64, cpu-64-labels, cpu-64-layout, gpu-256",
     ):
         load_config("gan", "cpu-16")
     with pytest.raises(InputError, match=r"augment_colour must be between 0 and 1, got 2\.0"):

@@ -238,7 +238,7 @@ def fit(image: str | Path, frame_px: tuple[int, int] | None = None) -> dict:
 
 
 DEMO_SIZE = 64  # the demo generator's image size
-DEMO_CONFIG = "cpu-64-layout"  # the demo's GAN: follows the parametric model's layouts (configs/gan/)
+DEMO_CONFIG = "cpu-64-labels"  # the demo's GAN: renders the parametric model's label maps (configs/gan/)
 DEMO_TRAIN_BUDGET_S = 180.0  # the demo's training wall time on any machine (the whole demo stays within 5 min)
 DEMO_SHAPE_FITS = 6  # outline fits per set in the demo's evaluation (each about 0.7 s of Nelder–Mead)
 DEMO_CLASSIFIER_STEPS = 150  # the demo's conditional-agreement and utility classifiers (real and synthetic alike)
@@ -255,8 +255,8 @@ def demo(
     progress: Progress = None,
 ) -> dict:
     """The main job on the embedded default, end to end with no data and no download: an imbalanced
-    phantom dataset (60 % normal) → prepare → train a small conditional GAN that follows the parametric
-    model's layouts (``gan/cpu-64-layout`` for ``train_budget`` of wall time, 3 min by default, ``None`` for
+    phantom dataset (60 % normal) → prepare → train a small conditional GAN that renders the parametric
+    model's label maps (``gan/cpu-64-labels`` for ``train_budget`` of wall time, 3 min by default, ``None`` for
     none; ``train_steps`` caps its steps) → expand to a lesion-balanced set (copy filter on) → evaluate
     against the held-out phantom patients, the expansion and held-out twins
     (:func:`~mammosynth.evaluate.twins.held_out_twins`, realism in the held-out mix) → HTML report, dataset
@@ -379,8 +379,8 @@ def pack(
     """Pack a prepared dataset for streaming: every image decoded once at ``size`` pixels (default: the
     prepared size) into fixed-stride arrays beside its manifest (``packed-<size>px/``), which ``train`` then
     reads one example at a time, from any number of ``train.workers``, with RAM flat in the dataset's size.
-    ``labels`` adds the derived label maps the translation family trains on. A pack of an older manifest is
-    ignored by ``train``; packing again replaces it.
+    ``labels`` adds the derived label maps the translation family (and a GAN built with ``model.labels``)
+    trains on. A pack of an older manifest is ignored by ``train``; packing again replaces it.
     """
     from mammosynth.datasets.schema import iter_manifest
     from mammosynth.training.packed import pack as pack_arrays

@@ -263,7 +263,9 @@ def inspect(
 def pack(
     data: Annotated[Path, typer.Argument(help="A prepared dataset folder.")],
     size: Annotated[int | None, typer.Option(help="Training size in pixels (default: the prepared size).")] = None,
-    labels: Annotated[bool, typer.Option(help="Also pack derived label maps (the translation family).")] = False,
+    labels: Annotated[
+        bool, typer.Option(help="Also pack derived label maps (the translation family, a GAN with model.labels).")
+    ] = False,
     workers: Annotated[int, typer.Option(help="Processes decoding images.")] = 0,
 ) -> None:
     """Pack a prepared dataset for streaming: train then reads it from disk with train.workers processes,

@@ -31,7 +31,8 @@ class Family:
     model: str
     task: str
     pipeline: str | None = None  # None: the family does not generate images (the lesion verifier)
-    needs_layout: bool = False  # generates from a drawn label map only (``generate --layout phantom``)
+    # the family's defaults; a pipeline may widen them from its config (a GAN built with ``model.spatial``)
+    needs_layout: bool = False  # generates from a drawn layout only (``generate`` then draws phantom layouts)
     follows_layout: bool = False  # can follow a drawn layout (label map or spatial channels)
     refiner: str | None = None  # an image → image stage applied after any generator (``--upscale``)
 

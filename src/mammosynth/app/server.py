@@ -171,13 +171,12 @@ def preset(name: str, seed: int = 0) -> PhantomParams:
 
 
 def realistic(pipeline, params: PhantomParams, steps: int = 20) -> np.ndarray:
-    """The designed breast through a generator that follows a layout: a translator renders the label map,
-    a latent diffusion model samples with its spatial channels and the breast's conditions."""
-    framed, _ = prepared_label_map(params, pipeline.size)
-    if pipeline.uses_labels:
-        return pipeline.translate(framed, [params.seed])[0]
+    """The designed breast through a generator that follows a layout: a translator (or a GAN built on label
+    maps) renders the label map; a latent diffusion model or a layout GAN follows its spatial channels; each
+    with the breast's conditions."""
     from mammosynth.models.conditioning import spatial_from_labels, validate_conditions
 
+    framed, _ = prepared_label_map(params, pipeline.size)
     lesion = "none"
     if params.masses:
         lesion = f"{params.masses[0].kind}-mass"
@@ -186,8 +185,15 @@ def realistic(pipeline, params: PhantomParams, steps: int = 20) -> np.ndarray:
     conditions = validate_conditions(
         {"view": params.view, "laterality": params.laterality, "density": params.density, "lesion": lesion}, "designer"
     )
-    spatial = spatial_from_labels(framed)[None]
-    return pipeline.sample([conditions], [params.seed], sampler="ddim", steps=steps, guidance=3.0, spatial=spatial)[0]
+    return pipeline.sample(
+        [conditions],
+        [params.seed],
+        sampler="ddim",
+        steps=steps,
+        guidance=3.0,
+        spatial=spatial_from_labels(framed)[None],
+        labels=framed[None] if pipeline.uses_labels else None,
+    )[0]
 
 
 def create_app(folder: str | Path, translator: str | Path | None = None, device: str = "auto") -> FastAPI:

@@ -243,11 +243,13 @@ class GANPipeline(Pipeline):
     def __init__(self, checkpoint: str, device: str = "auto") -> None:
         super().__init__(checkpoint, device)
         self.needs_layout = self.follows_layout = bool(self.config.spatial)
+        self.uses_labels = bool(self.config.labels)  # its layout is the label map (``model.labels``)
 
     @torch.no_grad()
     def _sample(self, conditions: list[dict], seeds: list[int], options: SampleOptions) -> np.ndarray:
-        """One forward pass; sampler, steps, guidance and label maps do not apply to a GAN; spatial maps are
-        followed by a GAN built with ``model.spatial`` (and required by it), ignored by one without."""
+        """One forward pass; sampler, steps and guidance do not apply to a GAN; spatial maps (or with
+        ``model.labels`` label maps) are followed by a GAN built with ``model.spatial`` (and required by it),
+        ignored by one without."""
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         z = torch.stack([torch.randn(self.config.z_dim, generator=g) for g in generators]).to(self.device)
         noise = None
@@ -257,7 +259,10 @@ class GANPipeline(Pipeline):
         encoded = encode_conditions(conditions)
         categorical, continuous = encoded["categorical"].to(self.device), encoded["continuous"].to(self.device)
         spatial = None  # a GAN built with model.spatial refuses to sample without maps (models/gan.py)
-        if self.config.spatial and options.spatial is not None:
+        if self.config.labels and options.labels is not None:
+            labels = check_label_map(np.asarray(options.labels), self.size, None)
+            spatial = one_hot_labels(torch.from_numpy(labels)).to(self.device)
+        elif self.config.spatial and not self.config.labels and options.spatial is not None:
             spatial = torch.from_numpy(np.asarray(options.spatial, dtype=np.float32)).to(self.device)
         images = self.model.generator(z, categorical, continuous, noise, spatial)
         if options.progress:

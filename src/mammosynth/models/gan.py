@@ -26,6 +26,7 @@ from mammosynth.errors import InputError
 from mammosynth.models.base import Config
 from mammosynth.models.batchnorm import BatchNorm2d
 from mammosynth.models.conditioning import SPATIAL_CHANNELS, ConditionEncoder
+from mammosynth.models.translation import NUM_CLASSES
 
 
 @dataclasses.dataclass
@@ -47,6 +48,11 @@ class GANConfig(Config):
     # ``alpha`` the given breast mask is the coverage (the silhouette exact, drawn by the parametric model at
     # generation: ``generate`` draws phantom layouts for it as for a translator)
     spatial: bool = False
+    # with ``spatial``: the layout is the parametric model's whole label map (one-hot, 9 classes: skin, nipple,
+    # fibroglandular tissue and lesion kinds besides breast and pectoral) rather than three masks, so the network
+    # renders the tissue the map draws (the publication's label map → image route, by a GAN with noise and no L1).
+    # Training reads label maps derived from the images (phantom.derive); generation draws the parametric model's.
+    labels: bool = False
 
     def check(self, where: str = "config") -> GANConfig:
         for name, channels in (("g_channels", self.g_channels), ("d_channels", self.d_channels)):
@@ -58,7 +64,14 @@ class GANConfig(Config):
                 )
         if self.d_head not in ("spatial", "mean"):
             raise InputError(where, f"model.d_head must be spatial or mean, got {self.d_head!r}")
+        if self.labels and not self.spatial:
+            raise InputError(where, "model.labels needs model.spatial: true (the label map is the layout)")
         return self
+
+    @property
+    def layout_channels(self) -> int:
+        """Channels of the layout the generator follows: 0, the 3 spatial masks or the 9 label classes."""
+        return (NUM_CLASSES if self.labels else len(SPATIAL_CHANNELS)) if self.spatial else 0
 
 
 def noise_at(noise: torch.Tensor | None, size: int) -> torch.Tensor | None:
@@ -128,7 +141,7 @@ class ConditionalGenerator(nn.Module):
         c0 = config.g_channels[0]
         self.conditions = ConditionEncoder(config.cond_dim, config.cond_dim)
         self.input = nn.Linear(config.z_dim + config.cond_dim, 4 * 4 * c0)
-        extra = len(SPATIAL_CHANNELS) if config.spatial else 0
+        extra = config.layout_channels
         self.blocks = nn.ModuleList(
             FiLMBlock(a, b, config.z_dim + config.cond_dim, config.noise, extra, config.noise_init)
             for a, b in zip((c0, *config.g_channels[:-1]), config.g_channels, strict=True)
@@ -145,7 +158,8 @@ class ConditionalGenerator(nn.Module):
     ) -> torch.Tensor:
         """``noise``: (N, 1, S, S) standard normal, one map per image (drawn from the image's seed by the
         pipeline, from the run's generator in training); ``None`` switches the noise inputs off. ``spatial``:
-        (N, 3, S, S) breast / pectoral / lesion maps, required by a generator built with ``spatial``."""
+        (N, 3, S, S) breast / pectoral / lesion maps, or with ``labels`` the one-hot label map (N, 9, S, S),
+        required by a generator built with ``spatial``."""
         if self.config.spatial and spatial is None:
             raise InputError(None, "this GAN follows a layout: it needs spatial maps (generate --layout phantom)")
         cond = torch.cat([z, self.conditions(categorical, continuous)[1]], dim=1)
@@ -156,8 +170,9 @@ class ConditionalGenerator(nn.Module):
         out = self.out(x)
         if not self.config.alpha:
             return out
-        if self.config.spatial:
-            return out[:, :1] * spatial[:, :1].to(out.dtype)
+        if self.config.spatial:  # the breast: the breast mask, or every class but the background
+            breast = 1 - spatial[:, :1] if self.config.labels else spatial[:, :1]
+            return out[:, :1] * breast.to(out.dtype)
         return out[:, :1] * torch.sigmoid(4 * out[:, 1:])
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mammosynth.models.clamp import clamp_toward_range
 from mammosynth.models.conditioning import drop_conditions
 from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment
+from mammosynth.models.translation import one_hot_labels
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import AdversarialTask, StepContext
 
@@ -27,6 +28,7 @@ class GANTask(AdversarialTask):
         super().__init__(model_config, train, device)
         self.model = ConditionalGAN(model_config).to(device).to(memory_format=CHANNELS_LAST)
         self.modules = {"gan": self.model}
+        self.uses_labels = model_config.labels  # a label-map layout: batches carry derived label maps
 
     def _inputs(self, batch: dict, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         key = ("inputs", ctx.micro)
@@ -38,9 +40,13 @@ class GANTask(AdversarialTask):
             z = ctx.randn(images.shape[0], self.model.config.z_dim)
             noise = ctx.randn(images.shape[0], 1, *images.shape[-2:]) if self.model.config.noise else None
             if self.model.config.spatial:  # the layout is never dropped: it is the silhouette itself
-                conditions["spatial"] = batch["spatial"].to(self.device).contiguous(memory_format=CHANNELS_LAST)
+                conditions["spatial"] = self._layout(batch).to(self.device).contiguous(memory_format=CHANNELS_LAST)
             ctx.scratch[key] = (images, conditions, z, noise)
         return ctx.scratch[key]
+
+    def _layout(self, batch: dict) -> torch.Tensor:
+        """The layout the generator follows: the spatial masks, or the one-hot derived label map."""
+        return one_hot_labels(batch["labels"]) if self.model.config.labels else batch["spatial"]
 
     def _fake(self, batch: dict, ctx: StepContext, release: bool = False) -> torch.Tensor:
         """The step's generated batch, made once with its graph: the discriminator phase trains on it
@@ -93,6 +99,6 @@ class GANTask(AdversarialTask):
         size = self.model.config.image_size
         noise = torch.randn(n, 1, size, size, generator=generator).to(self.device) if self.model.config.noise else None
         categorical, continuous = batch["categorical"][:n].to(self.device), batch["continuous"][:n].to(self.device)
-        spatial = batch["spatial"][:n].to(self.device) if self.model.config.spatial else None
+        spatial = self._layout(batch)[:n].to(self.device) if self.model.config.spatial else None
         fake = self.model.generator(z, categorical, continuous, noise, spatial)
         return torch.cat([batch["image"][:n].to(self.device), fake.float().clamp(0, 1)])
