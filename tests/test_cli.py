@@ -30,10 +30,15 @@ def test_demo_runs_end_to_end(tmp_path):
     assert summary["evaluation"]["real_split"] == "test,val" and summary["evaluation"]["real_images"] == len(held_out)
     evaluation = json.loads((tmp_path / "demo" / "expanded" / "evaluation" / "evaluation.json").read_text())
     assert evaluation["inputs"]["train_images"] == sum(r.split == "train" for r in prepared)
-    # the balanced expansion has no new normal images: its C2ST cannot be drawn in the held-out mix, and says so
+    # the balanced expansion has no new normal images: a C2ST on it cannot be drawn in the held-out mix
     mix = evaluation["realism_c2st"]["mix"]
-    assert not mix["matched"] and "/none" in mix["reason"] and summary["evaluation"]["c2st_mix_matched"] is False
-    # so realism is measured on twins: two generated images per held-out record, with that record's conditions
+    assert not mix["matched"] and "/none" in mix["reason"] and summary["evaluation"]["expanded_mix_matched"] is False
+    # so realism is measured on twins: two generated images per held-out record, with that record's conditions,
+    # and the report's realism section is that test (one C2ST, not a second one on the expansion's mix)
+    tested = json.loads((tmp_path / "demo" / "held-out-twins" / "c2st.json").read_text())
+    realism = evaluation["realism_c2st"]
+    assert realism["source"] == "held-out twins" and realism["auc_repeats"] == tested["auc_repeats"]
+    assert realism["test_images"] == tested["test_images"] and realism["split"] == "test,val"
     twins = load_dataset(tmp_path / "demo" / "held-out-twins" / "images").records
     assert len(twins) == 2 * len(held_out)
     # the demo's GAN renders label maps: the twins' layouts are drawn by the parametric model for their requests
@@ -44,12 +49,10 @@ def test_demo_runs_end_to_end(tmp_path):
     )
     asked = sorted((t.extra["provenance"]["conditions"].get("view"), t.view) for t in twins)
     assert asked == sorted((r.view, r.view) for r in held_out for _ in range(2))
-    assert (
-        summary["evaluation"]["held_out_twins_c2st_auc"]
-        == json.loads((tmp_path / "demo" / "held-out-twins" / "c2st.json").read_text())["auc"]
-    )
+    assert summary["evaluation"]["held_out_twins_c2st_auc"] == tested["auc"]
     report = tmp_path / "demo" / "expanded" / "evaluation" / "report.html"
     assert report.stat().st_size > 10_000 and "Side by side" in report.read_text()
+    assert "Tested on held-out twins" in report.read_text()
     assert "not for diagnosis" in (tmp_path / "demo" / "expanded" / "README.md").read_text()
     for sheet in ("contact_sheet.png", "synthetic_contact_sheet.png"):
         assert (tmp_path / "demo" / sheet).stat().st_size > 1000

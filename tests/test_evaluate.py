@@ -332,6 +332,11 @@ def test_evaluate_refuses_shared_patients_unknown_splits_and_bad_sets(evaluated,
         api.evaluate(real, synth, tmp_path / "x", real_split="val")
     with pytest.raises(InputError, match="unknown split holdout"):
         api.evaluate(real, synth, tmp_path / "x", real_split="holdout")
+    from mammosynth.evaluate.suite import evaluate_sets
+
+    with pytest.raises(InputError, match="the held-out twins were tested on split val, not test"):
+        evaluate_sets(real, synth, tmp_path / "x", twins={"split": "val", "auc": 0.5})
+    assert not (tmp_path / "x").exists()
     unsplit = api.evaluate(
         synth, real, tmp_path / "unsplit", run_utility=False, c2st_steps=5, encoder_steps=2, conditional_steps=5
     )

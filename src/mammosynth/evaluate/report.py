@@ -439,7 +439,17 @@ def render_report(
         "expert reading study. AUC 0.5 means it cannot tell them apart; 1.0, always.</p>"
     )
     mix = realism.get("mix")
-    if mix:
+    twins = realism.get("source") == "held-out twins"
+    if twins:
+        parts.append(
+            f"<p class=note>Tested on held-out twins: {realism.get('repeat', '?')} synthetic images generated "
+            "for each held-out record's own conditions (view, laterality, density, finding), so the test runs "
+            "in the held-out set's mix; the images are in <code>held-out-twins/</code>. The synthetic set "
+            "evaluated here is in its own mix of view × finding"
+            + (f" ({mix['total_variation']:.2f} from the held-out set's in total variation)" if mix else "")
+            + ".</p>"
+        )
+    elif mix:
         parts.append(f"<p class=note>{html.escape(mix_note(mix))}</p>")
     patients = realism.get("real_patients") or {}
     parts.append(
@@ -466,13 +476,14 @@ def render_report(
             ],
         )
     )
-    parts.append(
-        "<div class=pair>"
-        f"<figure>{_img(_png(image_grid(synthetic[realism['most_synthetic']])), 'most synthetic')}"
-        "<figcaption>judged most synthetic</figcaption></figure>"
-        f"<figure>{_img(_png(image_grid(synthetic[realism['least_synthetic']])), 'least synthetic')}"
-        "<figcaption>judged least synthetic (most real)</figcaption></figure></div>"
-    )
+    if not twins:  # the twins' extremes index the twins, which are not in this report
+        parts.append(
+            "<div class=pair>"
+            f"<figure>{_img(_png(image_grid(synthetic[realism['most_synthetic']])), 'most synthetic')}"
+            "<figcaption>judged most synthetic</figcaption></figure>"
+            f"<figure>{_img(_png(image_grid(synthetic[realism['least_synthetic']])), 'least synthetic')}"
+            "<figcaption>judged least synthetic (most real)</figcaption></figure></div>"
+        )
 
     conditional = result.get("conditional")
     if conditional:

@@ -183,6 +183,7 @@ def evaluate_sets(
     frd: bool = False,
     shape_fits: int = 40,
     fid_min_images: int = FID_MIN_IMAGES,
+    twins: dict | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     device: str = "auto",
@@ -206,6 +207,11 @@ def evaluate_sets(
     for lesion kind and position; ``frd`` adds the Fréchet Radiomics Distance (optional extra). ``device``
     (:func:`~mammosynth.training.device.pick_device`) is where the two-sample classifiers train: at 512 px
     a GPU is what makes the five-split C2ST practical.
+
+    ``twins``: the result of :func:`~mammosynth.evaluate.twins.held_out_twins` on the same real split. The
+    realism section then reports that test (synthetic twins of the held-out records, in their own mix)
+    instead of a second one on ``synthetic``, whose mix of conditions may differ (a lesion-balanced set);
+    the synthetic set's mix is still described.
     """
     check_output_dir(out, overwrite)  # refuse an existing --out before minutes of work
     classifier_device = pick_device(device)
@@ -220,6 +226,8 @@ def evaluate_sets(
     if c2st_px < 16:
         raise InputError("--c2st-px", f"must be at least 16, got {c2st_px}")
     chosen, real_set, real_label = select_split(real, real_split, "real", "--real-split")
+    if twins is not None and twins.get("split") != real_label:
+        raise InputError(None, f"the held-out twins were tested on split {twins.get('split')}, not {real_label}")
     real_root, train_chosen, train_root, train_label = real_set.root, None, None, None
     if train is not None:
         train_chosen, train_set, train_label = select_split(train, train_split, "training", "--train-split")
@@ -348,21 +356,27 @@ def evaluate_sets(
     tick()
     real_patients = [r.patient_key for r in real_records]
     mix = match_mix(real_records, synthetic_records, seed=seed)
-    realism = {
-        "split": real_label,
-        **two_sample_test(
-            real_images,
-            synthetic_images[mix["indices"]],
-            real_patients,
-            work_px=min(c2st_px, real_images.shape[1]),
-            steps=c2st_steps,
-            seed=seed,
-            device=classifier_device,
-        ),
-        "mix": {k: v for k, v in mix.items() if k != "indices"},
-    }
-    for key in ("most_synthetic", "least_synthetic"):  # back to indices into the whole synthetic set
-        realism[key] = [mix["indices"][i] for i in realism[key]]
+    mix_described = {k: v for k, v in mix.items() if k != "indices"}
+    if twins is not None:
+        unindexed = ("most_synthetic", "least_synthetic")  # indices into the twins, not into ``synthetic``
+        realism = {**{k: v for k, v in twins.items() if k not in unindexed}, "source": "held-out twins"}
+        realism["mix"] = mix_described
+    else:
+        realism = {
+            "split": real_label,
+            **two_sample_test(
+                real_images,
+                synthetic_images[mix["indices"]],
+                real_patients,
+                work_px=min(c2st_px, real_images.shape[1]),
+                steps=c2st_steps,
+                seed=seed,
+                device=classifier_device,
+            ),
+            "mix": mix_described,
+        }
+        for key in ("most_synthetic", "least_synthetic"):  # back to indices into the whole synthetic set
+            realism[key] = [mix["indices"][i] for i in realism[key]]
     realism_lesions = {
         "split": real_label,
         **lesion_two_sample_test(

@@ -92,7 +92,12 @@ def render_card(summary: dict, evaluation: dict | None = None) -> str:
                 ],
             ),
         ]
-        if evaluation["realism_c2st"].get("mix"):
+        if evaluation["realism_c2st"].get("source") == "held-out twins":
+            parts.append(
+                "The C2ST is on held-out twins: synthetic images generated for each held-out record's own "
+                "conditions, so it runs in the held-out set's mix, not in this dataset's."
+            )
+        elif evaluation["realism_c2st"].get("mix"):
             parts.append(mix_note(evaluation["realism_c2st"]["mix"]))
         if utility:
             parts.append(
