@@ -14,9 +14,11 @@ from factories import prepared_phantoms
 from mammosynth import api
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
+from mammosynth.generate.layout import layout_seed
 from mammosynth.generate.pipeline import TranslationPipeline, load_pipeline
 from mammosynth.io.images import read_image
 from mammosynth.models.translation import check_label_map
+from mammosynth.phantom.dataset import image_seed
 from mammosynth.phantom.labelmap import BACKGROUND, BREAST, FIBROGLANDULAR, MALIGNANT_MASS, NIPPLE, SKIN
 from mammosynth.training.data import PreparedImages
 
@@ -136,6 +138,11 @@ def test_generate_with_a_translator_draws_phantom_layouts(translator, tmp_path):
     provenance = record.extra["provenance"]
     assert result["images"] == 2 and provenance["family"] == "translation" and provenance["layout"] == "phantom"
     assert "phantom_params" in provenance and record.findings and record.findings[0].mask_path
+    # each layout comes from a seed stream of its own: not the seed of the same-index image of a phantom dataset
+    # made with the same seed, whose fibroglandular pattern it would repeat
+    drawn = sorted(r.extra["provenance"]["phantom_params"]["seed"] for r in load_dataset(tmp_path / "gen").records)
+    assert drawn == sorted(layout_seed(0, i) for i in range(2))
+    assert not set(drawn) & {image_seed(0, i) for i in range(2)}
 
 
 def test_bad_label_maps_and_checkpoints_are_refused(translator, tmp_path):

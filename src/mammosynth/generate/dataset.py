@@ -18,7 +18,7 @@ from mammosynth import validate as check
 from mammosynth.datasets.schema import Finding, Record, write_manifest
 from mammosynth.errors import InputError
 from mammosynth.generate.conditions import condition_rows, region_from_conditions, region_from_mask
-from mammosynth.generate.layout import phantom_layouts
+from mammosynth.generate.layout import layout_seed, phantom_layouts
 from mammosynth.generate.pipeline import Pipeline, load_pipeline
 from mammosynth.generate.verify import LesionChecker
 from mammosynth.io.atomic import atomic_output_dir, atomic_write
@@ -242,7 +242,7 @@ def make_batch(
     spatial, labels, params, regions = None, None, [], []
     conditions = pipeline.locate([rows[i]["conditions"] for i in pending], seeds)
     if layout == "phantom":
-        layout_seeds = [image_seed(seed, i + start) for i in pending]
+        layout_seeds = [layout_seed(seed, i + start) for i in pending]
         labels, spatial, params = phantom_layouts(layout_seeds, size, [rows[i]["conditions"] for i in pending])
         for k, p in enumerate(params):
             conditions[k] = {"view": p.view, "laterality": p.laterality, "density": p.density, **conditions[k]}

@@ -10,6 +10,9 @@ from mammosynth.phantom.labelmap import prepared_label_map
 from mammosynth.phantom.params import PhantomParams
 from mammosynth.phantom.sampling import sample_params
 
+# a seed stream of its own (above any resampling attempt, not calibration's 0xCA1): see :func:`layout_seed`
+LAYOUT_STREAM = 0x1A40
+
 LESION_NAMES = {
     ("mass", "benign"): "benign-mass",
     ("mass", "malignant"): "malignant-mass",
@@ -18,6 +21,20 @@ LESION_NAMES = {
     ("calcification", "malignant"): "calcification",
     ("calcification", None): "calcification",
 }
+
+
+def layout_seed(seed: int, index: int) -> int:
+    """Seed of the layout drawn for generated image ``index`` of a run with ``seed``. Not the image's own seed
+    (``image_seed(seed, index)``): a phantom dataset made with the same seed draws its image ``index`` from
+    that one, and the layout would repeat its fibroglandular pattern (IoU 0.53 against 0.32 between unrelated
+    draws at 64², measured on 40 pairs), so a twin could re-render a held-out or training phantom's tissue.
+
+    Example:
+        >>> from mammosynth.phantom.dataset import image_seed
+        >>> layout_seed(0, 3) != image_seed(0, 3)
+        True
+    """
+    return int(np.random.SeedSequence([int(seed), int(index), LAYOUT_STREAM]).generate_state(1, dtype=np.uint32)[0])
 
 
 def phantom_layout(seed: int, size: int, conditions: dict) -> tuple[np.ndarray, np.ndarray, PhantomParams]:
