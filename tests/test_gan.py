@@ -12,6 +12,8 @@ from factories import prepared_phantoms
 from mammosynth import api
 from mammosynth.datasets import load_dataset
 from mammosynth.errors import InputError
+from mammosynth.export.expand import _check_model
+from mammosynth.export.plan import Plan
 from mammosynth.generate.layout import phantom_layout
 from mammosynth.generate.pipeline import GANPipeline, load_pipeline
 from mammosynth.io.images import read_image
@@ -252,6 +254,9 @@ def test_a_spatial_gan_trains_on_its_layouts_and_generates_from_phantom_layouts(
             pipeline.sample([{"view": "MLO"}], [7], spatial=spatial[None])
     result = api.generate(run, tmp_path / "out", n=2, seed=3, lesion="malignant-mass")
     assert result["layout"] == "phantom" and result["images"] == 2  # drawn for it, as for a translator
+    # its conditions reach it (unlike a translator's): an expansion may not ask for a lesion it never saw
+    with pytest.raises(InputError, match="trained without benign images"):
+        _check_model(pipeline, Plan(by=("lesion",), target="x", seed=0, images=[{"lesion": "benign-mass"}]), "x")
     # the calibration draws a layout for each training request too (it refused layout-bound models before)
     summary = api.calibrate(run, data, tmp_path / "map.json")
     assert summary["images"] >= 4 and summary["quantile_gap"]["mapped"] < summary["quantile_gap"]["generated"]

@@ -54,7 +54,7 @@ def _fingerprint(records: list[Record], checkpoint_id: str, plan: Plan, settings
 def _check_model(pipeline, plan: Plan, where: str) -> None:
     """Refuse requests the generator never saw in training (a model without malignant images cannot be
     asked for malignant masses; one trained on CC only cannot make MLO)."""
-    if pipeline.uses_labels:
+    if not pipeline.uses_conditions:
         return  # a translator renders the phantom's label map; the conditions shape the layout only
     seen = pipeline.describe().get("trained_on") or {}
     labels, views = set(seen.get("labels") or {}), set(seen.get("views") or {})

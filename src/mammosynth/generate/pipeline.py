@@ -84,6 +84,7 @@ class Pipeline(Trained):
     """
 
     uses_sampler = False
+    uses_conditions = True  # the requests' conditions reach the model (a translator renders its label map alone)
 
     def __init__(self, checkpoint: str, device: str = "auto") -> None:
         super().__init__(checkpoint, device)
@@ -274,6 +275,7 @@ class TranslationPipeline(Pipeline):
     """A trained label map → mammogram translator (its EMA generator): one noise image per seed."""
 
     family = "translation"
+    uses_conditions = False
 
     @torch.no_grad()
     def translate(self, labels: np.ndarray, seeds: list[int], where: object = None) -> np.ndarray:
@@ -515,6 +517,7 @@ class Cascade(Pipeline):
         self.base, self.stages = base, list(stages)
         self.family, self.uses_sampler, self.uses_labels = base.family, base.uses_sampler, base.uses_labels
         self.needs_layout, self.follows_layout = base.needs_layout, base.follows_layout
+        self.uses_conditions = base.uses_conditions
         self.device, self.size = base.device, size
         self.spacing_mm = base.spacing_mm * base.size / size if base.spacing_mm else None
         chain = "+".join([base.model_id, *(s.model_id for s in self.stages)])
