@@ -17,9 +17,8 @@ from mammosynth.export.plan import Plan
 from mammosynth.generate.layout import phantom_layout
 from mammosynth.generate.pipeline import GANPipeline, load_pipeline
 from mammosynth.io.images import read_image
-from mammosynth.models.conditioning import CONTINUOUS, FIELDS, encode_conditions
+from mammosynth.models.conditioning import CONTINUOUS, FIELDS, encode_conditions, one_hot_labels
 from mammosynth.models.gan import ConditionalGAN, FiLMBlock, GANConfig, diff_augment, minibatch_std
-from mammosynth.models.translation import one_hot_labels
 from mammosynth.phantom.labelmap import BREAST, FIBROGLANDULAR, prepared_label_map
 from mammosynth.phantom.sampling import sample_params
 from test_generate import toy_views

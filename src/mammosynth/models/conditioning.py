@@ -24,6 +24,7 @@ from torch import nn
 
 from mammosynth.datasets.schema import BIRADS, CATEGORIES, DENSITIES, LATERALITIES, Record
 from mammosynth.errors import InputError
+from mammosynth.phantom.labelmap import LABELS
 
 UNKNOWN = "unknown"
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -37,6 +38,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
 CONTINUOUS = ("lesion_size_mm", "lesion_x", "lesion_y")
 SIZE_SCALE_MM = 50.0
 SPATIAL_CHANNELS = ("breast", "pectoral", "lesion")
+NUM_CLASSES = len(LABELS)  # classes of the parametric model's label map (phantom.labelmap)
 LESIONS = {
     "none": ("none", "none"),
     "benign-mass": ("mass", "benign"),
@@ -206,6 +208,12 @@ def spatial_from_masks(
                 raise ValueError(f"mask of shape {mask.shape} does not match image {shape}")
             out[k] = mask > 0.5
     return out
+
+
+def one_hot_labels(labels: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) integer classes of the parametric model's label map → (N, 9, H, W) float one-hot: the input
+    of the translator and of a GAN built with ``model.labels``."""
+    return nn.functional.one_hot(labels.long(), NUM_CLASSES).permute(0, 3, 1, 2).float()
 
 
 def spatial_from_labels(labels: np.ndarray) -> np.ndarray:

@@ -25,8 +25,7 @@ from torch import nn
 from mammosynth.errors import InputError
 from mammosynth.models.base import Config
 from mammosynth.models.batchnorm import BatchNorm2d
-from mammosynth.models.conditioning import SPATIAL_CHANNELS, ConditionEncoder
-from mammosynth.models.translation import NUM_CLASSES
+from mammosynth.models.conditioning import NUM_CLASSES, SPATIAL_CHANNELS, ConditionEncoder
 
 
 @dataclasses.dataclass

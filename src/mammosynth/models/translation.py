@@ -23,9 +23,8 @@ from torch import nn
 
 from mammosynth.errors import InputError
 from mammosynth.models.base import Config
+from mammosynth.models.conditioning import NUM_CLASSES, one_hot_labels  # noqa: F401 (one_hot_labels: re-exported)
 from mammosynth.phantom.labelmap import LABELS
-
-NUM_CLASSES = len(LABELS)
 
 
 @dataclasses.dataclass
@@ -50,11 +49,6 @@ class TranslationConfig(Config):
                 where, f"image_size {self.image_size} is not divisible by the UNet's total stride {factor}"
             )
         return self
-
-
-def one_hot_labels(labels: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) integer classes → (N, 9, H, W) float one-hot."""
-    return nn.functional.one_hot(labels.long(), NUM_CLASSES).permute(0, 3, 1, 2).float()
 
 
 class Translator(nn.Module):

@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from mammosynth.models.clamp import clamp_toward_range
-from mammosynth.models.conditioning import drop_conditions
+from mammosynth.models.conditioning import drop_conditions, one_hot_labels
 from mammosynth.models.gan import ConditionalGAN, GANConfig, diff_augment
-from mammosynth.models.translation import one_hot_labels
 from mammosynth.training.config import TrainConfig
 from mammosynth.training.loop import AdversarialTask, StepContext
 
